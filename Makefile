@@ -1,0 +1,49 @@
+# The two commands of the README. Both work as root on a fresh Debian machine with Python 3.11
+# and no internet beyond the package registries.
+#   make audit   set up .venv, install the collection, audit this machine
+#   make test    the same set-up plus everything the tests need, then the whole suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+# The built collection is installed here for `make audit`.
+COLLECTIONS := $(VENV)/collections
+# Tests use the working tree through this link, so no rebuild is needed between edits.
+DEV_COLLECTIONS := $(VENV)/dev-collections
+REPORT_DIR ?= $(CURDIR)/reports
+PYTEST_ARGS ?=
+
+.PHONY: audit test venv test-venv collection dev-link test-host clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/activate
+	$(BIN)/pip install -q -r requirements.txt
+
+test-venv: $(BIN)/activate
+	$(BIN)/pip install -q -r test-requirements.txt
+
+collection: venv
+	rm -rf $(VENV)/dist
+	$(BIN)/ansible-galaxy collection build --force --output-path $(VENV)/dist . >/dev/null
+	$(BIN)/ansible-galaxy collection install --force -p $(COLLECTIONS) $(VENV)/dist/nsguard-sysctl-*.tar.gz >/dev/null
+	@echo "installed nsguard.sysctl into $(COLLECTIONS)"
+
+dev-link: $(BIN)/activate
+	mkdir -p $(DEV_COLLECTIONS)/ansible_collections/nsguard
+	ln -sfn $(CURDIR) $(DEV_COLLECTIONS)/ansible_collections/nsguard/sysctl
+
+audit: collection
+	PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) bash scripts/run-audit.sh "$(REPORT_DIR)"
+
+# Container runtimes and tools from Debian packages (idempotent).
+test-host:
+	bash scripts/install-test-host.sh
+
+test: test-venv collection dev-link test-host
+	PATH=$(BIN):$$PATH bash scripts/run-tests.sh $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) tests/output reports

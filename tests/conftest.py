@@ -1,0 +1,31 @@
+"""Shared test set-up: make the working tree importable as ``ansible_collections.nsguard.sysctl``.
+
+The Makefile's ``dev-link`` target links the checkout into
+``.venv/dev-collections/ansible_collections/nsguard/sysctl``; the same link is made here when it
+is missing so that ``pytest`` works straight after ``make test-venv``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEV_COLLECTIONS = REPO / ".venv" / "dev-collections"
+_LINK = DEV_COLLECTIONS / "ansible_collections" / "nsguard" / "sysctl"
+
+if not _LINK.exists():
+    _LINK.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _LINK.symlink_to(REPO)
+    except FileExistsError:  # another xdist worker made it first
+        pass
+
+if str(DEV_COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(DEV_COLLECTIONS))
+# Subprocesses (ansible-playbook, ansible-doc, ansible-lint) find the collection here.
+os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(
+    [str(DEV_COLLECTIONS)] + [p for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
+)
+os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
+os.environ.setdefault("ANSIBLE_PYTHON_INTERPRETER", sys.executable)
