@@ -1,0 +1,176 @@
+# -*- coding: utf-8 -*-
+# Copyright: nsguard.sysctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A non-destructive probe: what a fresh namespace of each type does to every sysctl.
+
+For each namespace type (net, ipc, uts, user, pid) a forked child unshares a throwaway
+namespace of that type alone and stats and reads every key through the host's procfs. Compared
+with the host at the same moment this shows, per key:
+
+- absent in a fresh namespace (registered on the initial namespace only: host-only);
+- a different mode there (a read-only mirror of a global value);
+- a different table entry (inode) or value (the key belongs to that namespace type).
+
+It writes nothing: no sysctl, no uid map, no hostname. The throwaway namespaces die with the
+child. Target side: standard library only, Python >= 3.8.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.nsguard.sysctl.plugins.module_utils import nsenter, procsys
+
+PROBE_TYPES = ("net", "ipc", "uts", "user", "pid")
+
+
+def _snapshot(root):
+    # type: (str) -> dict
+    """``{key: [mode, inode, value or None]}`` as this process sees it."""
+    out = {}
+    for key, path, st_mode, ino in procsys.iter_entries(root):
+        value = None
+        if st_mode & 0o444:
+            try:
+                value = procsys.read_key_file(path)
+            except OSError:
+                value = None
+        out[key] = [procsys.mode_string(st_mode), ino, value]
+    return out
+
+
+def _probe_target(nstype, root):
+    # type: (str, str) -> callable
+    def target():
+        nsenter.unshare(nsenter.NS_FLAGS[nstype])
+        if nstype == "pid":
+            # Only a process created after unshare(CLONE_NEWPID) lives in the new namespace.
+            return nsenter.run_in_grandchild(lambda: _snapshot(root))
+        return _snapshot(root)
+    return target
+
+
+def compare(host, host_after, views):
+    # type: (dict, dict, dict) -> dict
+    """Pure comparison of a host snapshot with the throwaway namespaces' snapshots.
+
+    ``host[key] = {"value", "mode", "ino"}`` (unreadable keys may lack ``value``),
+    ``host_after[key] = (mode, ino)``, ``views[nstype][key] = [mode, ino, value]``.
+    """
+    absent = set()
+    mode_differs = {}
+    value_differs = set()
+    owner = {}
+    unknown = []
+    for key, h in host.items():
+        after = host_after.get(key)
+        inode_stable = after is not None and after[1] == h.get("ino")
+        if not inode_stable:
+            unknown.append(key)
+        volatile = key in procsys.VOLATILE_KEYS
+        for nstype in PROBE_TYPES:
+            view = views.get(nstype)
+            if view is None:
+                continue
+            seen = view.get(key)
+            if seen is None:
+                absent.add(key)
+                continue
+            mode, ino, value = seen
+            if mode != h["mode"] and key not in mode_differs:
+                mode_differs[key] = mode
+            own_entry = inode_stable and ino != h.get("ino")
+            own_value = (not volatile and value is not None and h.get("value") is not None
+                         and value != h["value"])
+            if own_value:
+                value_differs.add(key)
+            if (own_entry or own_value) and key not in owner:
+                owner[key] = nstype
+    by_type = {}
+    for key, nstype in sorted(owner.items()):
+        by_type.setdefault(nstype, []).append(key)
+    return {
+        "absent": sorted(absent),
+        "mode_differs": dict(sorted(mode_differs.items())),
+        "value_differs": sorted(value_differs),
+        "owner": by_type,
+        "unknown": sorted(k for k in unknown if k not in absent),
+    }
+
+
+def run_probe(host, root=procsys.PROC_SYS, types=PROBE_TYPES, parallel=2, timeout=10.0):
+    # type: (dict, str, tuple, int, float) -> dict
+    """Probe every key of ``host`` (``{key: {"value", "mode", "ino"}}``) in throwaway namespaces.
+
+    The caller reads the host just before (``procsys.read_tree(with_inodes=True)``); the probe
+    re-stats the host right after, so keys whose host inode changed meanwhile (dentry cache
+    eviction) are reported as ``unknown`` instead of as evidence.
+    """
+    started = time.monotonic()
+    jobs = [nsenter.Job(t, _probe_target(t, root)) for t in types]
+    answers = nsenter.run_parallel(jobs, parallel=parallel, timeout=timeout)
+    host_after = procsys.stat_keys(root)
+    views = {}
+    errors = []
+    for nstype in types:
+        answer = answers.get(nstype, {})
+        if answer.get("ok"):
+            views[nstype] = answer["value"]
+        else:
+            errors.append({"stage": "probe", "namespace": nstype,
+                           "message": "throwaway %s namespace: %s" % (nstype, answer.get("error", "no answer"))})
+    result = compare(host, host_after, views)
+    result.update({
+        "enabled": True,
+        "namespaces": [t for t in types if t in views],
+        "key_count": len(host),
+        "errors": errors,
+        "duration_ms": int((time.monotonic() - started) * 1000),
+    })
+    return result
+
+
+class ProbeIndex:
+    """Sets over the compact probe facts, for many :func:`probe_evidence` look-ups."""
+
+    def __init__(self, probe):
+        # type: (dict) -> None
+        probe = probe or {}
+        self.enabled = bool(probe.get("enabled"))
+        self.unknown = frozenset(probe.get("unknown") or ())
+        self.absent = frozenset(probe.get("absent") or ())
+        self.value_differs = frozenset(probe.get("value_differs") or ())
+        self.mode_differs = dict(probe.get("mode_differs") or {})
+        self.owner = {}
+        for nstype, keys in (probe.get("owner") or {}).items():
+            for key in keys:
+                self.owner.setdefault(key, nstype)
+
+    def evidence(self, key):
+        # type: (str) -> dict
+        if not self.enabled or key in self.unknown:
+            return None
+        if key in self.absent:
+            return {"exists": False, "mode": None, "same_value": False, "same_inode": False, "owner": None}
+        owner = self.owner.get(key)
+        return {
+            "exists": True,
+            "mode": self.mode_differs.get(key),
+            "same_value": key not in self.value_differs,
+            "same_inode": owner is None,
+            "owner": owner,
+        }
+
+
+def probe_evidence(probe, key):
+    # type: (dict, str) -> dict
+    """One key's evidence from the compact probe facts (``docs/facts.md``), or None.
+
+    ``{"exists": bool, "mode": str or None (None = the host's mode), "same_value": bool,
+    "same_inode": bool, "owner": "net" | "ipc" | "user" | "pid" | None}``; None when the probe
+    did not run or the key's evidence is unreliable. Only ask about keys the host has: the
+    compact form lists exceptions, so any other name reads as "exists, global". For many keys
+    build one :class:`ProbeIndex` instead.
+    """
+    return ProbeIndex(probe).evidence(key)

@@ -1,0 +1,218 @@
+# -*- coding: utf-8 -*-
+# Copyright: nsguard.sysctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read ``/proc/sys`` with our own code: keys, values as ``sysctl -n`` prints them, modes.
+
+Target side: standard library only, Python >= 3.8. Pure helpers (key names, values, patterns)
+are separate from the walker so that parsers can be tested on recorded trees.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fnmatch
+import os
+import stat
+
+PROC_SYS = "/proc/sys"
+
+# Not sysctls: binfmt_misc is its own filesystem mounted over fs/binfmt_misc.
+SKIP_DIRS = frozenset(["fs/binfmt_misc"])
+
+# Values that change on every read or with load, not with namespaces. They are never reported
+# as "differs" and never used as evidence that a key belongs to a namespace.
+VOLATILE_KEYS = frozenset([
+    "fs.dentry-state", "fs.inode-nr", "fs.inode-state", "fs.file-nr", "fs.dquot-nr",
+    "fs.quota.allocated_dquots", "fs.quota.cache_hits", "fs.quota.drops", "fs.quota.free_dquots",
+    "fs.quota.lookups", "fs.quota.reads", "fs.quota.syncs", "fs.quota.writes",
+    "kernel.random.boot_id", "kernel.random.entropy_avail", "kernel.random.uuid",
+    "kernel.ns_last_pid", "kernel.msg_next_id", "kernel.sem_next_id", "kernel.shm_next_id",
+    "kernel.tainted", "kernel.pty.nr", "kernel.unprivileged_userns_apparmor_policy",
+    "net.netfilter.nf_conntrack_count", "fs.aio-nr", "fs.epoll.max_user_watches_used",
+    "kernel.sched_domain", "vm.nr_pdflush_threads", "fs.fanotify.watches",
+])
+
+READ_CHUNK = 65536
+
+
+def path_to_key(relpath):
+    # type: (str) -> str
+    """``net/ipv4/conf/eth0.100/rp_filter`` -> ``net.ipv4.conf.eth0/100.rp_filter`` (as sysctl)."""
+    return ".".join(part.replace(".", "/") for part in relpath.split("/"))
+
+
+def key_to_path(key, root=PROC_SYS):
+    # type: (str, str) -> str
+    """Inverse of :func:`path_to_key`; a key written with ``/`` separators is taken as a path.
+
+    ``sysctl`` accepts both ``net.ipv4.ip_forward`` and ``net/ipv4/ip_forward``; in the dotted
+    form a ``/`` stands for a literal dot inside one component (``eth0/100`` -> ``eth0.100``).
+    """
+    if "." not in key.split("/")[0] and "/" in key:
+        rel = key
+    else:
+        rel = "/".join(part.replace("/", ".") for part in key.split("."))
+    return os.path.join(root, rel)
+
+
+def format_value(raw):
+    # type: (bytes) -> str
+    """A value as ``sysctl -n`` prints it: decoded, without the trailing newline.
+
+    Multi-field values keep their tabs; undecodable bytes are escaped, never dropped.
+    """
+    text = raw.decode("utf-8", "backslashreplace")
+    if text.endswith("\n"):
+        text = text[:-1]
+    return text
+
+
+def normalize_value(value):
+    # type: (object) -> str
+    """Compare values the way sysctl.d writes them: runs of blanks are one separator."""
+    return " ".join(str(value).split())
+
+
+def mode_string(st_mode):
+    # type: (int) -> str
+    return "%04o" % stat.S_IMODE(st_mode)
+
+
+def compile_filter(include=None, exclude=None):
+    # type: (list, list) -> callable
+    """Return ``wanted(key) -> bool`` from fnmatch patterns (empty include = everything)."""
+    include = [p for p in (include or []) if p]
+    exclude = [p for p in (exclude or []) if p]
+
+    def wanted(key):
+        if include and not any(fnmatch.fnmatchcase(key, p) for p in include):
+            return False
+        return not any(fnmatch.fnmatchcase(key, p) for p in exclude)
+
+    return wanted
+
+
+def read_key_file(path):
+    # type: (str) -> str
+    """Read one sysctl file; raise OSError as the kernel answers."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, READ_CHUNK)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if len(chunk) < READ_CHUNK:
+                break
+        return format_value(b"".join(chunks))
+    finally:
+        os.close(fd)
+
+
+def error_reason(exc):
+    # type: (OSError) -> str
+    return errno.errorcode.get(exc.errno, "E%s" % exc.errno) if exc.errno else type(exc).__name__
+
+
+def iter_entries(root=PROC_SYS, subdir=""):
+    # type: (str, str) -> iter
+    """Yield ``(key, path, st_mode, st_ino)`` for every file under ``root/subdir``, sorted.
+
+    Directories are walked with ``scandir`` and never followed through symlinks (procfs has
+    none here; a planted one is not ours to follow).
+    """
+    stack = [subdir]
+    while stack:
+        rel = stack.pop()
+        base = os.path.join(root, rel) if rel else root
+        try:
+            entries = sorted(os.scandir(base), key=lambda e: e.name, reverse=True)
+        except OSError:
+            continue
+        for entry in entries:
+            relpath = rel + "/" + entry.name if rel else entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # vanished (an interface went away) between listing and stat
+            if stat.S_ISDIR(st.st_mode):
+                if relpath not in SKIP_DIRS:
+                    stack.append(relpath)
+            elif stat.S_ISREG(st.st_mode):
+                yield path_to_key(relpath), entry.path, st.st_mode, st.st_ino
+
+
+def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
+    # type: (str, callable, list, bool) -> tuple
+    """Read every key under ``root`` (or only under ``subdirs``).
+
+    Returns ``(keys, unreadable)``: ``keys[key] = {"value", "mode"}`` (plus ``"ino"`` when
+    ``with_inodes``) and ``unreadable[key] = {"mode", "reason", "message"}`` for keys that exist
+    but cannot be read (write-only, EIO, EACCES, ...). The walk never writes.
+    """
+    keys = {}
+    unreadable = {}
+    for sub in (subdirs or [""]):
+        for key, path, st_mode, ino in iter_entries(root, sub):
+            if wanted is not None and not wanted(key):
+                continue
+            mode = mode_string(st_mode)
+            if not st_mode & (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH):
+                unreadable[key] = {"mode": mode, "reason": "write-only",
+                                   "message": "write-only key (mode %s): it has no value to read" % mode}
+                if with_inodes:
+                    unreadable[key]["ino"] = ino
+                continue
+            try:
+                value = read_key_file(path)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    continue  # vanished between listing and reading
+                reason = error_reason(exc)
+                unreadable[key] = {"mode": mode, "reason": reason,
+                                   "message": "%s: %s" % (reason, exc.strerror)}
+                if with_inodes:
+                    unreadable[key]["ino"] = ino
+                continue
+            item = {"value": value, "mode": mode}
+            if with_inodes:
+                item["ino"] = ino
+            keys[key] = item
+    return keys, unreadable
+
+
+def stat_keys(root=PROC_SYS, wanted=None):
+    # type: (str, callable) -> dict
+    """``{key: (mode, inode)}`` for every key: the cheap half of the probe (no reads)."""
+    out = {}
+    for key, _path, st_mode, ino in iter_entries(root):
+        if wanted is None or wanted(key):
+            out[key] = (mode_string(st_mode), ino)
+    return out
+
+
+def read_keys(names, root=PROC_SYS):
+    # type: (list, str) -> tuple
+    """Read named keys only. Returns ``(keys, unreadable, absent)``."""
+    keys = {}
+    unreadable = {}
+    absent = []
+    for key in names:
+        path = key_to_path(key, root)
+        try:
+            st = os.stat(path)
+        except OSError:
+            absent.append(key)
+            continue
+        mode = mode_string(st.st_mode)
+        try:
+            keys[key] = {"value": read_key_file(path), "mode": mode}
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                absent.append(key)
+                continue
+            reason = error_reason(exc)
+            unreadable[key] = {"mode": mode, "reason": reason, "message": "%s: %s" % (reason, exc.strerror)}
+    return keys, unreadable, absent
