@@ -1,0 +1,146 @@
+# -*- coding: utf-8 -*-
+# Copyright: nsguard.sysctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the host persists: sysctl.d files in systemd-sysctl's order.
+
+systemd-sysctl (sysctl.d(5)) reads ``*.conf`` from ``/etc/sysctl.d``, ``/run/sysctl.d``,
+``/usr/local/lib/sysctl.d`` and ``/usr/lib/sysctl.d`` (``/lib/sysctl.d`` on split-/usr systems).
+A file name in an earlier directory masks the same name in a later one; the surviving files
+are applied sorted by file name, and a later assignment wins. ``/etc/sysctl.conf`` is applied
+last (as ``sysctl --system`` does; Debian links it as ``/etc/sysctl.d/99-sysctl.conf``, counted
+once). Target side: standard library only, Python >= 3.8.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import fnmatch
+import os
+
+SYSCTL_D_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
+SYSCTL_CONF = "/etc/sysctl.conf"
+MAX_FILE_BYTES = 1024 * 1024
+
+
+def normalize_key(raw):
+    # type: (str) -> str
+    """sysctl.d accepts ``a.b.c`` and ``a/b/c``. With ``/`` as the first separator, dots are
+    literal (``net/ipv4/conf/eth0.100/rp_filter`` -> ``net.ipv4.conf.eth0/100.rp_filter``)."""
+    key = raw.strip()
+    slash, dot = key.find("/"), key.find(".")
+    if slash != -1 and (dot == -1 or slash < dot):
+        return ".".join(part.replace(".", "/") for part in key.split("/"))
+    return key
+
+
+def parse_sysctl_text(text, source):
+    # type: (str, str) -> tuple
+    """Parse one file. Returns ``(assignments, errors)``.
+
+    ``assignments``: list of ``{key, value, file, line, ignore_errors, pattern}``;
+    ``errors``: list of ``{file, line, message}`` for lines that are not ``key = value``.
+    """
+    assignments = []
+    errors = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if "=" not in stripped:
+            errors.append({"file": source, "line": number,
+                           "message": "line %d of %s is not 'key = value': %r" % (number, source, stripped[:80])})
+            continue
+        raw_key, value = stripped.split("=", 1)
+        raw_key = raw_key.strip()
+        ignore_errors = raw_key.startswith("-")
+        if ignore_errors:
+            raw_key = raw_key[1:].strip()
+        if not raw_key:
+            errors.append({"file": source, "line": number,
+                           "message": "line %d of %s has an empty key" % (number, source)})
+            continue
+        key = normalize_key(raw_key)
+        assignments.append({
+            "key": key,
+            "value": value.strip(),
+            "file": source,
+            "line": number,
+            "ignore_errors": ignore_errors,
+            "pattern": any(c in key for c in "*?[") or key.startswith("!"),
+        })
+    return assignments, errors
+
+
+def ordered_files(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF):
+    # type: (tuple, str) -> list
+    """The files systemd-sysctl would apply, in order (masking by name, sorted by name)."""
+    chosen = {}
+    for directory in dirs:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".conf") and name not in chosen:
+                chosen[name] = os.path.join(directory, name)
+    files = [chosen[name] for name in sorted(chosen)]
+    seen = set()
+    out = []
+    for path in files + ([sysctl_conf] if sysctl_conf else []):
+        try:
+            real = os.path.realpath(path)
+            if real in seen or not os.path.isfile(path):
+                continue
+        except OSError:
+            continue
+        seen.add(real)
+        out.append(path)
+    return out
+
+
+def resolve(assignments, host_keys=()):
+    # type: (list, object) -> dict
+    """Apply assignments in order: ``{key: {value, file, line, ignore_errors}}``.
+
+    Glob keys (systemd >= 246) expand against the host's keys; ``!key`` (an exclusion for a
+    glob, as systemd accepts) removes an earlier glob's effect on that key.
+    """
+    result = {}
+    excluded = set()
+    for item in assignments:
+        key = item["key"]
+        entry = {k: item[k] for k in ("value", "file", "line", "ignore_errors")}
+        if key.startswith("!"):
+            excluded.add(key[1:])
+            result.pop(key[1:], None)
+            continue
+        if item["pattern"]:
+            for name in host_keys:
+                if name not in excluded and fnmatch.fnmatchcase(name, key):
+                    result[name] = dict(entry, pattern=key)
+            continue
+        result[key] = entry
+    return result
+
+
+def read_persisted(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF, host_keys=()):
+    # type: (tuple, str, object) -> dict
+    """``{"files": [...], "keys": {...}, "errors": [...]}`` for the host facts."""
+    assignments = []
+    errors = []
+    files = ordered_files(dirs, sysctl_conf)
+    for path in files:
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            errors.append({"file": path, "line": None, "message": "cannot read %s: %s" % (path, exc.strerror)})
+            continue
+        if len(raw) > MAX_FILE_BYTES:
+            errors.append({"file": path, "line": None,
+                           "message": "%s is larger than %d bytes; only the start was read" % (path, MAX_FILE_BYTES)})
+            raw = raw[:MAX_FILE_BYTES]
+        parsed, bad = parse_sysctl_text(raw.decode("utf-8", "replace"), path)
+        assignments.extend(parsed)
+        errors.extend(bad)
+    return {"files": files, "keys": resolve(assignments, host_keys), "errors": errors}

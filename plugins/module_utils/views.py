@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright: nsguard.sysctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A namespace set's own view of ``/proc/sys``, read in a forked child, and its diff to the host.
+
+Only what can differ is read: the whole ``net`` subtree when the set has its own network
+namespace, and the keys the probe found owned by the set's other namespace types (ipc, user,
+pid; uts keys by name). With ``view=full`` every key is read. The child compares against the
+host's keys it inherited through ``fork`` and sends back only the diff, so a fleet's facts stay
+small. Target side: standard library only, Python >= 3.8.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+
+from ansible_collections.nsguard.sysctl.plugins.module_utils import nsenter, procsys
+
+# The UTS namespace's keys share one sysctl table with the host (same inode, and a fresh UTS
+# namespace copies the host's names), so the probe cannot attribute them; they are read by name.
+UTS_KEYS = ("kernel.hostname", "kernel.domainname")
+# Keys that only a pid namespace changes; read when the set has its own pid namespace.
+PID_KEYS_FALLBACK = ("kernel.pid_max", "kernel.ns_last_pid")
+# Without the probe, the namespace types' keys by prefix (the kernel's own registrations).
+FALLBACK_PREFIXES = {
+    "ipc": ("kernel.shm", "kernel.msg", "kernel.sem", "kernel.auto_msgmni", "fs.mqueue."),
+    "user": ("user.",),
+    "pid": PID_KEYS_FALLBACK,
+}
+_IFACE_KEY = re.compile(r"^net\.(ipv4|ipv6|mpls)\.(conf|neigh)\.([^.]+)\.")
+
+
+def interface_of(key):
+    # type: (str) -> str
+    """The network device a per-device key belongs to (``eth0``), or None (``all``/``default``)."""
+    match = _IFACE_KEY.match(key)
+    if not match or match.group(3) in ("all", "default"):
+        return None
+    return match.group(3)
+
+
+def plan_keys(differs, host_keys, probe_owner, full=False):
+    # type: (list, dict, dict, bool) -> dict
+    """What to read in a set: ``{"subdirs": [...], "names": [...], "scope": set of host keys}``.
+
+    ``differs``: the set's namespace types that differ from the host's. ``probe_owner``: the
+    probe's ``owner`` mapping (type -> keys), or None when the probe did not run.
+    """
+    if full:
+        return {"subdirs": [""], "names": [], "scope": None}
+    subdirs = ["net"] if "net" in differs else []
+    names = []
+    for nstype in differs:
+        if nstype == "net":
+            continue
+        if nstype == "uts":
+            names.extend(UTS_KEYS)
+            continue
+        if probe_owner is not None:
+            names.extend(probe_owner.get(nstype, ()))
+        else:
+            prefixes = FALLBACK_PREFIXES.get(nstype, ())
+            names.extend(k for k in host_keys if k.startswith(prefixes))
+    names = sorted(set(n for n in names if not n.startswith("net.") or "net" not in differs))
+    scope = set(names)
+    if subdirs:
+        scope.update(k for k in host_keys if k.startswith("net."))
+    return {"subdirs": subdirs, "names": names, "scope": scope}
+
+
+def read_view(plan, wanted=None, root=procsys.PROC_SYS):
+    # type: (dict, callable, str) -> tuple
+    """Read the planned keys in the current namespaces: ``(keys, unreadable)``."""
+    keys, unreadable = {}, {}
+    if plan["subdirs"]:
+        keys, unreadable = procsys.read_tree(root, wanted=wanted, subdirs=plan["subdirs"])
+    if plan["names"]:
+        more, more_unreadable, _absent = procsys.read_keys(plan["names"], root)
+        keys.update(more)
+        unreadable.update(more_unreadable)
+    return keys, unreadable
+
+
+def diff_view(keys, unreadable, host_keys, host_unreadable, scope, probe_absent=(), requested=None, full=False):
+    # type: (dict, dict, dict, dict, object, object, dict, bool) -> dict
+    """Compare a set's keys with the host's (pure; see docs/facts.md ``view``)."""
+    if scope is None:
+        scope = set(host_keys) | set(host_unreadable)
+    present = set(keys) | set(unreadable)
+    interfaces = sorted(set(filter(None, (interface_of(k) for k in present))))
+    iface_set = set(interfaces)
+    absent_all = [k for k in scope if k not in present and (k in host_keys or k in host_unreadable)]
+    probe_absent = set(probe_absent or ())
+    absent = sorted(k for k in absent_all
+                    if k not in probe_absent and (interface_of(k) is None or interface_of(k) in iface_set))
+    mode_differs = {}
+    differs = {}
+    for key, item in keys.items():
+        host = host_keys.get(key) or host_unreadable.get(key)
+        if host is None:
+            continue
+        if host["mode"] != item["mode"]:
+            mode_differs[key] = {"host": host["mode"], "container": item["mode"]}
+        if ("value" in host and host["value"] != item["value"] and key not in procsys.VOLATILE_KEYS):
+            differs[key] = {"host": host["value"], "container": item["value"]}
+    requested_values = {}
+    for key in (requested or {}):
+        name = key.replace("/", ".") if "." not in key else key
+        if name in keys:
+            requested_values[key] = keys[name]["value"]
+        elif name in unreadable:
+            requested_values[key] = None
+    view = {
+        "mode": "full" if full else "diff",
+        "key_count": len(present),
+        "absent": absent,
+        "absent_count": len(absent_all),
+        "extra_count": len([k for k in present if k not in host_keys and k not in host_unreadable]),
+        "interfaces": interfaces,
+        "mode_differs": dict(sorted(mode_differs.items())),
+        "differs": dict(sorted(differs.items())),
+        "requested_values": requested_values,
+        "unreadable": {k: v for k, v in sorted(unreadable.items()) if k not in host_unreadable},
+    }
+    if full:
+        view["keys"] = keys
+    return view
+
+
+def conntrack_count(keys):
+    # type: (dict) -> object
+    item = keys.get("net.netfilter.nf_conntrack_count")
+    try:
+        return int(item["value"]) if item else None
+    except ValueError:
+        return None
+
+
+def make_reader(ns_set, host_keys, host_unreadable, plan, probe_absent, wanted, full, root=procsys.PROC_SYS):
+    # type: (dict, dict, dict, dict, object, callable, bool, str) -> callable
+    """The function a forked child runs for one set: open, verify, enter, read, diff."""
+    paths = dict(ns_set["ns_paths"])
+    expected = {t: ns_set["ns"][t] for t in paths}
+    requested = ns_set.get("requested") or {}
+
+    def read_and_diff():
+        keys, unreadable = read_view(plan, wanted, root)
+        view = diff_view(keys, unreadable, host_keys, host_unreadable, plan["scope"],
+                         probe_absent, requested, full)
+        return {"view": view, "conntrack_count": conntrack_count(keys)}
+
+    def target():
+        fds = nsenter.open_namespaces(paths)
+        try:
+            for nstype, fd in fds.items():
+                # The pid may have been reused since the scan: the namespace must be the one seen.
+                if os.fstat(fd).st_ino != expected[nstype]:
+                    raise nsenter.NamespaceError(
+                        "%s namespace of the set changed since the scan (process exited, pid reused?)" % nstype)
+            nsenter.enter_namespaces(fds)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        if "pid" in paths:
+            # Only a process forked after setns(pid) sees kernel.pid_max of the namespace.
+            return nsenter.run_in_grandchild(read_and_diff)
+        return read_and_diff()
+
+    return target
