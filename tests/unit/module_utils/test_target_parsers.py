@@ -1,0 +1,138 @@
+"""Parsers of the target side over recorded text: key names, values, sysctl.d, /proc, mountinfo."""
+from __future__ import annotations
+
+from ansible_collections.nsguard.sysctl.plugins.module_utils import nsscan, persisted, probe, procsys, views
+
+
+def test_key_names_round_trip_like_sysctl():
+    assert procsys.path_to_key("net/ipv4/conf/eth0.100/rp_filter") == "net.ipv4.conf.eth0/100.rp_filter"
+    assert procsys.key_to_path("net.ipv4.conf.eth0/100.rp_filter", "/p") == "/p/net/ipv4/conf/eth0.100/rp_filter"
+    assert procsys.key_to_path("net/ipv4/ip_forward", "/p") == "/p/net/ipv4/ip_forward"
+
+
+def test_values_as_sysctl_prints_them():
+    assert procsys.format_value(b"4096\t131072\t6291456\n") == "4096\t131072\t6291456"
+    assert procsys.format_value(b"") == ""
+    assert procsys.format_value(b"\xff\xfe\n") == "\\xff\\xfe"
+    assert procsys.normalize_value("4096  87380\t6291456") == "4096 87380 6291456"
+
+
+def test_include_exclude_patterns():
+    wanted = procsys.compile_filter(["net.*", "vm.max_map_count"], ["net.ipv6.*"])
+    assert wanted("net.core.somaxconn") and wanted("vm.max_map_count")
+    assert not wanted("net.ipv6.conf.all.forwarding") and not wanted("kernel.pid_max")
+    assert procsys.compile_filter()("anything")
+
+
+def test_read_tree_over_a_recorded_tree(tmp_path):
+    (tmp_path / "net/core").mkdir(parents=True)
+    (tmp_path / "net/core/somaxconn").write_text("4096\n")
+    (tmp_path / "vm").mkdir()
+    (tmp_path / "vm/drop_caches").write_text("")
+    (tmp_path / "vm/drop_caches").chmod(0o200)
+    keys, unreadable = procsys.read_tree(str(tmp_path))
+    assert keys == {"net.core.somaxconn": {"value": "4096", "mode": "0644"}}
+    assert unreadable["vm.drop_caches"]["reason"] == "write-only"
+
+
+def test_sysctl_d_syntax_and_systemd_order(tmp_path):
+    etc, usr = tmp_path / "etc", tmp_path / "usr"
+    etc.mkdir(), usr.mkdir()
+    (usr / "10-base.conf").write_text("vm.swappiness = 10\nnet.core.somaxconn=512\n")
+    (usr / "50-masked.conf").write_text("vm.max_map_count = 1\n")
+    (etc / "50-masked.conf").write_text("# masks the /usr file of the same name\nvm.max_map_count = 262144\n")
+    (etc / "60-more.conf").write_text(
+        "; comment\n-kernel.does_not_exist = 1\nnet/ipv4/conf/eth0.100/rp_filter = 2\n"
+        "net.ipv4.conf.*.forwarding = 1\n-net.ipv4.conf.lo.forwarding\nnot a line\nnet.core.somaxconn = 1024\n")
+    conf = tmp_path / "sysctl.conf"
+    conf.write_text("vm.swappiness=60\n")
+    result = persisted.read_persisted((str(etc), str(usr)), str(conf),
+                                      ["net.ipv4.conf.all.forwarding", "net.ipv4.conf.lo.forwarding"])
+    assert [p.rsplit("/", 1)[1] for p in result["files"]] == ["10-base.conf", "50-masked.conf", "60-more.conf", "sysctl.conf"]
+    keys = result["keys"]
+    assert keys["vm.max_map_count"]["value"] == "262144"           # /etc masks /usr
+    assert keys["vm.swappiness"]["value"] == "60"                  # sysctl.conf last
+    assert keys["net.core.somaxconn"] == {"value": "1024", "file": str(etc / "60-more.conf"), "line": 7,
+                                          "ignore_errors": False}
+    assert keys["kernel.does_not_exist"]["ignore_errors"] is True
+    assert keys["net.ipv4.conf.eth0/100.rp_filter"]["value"] == "2"
+    assert keys["net.ipv4.conf.all.forwarding"]["pattern"] == "net.ipv4.conf.*.forwarding"
+    assert [e["line"] for e in result["errors"]] == [5, 6]
+    assert "60-more.conf" in result["errors"][0]["message"]
+
+
+def test_proc_stat_with_hostile_comm():
+    text = "4242 (evil) (x) name) S 17 4242 4242 0 -1 4194560 " + " ".join(["0"] * 12) + " 987654 rest"
+    parsed = nsscan.parse_stat(text)
+    assert parsed["comm"] == "evil) (x) name"
+    assert parsed["ppid"] == 17 and parsed["starttime"] == 987654
+
+
+def test_mountinfo_nsfs_and_named_netns():
+    text = (
+        "29 24 0:4 net:[4026532246] /run/netns/blue rw shared:5 - nsfs nsfs rw\n"
+        "30 24 0:4 net:[4026532300] /run/docker/netns/abc rw - nsfs nsfs rw\n"
+        "31 24 0:4 net:[4026532301] /run/netns/with\\040space rw - nsfs nsfs rw\n"
+        "22 1 0:21 / /proc rw,nosuid - proc proc rw\n")
+    mounts = nsscan.parse_mountinfo_nsfs(text)
+    assert mounts[("net", 4026532246)] == ["/run/netns/blue"]
+    names = nsscan.named_netns(mounts)
+    assert names == {4026532246: ["blue"], 4026532301: ["with space"]}
+
+
+def test_probe_compare_and_evidence():
+    host = {"a.global": {"value": "1", "mode": "0644", "ino": 1},
+            "net.x": {"value": "5", "mode": "0644", "ino": 2},
+            "net.mirror": {"value": "9", "mode": "0644", "ino": 3},
+            "net.hostonly": {"value": "0", "mode": "0644", "ino": 4},
+            "evicted": {"value": "0", "mode": "0644", "ino": 5}}
+    after = {"a.global": ("0644", 1), "net.x": ("0644", 2), "net.mirror": ("0644", 3),
+             "net.hostonly": ("0644", 4), "evicted": ("0644", 55)}
+    views_ = {"net": {"a.global": ["0644", 1, "1"], "net.x": ["0644", 20, "7"], "net.mirror": ["0444", 30, "9"],
+                      "evicted": ["0644", 56, "0"]},
+              "ipc": {k: [v["mode"], v["ino"], v["value"]] for k, v in host.items()}}
+    result = probe.compare(host, after, views_)
+    assert result["absent"] == ["net.hostonly"]
+    assert result["mode_differs"] == {"net.mirror": "0444"}
+    assert result["owner"] == {"net": ["net.mirror", "net.x"]}
+    assert result["unknown"] == ["evicted"]
+    facts = dict(result, enabled=True)
+    assert probe.probe_evidence(facts, "net.mirror") == {"exists": True, "mode": "0444", "same_value": True,
+                                                         "same_inode": False, "owner": "net"}
+    assert probe.probe_evidence(facts, "net.hostonly")["exists"] is False
+    assert probe.probe_evidence(facts, "a.global")["owner"] is None
+    assert probe.probe_evidence(facts, "evicted") is None
+    assert probe.probe_evidence({"enabled": False}, "a.global") is None
+
+
+def test_view_diff_is_compact():
+    host = {"net.core.somaxconn": {"value": "4096", "mode": "0644"},
+            "net.core.rmem_max": {"value": "212992", "mode": "0644"},
+            "net.core.netdev_max_backlog": {"value": "1000", "mode": "0644"},
+            "net.ipv4.conf.eth0.forwarding": {"value": "0", "mode": "0644"},
+            "net.ipv4.tcp_syncookies": {"value": "1", "mode": "0644"},
+            "net.netfilter.nf_conntrack_count": {"value": "10", "mode": "0444"}}
+    seen = {"net.core.somaxconn": {"value": "1024", "mode": "0644"},
+            "net.core.rmem_max": {"value": "212992", "mode": "0444"},
+            "net.ipv4.conf.lo.forwarding": {"value": "0", "mode": "0644"},
+            "net.netfilter.nf_conntrack_count": {"value": "3", "mode": "0444"}}
+    view = views.diff_view(seen, {}, host, {}, set(host), probe_absent=["net.core.netdev_max_backlog"],
+                           requested={"net.core.somaxconn": "1024"})
+    assert view["absent"] == ["net.ipv4.tcp_syncookies"]      # not the host-only key, not eth0's
+    assert view["absent_count"] == 3
+    assert view["interfaces"] == ["lo"]
+    assert view["mode_differs"] == {"net.core.rmem_max": {"host": "0644", "container": "0444"}}
+    assert view["differs"] == {"net.core.somaxconn": {"host": "4096", "container": "1024"}}
+    assert view["requested_values"] == {"net.core.somaxconn": "1024"}
+    assert views.conntrack_count(seen) == 3
+
+
+def test_plan_reads_only_what_can_differ():
+    host = {"net.core.somaxconn": {}, "kernel.shmmax": {}, "vm.max_map_count": {}, "user.max_user_namespaces": {}}
+    owner = {"net": ["net.core.somaxconn"], "ipc": ["kernel.shmmax"], "user": ["user.max_user_namespaces"]}
+    plan = views.plan_keys(["net", "ipc", "uts"], host, owner)
+    assert plan["subdirs"] == ["net"]
+    assert plan["names"] == ["kernel.domainname", "kernel.hostname", "kernel.shmmax"]
+    assert "vm.max_map_count" not in plan["scope"]
+    fallback = views.plan_keys(["ipc", "user"], host, None)
+    assert fallback["names"] == ["kernel.shmmax", "user.max_user_namespaces"]
