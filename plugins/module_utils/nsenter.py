@@ -20,6 +20,7 @@ __metaclass__ = type
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import json
 import os
 import select
@@ -104,15 +105,49 @@ def open_namespaces(paths):
     return fds
 
 
+NS_GET_USERNS = 0xB701  # ioctl_ns(2): an fd for the user namespace that owns a namespace
+
+
+def owner_userns_inode(fd):
+    # type: (int) -> int
+    """Inode of the user namespace that owns the namespace behind ``fd`` (None if unknown)."""
+    try:
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    except (OSError, IOError):
+        return None
+    try:
+        return os.fstat(owner).st_ino
+    finally:
+        os.close(owner)
+
+
+def entry_order(fds):
+    # type: (dict) -> list
+    """The order to enter ``{nstype: fd}``.
+
+    After setns into a user namespace the process holds capabilities only over namespaces that
+    user namespace owns. Namespaces owned by the target user namespace (the rootless-container
+    case) are entered after it; namespaces owned by an ancestor (a rootful runtime that added a
+    user namespace later) are entered before it, while the process still has the host's
+    capabilities.
+    """
+    if "user" not in fds:
+        return [t for t in ENTER_ORDER if t in fds]
+    target_user = os.fstat(fds["user"]).st_ino
+    before, after = [], []
+    for nstype in ENTER_ORDER:
+        if nstype == "user" or nstype not in fds:
+            continue
+        (after if owner_userns_inode(fds[nstype]) == target_user else before).append(nstype)
+    return before + ["user"] + after
+
+
 def enter_namespaces(fds):
     # type: (dict) -> None
     """Enter the namespaces behind ``{nstype: fd}`` (in the child!) in a working order."""
-    for nstype in ENTER_ORDER:
-        fd = fds.get(nstype)
-        if fd is None:
-            continue
+    for nstype in entry_order(fds):
         try:
-            setns(fd, NS_FLAGS[nstype])
+            setns(fds[nstype], NS_FLAGS[nstype])
         except OSError as exc:
             raise NamespaceError("setns(%s) failed: %s" % (nstype, exc.strerror))
 

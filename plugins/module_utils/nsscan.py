@@ -206,6 +206,22 @@ def describe_set(ns, pids, host_ns, proc="/proc", max_pids=20):
     }
 
 
+def still_alive(ns_set, proc="/proc"):
+    # type: (dict, str) -> bool
+    """Whether any listed member still lives in the set's namespaces (zombies do not: their
+    namespace links are gone, and a reused pid shows other namespaces)."""
+    if not ns_set.get("pids"):
+        return True  # a bind-mounted netns has no members to lose
+    for pid in ns_set["pids"]:
+        try:
+            ns = read_ns(pid, proc, COMPARED_TYPES)
+        except (OSError, ValueError):
+            continue
+        if all(ns[t] == ns_set["ns"].get(t) for t in COMPARED_TYPES):
+            return True
+    return False
+
+
 def netns_only_sets(named, mounts, sets, host_ns):
     # type: (dict, dict, list, dict) -> list
     """Sets for bind-mounted network namespaces that no process lives in."""

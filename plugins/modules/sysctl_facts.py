@@ -371,7 +371,7 @@ def read_views(sets, keys, unreadable, probe_facts, wanted, params, parallel, st
             ns_set["conntrack_count"] = None
             stage = answer.get("stage", "read")
             message = answer.get("error", "no answer")
-            if ns_set["pids"] and not any(os.path.exists("/proc/%d" % p) for p in ns_set["pids"]):
+            if not nsscan.still_alive(ns_set):
                 message = "the set's processes exited during the gather (%s)" % message
                 stage = "vanished"
             ns_set["errors"].append({"stage": stage, "message": message})

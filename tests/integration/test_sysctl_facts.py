@@ -34,17 +34,23 @@ def distinctive_sets():
         f"hostname nsg-a-{tag}\n"
         "echo 12345 > /proc/sys/kernel/pid_max\n")
     net_only = spawn_set("echo 2222 > /proc/sys/net/core/somaxconn\n", flags=("-n",))
+    # A user namespace that owns its network namespace, as rootless runtimes make them. The
+    # mapping 0->0 keeps kuid 0: the script writes only keys of its own namespaces.
+    userns = spawn_set("echo 3333 > /proc/sys/net/core/somaxconn\n"
+                       "echo 77 > /proc/sys/user/max_user_namespaces\n", flags=("-U", "-r", "-n"))
     named = NetnsName()
     named.exec("sh", "-c", "echo '40000 50000' > /proc/sys/net/ipv4/ip_local_port_range")
-    yield {"full": full, "net_only": net_only, "named": named, "tag": tag}
+    yield {"full": full, "net_only": net_only, "userns": userns, "named": named, "tag": tag}
     full.kill()
     net_only.kill()
+    userns.kill()
     named.delete()
 
 
 def test_gather_real_namespaces_through_playbook(tmp_path, distinctive_sets):
     before = {k: host_value(k) for k in ("net.core.somaxconn", "net.ipv4.ip_local_port_range",
-                                         "kernel.shmmax", "kernel.pid_max", "kernel.hostname")}
+                                         "kernel.shmmax", "kernel.pid_max", "kernel.hostname",
+                                         "user.max_user_namespaces")}
     facts = gather_facts_via_playbook(tmp_path)
 
     # The host, as sysctl prints it.
@@ -79,6 +85,14 @@ def test_gather_real_namespaces_through_playbook(tmp_path, distinctive_sets):
     assert net_only["differs_from_host"] == ["net"]
     assert net_only["view"]["differs"]["net.core.somaxconn"]["container"] == "2222"
     assert "kernel.pid_max" not in net_only["view"]["differs"]
+
+    # Its own user namespace, which owns its network namespace.
+    userns = _find_set(facts, distinctive_sets["userns"].ns["net"])
+    assert set(userns["differs_from_host"]) == {"net", "user"}
+    assert userns["privileges"]["userns_is_host"] is False
+    assert userns["view"]["differs"]["net.core.somaxconn"]["container"] == "3333"
+    assert userns["view"]["differs"]["user.max_user_namespaces"]["container"] == "77"
+    assert userns["errors"] == []
 
     # A named netns with no process in it.
     named = _find_set(facts, distinctive_sets["named"].inode)
