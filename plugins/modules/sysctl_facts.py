@@ -18,7 +18,7 @@ description:
     in the C(net), C(ipc), C(uts), C(user) or C(pid) namespace, and bind-mounted network namespaces
     (C(ip netns add)) with no process in them.
   - Names each set from the host's metadata only (cgroup paths, runtime state directories, OCI
-    C(config.json), LXC configuration, the runtime's CLI or socket when present): runtime, container
+    C(config.json), LXC configuration, the runtime's CLI or socket when present) - runtime, container
     id, name, image, Kubernetes pod, the sysctls it was started with. Nothing inside a container's
     filesystem is opened and nothing from it is executed.
   - Enters each set's namespaces in a forked child (never the module's own process, never the mount
