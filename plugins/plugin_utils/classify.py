@@ -1,0 +1,308 @@
+"""Classify sysctl keys: the knowledge base, kernel gates and (when there is one) the host's probe.
+
+``scope()`` answers for one key from the knowledge alone (static linting, the
+``sysctl_scope`` filter). ``classify_host()`` answers for every key of one host's facts
+(``docs/facts.md``): the probe evidence decides where it can, the knowledge decides what a
+non-destructive probe cannot see (a leak, whether a per-namespace key is copied from the host,
+UTS keys that share one table), and a disagreement is reported as a conflict with the probe
+winning. Both are pure functions of their arguments.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from .knowledge import PER_NAMESPACE_CLASSES, Entry, Gate, Knowledge, RuntimeSpec
+from .versions import KernelVersion, format_kernel, gate_reached, try_parse_kernel
+
+UNKNOWN_VALUE = "<value>"
+
+
+# --------------------------------------------------------------------------- knowledge alone
+
+def _gate_state(entry: Entry, kernel: Optional[KernelVersion]) -> Tuple[str, str, Optional[Dict[str, Any]]]:
+    """Class and namespace of ``entry`` on ``kernel`` (None: latest) and the gate that matters.
+
+    Gates are sorted oldest first. The first gate the kernel has not reached gives the class
+    (its ``class_before``); past every gate the entry's own class holds. The gate reported is
+    that first unreached one, or the newest one when all are reached.
+    """
+    klass, namespace = entry.klass, entry.namespace
+    if not entry.gates:
+        return klass, namespace, None
+    chosen: Optional[Gate] = None
+    reached = True
+    if kernel is not None:
+        for gate in entry.gates:
+            if not gate_reached(kernel, gate.since, gate.backports):
+                chosen, reached = gate, False
+                break
+    if chosen is None:
+        chosen = entry.gates[-1]
+    index = entry.gates.index(chosen)
+    after = entry.gates[index + 1] if index + 1 < len(entry.gates) else None
+    class_after = after.class_before if after else entry.klass
+    namespace_after = (after.namespace_before or entry.namespace) if after else entry.namespace
+    if not reached:
+        klass = chosen.class_before
+        namespace = chosen.namespace_before or entry.namespace
+    gate = {
+        "since": chosen.since,
+        "backports": list(chosen.backports),
+        "class_before": chosen.class_before,
+        "class_after": class_after,
+        "namespace_before": chosen.namespace_before or entry.namespace,
+        "namespace_after": namespace_after,
+        "commit": chosen.commit,
+        "title": chosen.title,
+        "unverified": chosen.unverified,
+        "reached": reached if kernel is not None else None,
+    }
+    return klass, namespace, gate
+
+
+def _fmt(template: Optional[str], key: str, value: Optional[str]) -> Optional[str]:
+    if template is None:
+        return None
+    return (template.replace("{key}", key).replace("{path}", key_to_path(key))
+            .replace("{value}", value if value is not None else UNKNOWN_VALUE))
+
+
+def key_to_path(key: str) -> str:
+    """``net.ipv4.conf.eth0/100.rp_filter`` -> ``net/ipv4/conf/eth0.100/rp_filter`` (sysctl's own swap)."""
+    return "/".join(part.replace("/", ".") for part in key.split("."))
+
+
+def runtime_verdicts(kb: Knowledge, key: str, klass: str, entry: Optional[Entry],
+                     kernel: Optional[KernelVersion], value: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
+    """What each runtime does with ``key`` requested for a container (new namespaces).
+
+    ``accepts`` is the runtime's own validation; ``applies`` says whether the write then works
+    in the container's namespaces (a host-only key is absent there, a mirror is read-only), with
+    the error the runtime reports when it does not.
+    """
+    out: Dict[str, Dict[str, Any]] = {}
+    for name, spec in kb.runtimes.items():
+        out[name] = _runtime_verdict(spec, key, klass, entry, kernel, value)
+    return out
+
+
+def _runtime_verdict(spec: RuntimeSpec, key: str, klass: str, entry: Optional[Entry],
+                     kernel: Optional[KernelVersion], value: Optional[str]) -> Dict[str, Any]:
+    rule = spec.rule_for(key)
+    accepts = bool(rule.accepts) if rule else False
+    error = _fmt(rule.error, key, value) if rule and not accepts else None
+    verdict: Dict[str, Any] = {
+        "accepts": accepts,
+        "error": error,
+        "requires": rule.requires if rule and accepts else None,
+        "error_host_namespace": _fmt(rule.error_host_namespace, key, value) if rule else None,
+    }
+    applies: Optional[bool] = None
+    if accepts:
+        applies = True
+        if klass == "host-only":
+            applies = False
+            verdict["error"] = _fmt(spec.apply_errors.get("absent"), key, value)
+        elif klass == "mirror":
+            applies = False
+            verdict["error"] = _fmt(spec.apply_errors.get("read_only"), key, value)
+    verdict["applies"] = applies
+    if spec.name == "kubelet":
+        safe = False
+        if entry is not None and entry.kubelet_safe:
+            minimum = try_parse_kernel(entry.kubelet_safe.get("kernel"))
+            safe = minimum is None or kernel is None or kernel >= minimum
+        verdict["safe"] = safe
+        if accepts and not safe and verdict["error"] is None:
+            # Accepted only when the node allowlists it (--allowed-unsafe-sysctls).
+            verdict["error"] = _fmt('forbidden sysctl: "{key}" not allowlisted', key, value)
+    if entry is not None and spec.name in entry.runtimes:
+        override = entry.runtimes[spec.name]
+        for field_name in ("accepts", "applies"):
+            if field_name in override:
+                verdict[field_name] = override[field_name]
+        if "error" in override:
+            verdict["error"] = _fmt(override["error"], key, value)
+        if "note" in override:
+            verdict["note"] = override["note"]
+    return verdict
+
+
+def _knowledge_evidence(entry: Optional[Entry], matched: Optional[str], gate: Optional[Mapping[str, Any]],
+                        kernel: Optional[KernelVersion]) -> str:
+    if entry is None:
+        return "default: no knowledge entry matches; treated as global"
+    text = f"knowledge: {entry.id} ({matched})"
+    if gate is not None:
+        on = format_kernel(kernel) if kernel is not None else "the latest known kernel"
+        since = gate["since"] + (f" (backports {', '.join(gate['backports'])})" if gate["backports"] else "")
+        if gate["reached"] is False:
+            text += f" [kernel {on} predates {since}: {gate['class_before']}]"
+        else:
+            text += f" [{gate['class_before']} before {since}, {gate['class_after']} since; kernel {on}]"
+    return text
+
+
+def scope(kb: Knowledge, key: str, kernel: Optional[str] = None, value: Optional[str] = None) -> Dict[str, Any]:
+    """The class of ``key`` on ``kernel`` (a release string; None = latest) from the knowledge alone."""
+    version = try_parse_kernel(kernel) if kernel is not None else None
+    found = kb.lookup(key)
+    entry, matched = found if found else (None, None)
+    if entry is None:
+        klass, namespace, gate = "global", "none", None
+    else:
+        klass, namespace, gate = _gate_state(entry, version)
+    return {
+        "key": key,
+        "class": klass,
+        "namespace": namespace,
+        "evidence": _knowledge_evidence(entry, matched, gate, version),
+        "entry": entry.id if entry else None,
+        "pattern": matched,
+        "gate": gate,
+        "per_device": bool(entry and entry.per_device),
+        "notes": entry.notes if entry else "",
+        "sources": [s.as_dict() for s in entry.sources] if entry else [],
+        "runtimes": runtime_verdicts(kb, key, klass, entry, version, value),
+        "kernel": format_kernel(version) if version else None,
+    }
+
+
+# --------------------------------------------------------------------------- with a host's facts
+
+def _writable(mode: Optional[str]) -> Optional[bool]:
+    if not mode:
+        return None
+    try:
+        return bool(int(str(mode), 8) & 0o222)
+    except ValueError:
+        return None
+
+
+def _conflict(knowledge: Tuple[str, str], probe: Tuple[str, str]) -> Optional[str]:
+    if knowledge == probe:
+        return None
+    return (f"knowledge says {knowledge[0]} (namespace {knowledge[1]}), "
+            f"probe on this host says {probe[0]} (namespace {probe[1]})")
+
+
+def decide(known: Mapping[str, Any], entry: Optional[Entry], probe: Optional[Mapping[str, Any]],
+           host_mode: Optional[str], probed_namespaces: Optional[Tuple[str, ...]] = None) -> Dict[str, Any]:
+    """Combine the knowledge answer ``known`` (from :func:`scope`) with one key's probe record."""
+    k_class, k_ns = known["class"], known["namespace"]
+    k_evidence = known["evidence"]
+    base_by = "knowledge" if entry is not None else "default"
+
+    def result(klass: str, namespace: str, evidence: str, decided_by: str,
+               conflict: Optional[str] = None) -> Dict[str, Any]:
+        return {"class": klass, "namespace": namespace, "evidence": evidence, "decided_by": decided_by,
+                "conflict": conflict, "entry": known["entry"], "knowledge_class": k_class,
+                "per_device": known["per_device"]}
+
+    if not probe or probe.get("exists") is None:
+        return result(k_class, k_ns, k_evidence, base_by)
+
+    if not probe.get("exists"):
+        if entry is not None and entry.per_device:
+            return result(k_class, k_ns, f"{k_evidence} [probe: absent in a fresh net namespace: "
+                          "a per-device key, its device is not in that namespace]", "knowledge")
+        verdict = ("host-only", "none")
+        return result(*verdict, f"probe: absent in a fresh namespace set [{k_evidence}]", "probe",
+                      _conflict((k_class, k_ns), verdict))
+
+    owner = probe.get("owner")
+    host_w = _writable(host_mode)
+    child_w = _writable(probe.get("mode"))
+    modes = f"mode {probe.get('mode') or '?'} in a fresh namespace, {host_mode or '?'} on the host"
+
+    if owner is None:
+        shared = k_ns == "uts" or bool(entry and entry.shared_table)
+        if k_ns != "none" and k_class in PER_NAMESPACE_CLASSES and (
+                shared or (probed_namespaces is not None and k_ns not in probed_namespaces)):
+            # UTS keys and kernel.ns_last_pid share one table entry whose handler reads the
+            # caller's namespace; a namespace type the probe did not create cannot give the key
+            # a new entry either. In both cases only the knowledge can say.
+            why = ("one table entry serves every namespace: the knowledge decides" if shared
+                   else f"the probe did not create a {k_ns} namespace")
+            return result(k_class, k_ns, f"{k_evidence} [probe: same table entry; {why}]", "knowledge")
+        if host_w and child_w is False:
+            verdict = ("mirror", "none")
+            return result(*verdict, f"probe: {modes} [{k_evidence}]", "probe", _conflict((k_class, k_ns), verdict))
+        verdict = ("global", "none")
+        return result(*verdict, f"probe: same table entry in every throwaway namespace [{k_evidence}]", "probe",
+                      _conflict((k_class, k_ns), verdict))
+
+    # The fresh namespace gave the key its own table entry.
+    if host_w and child_w is False:
+        verdict = ("mirror", "none")
+        return result(*verdict, f"probe: own entry in a fresh {owner} namespace, {modes} [{k_evidence}]",
+                      "probe", _conflict((k_class, k_ns), verdict))
+    if child_w is False and host_w is False:
+        # Read-only everywhere: the probe cannot tell a per-namespace counter from a mirror.
+        if k_class in PER_NAMESPACE_CLASSES + ("mirror",):
+            return result(k_class, k_ns, f"{k_evidence} [probe: own entry in a fresh {owner} namespace, "
+                          "read-only everywhere]", "knowledge")
+        verdict = ("isolated", owner) if probe.get("same_value") is False else ("mirror", "none")
+        return result(*verdict, f"probe: own entry in a fresh {owner} namespace, read-only everywhere "
+                      f"[{k_evidence}]", "probe", _conflict((k_class, k_ns), verdict))
+    if k_class == "leaking":
+        # A leak looks like a per-namespace key to a non-destructive probe; only the knowledge knows.
+        return result(k_class, k_ns, f"{k_evidence} [probe: own writable entry in a fresh {owner} namespace; "
+                      "a probe cannot see a leak]", "knowledge")
+    same_value = probe.get("same_value")
+    volatile = bool(entry and entry.volatile)
+    if k_class in PER_NAMESPACE_CLASSES and k_ns == owner:
+        if k_class == "isolated-inherited" and same_value is False and not volatile:
+            verdict = ("isolated", owner)
+            return result(*verdict, f"probe: own entry in a fresh {owner} namespace with a value other than "
+                          f"the host's, so not copied from the host [{k_evidence}]", "probe",
+                          _conflict((k_class, k_ns), verdict))
+        return result(k_class, k_ns, f"probe: own writable entry in a fresh {owner} namespace [{k_evidence}]",
+                      "probe")
+    klass = k_class if k_class in PER_NAMESPACE_CLASSES else "isolated"
+    verdict = (klass, owner)
+    return result(*verdict, f"probe: own writable entry in a fresh {owner} namespace [{k_evidence}]", "probe",
+                  _conflict((k_class, k_ns), verdict))
+
+
+def host_keys(facts: Mapping[str, Any]) -> Dict[str, Optional[str]]:
+    """Every key the facts know of on the host, with its host mode (None when unknown)."""
+    host = facts.get("host") or {}
+    keys: Dict[str, Optional[str]] = {}
+    for section in ("keys", "unreadable"):
+        for key, record in (host.get(section) or {}).items():
+            keys[key] = (record or {}).get("mode")
+    probe = facts.get("probe") or {}
+    for key in (probe.get("keys") or {}):
+        keys.setdefault(key, None)
+    return keys
+
+
+def classify_host(kb: Knowledge, facts: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """Class, namespace, evidence, decided_by and conflict for every key of one host's facts."""
+    host = facts.get("host") or {}
+    release = ((host.get("kernel") or {}).get("release"))
+    version = try_parse_kernel(release)
+    probe = facts.get("probe") or {}
+    probe_keys = (probe.get("keys") or {}) if probe.get("enabled", True) else {}
+    probed = tuple(probe.get("namespaces") or ()) or None
+    out: Dict[str, Dict[str, Any]] = {}
+    for key, host_mode in sorted(host_keys(facts).items()):
+        found = kb.lookup(key)
+        entry = found[0] if found else None
+        known = _known(kb, key, version, found)
+        out[key] = decide(known, entry, probe_keys.get(key), host_mode, probed)
+    return out
+
+
+def _known(kb: Knowledge, key: str, version: Optional[KernelVersion],
+           found: Optional[Tuple[Entry, str]]) -> Dict[str, Any]:
+    """The part of :func:`scope` ``decide`` needs, without runtimes and sources (hot path)."""
+    entry, matched = found if found else (None, None)
+    if entry is None:
+        klass, namespace, gate = "global", "none", None
+    else:
+        klass, namespace, gate = _gate_state(entry, version)
+    return {"class": klass, "namespace": namespace, "entry": entry.id if entry else None,
+            "per_device": bool(entry and entry.per_device),
+            "evidence": _knowledge_evidence(entry, matched, gate, version)}
