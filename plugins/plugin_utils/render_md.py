@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright: nsguard.sysctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""fleet.md: the fleet model as GitHub-flavoured Markdown.
+
+Every value that comes from facts or findings goes through ``md_escape``: a label such as
+``| x | y |`` or a command line ``<script>`` stays text in one table cell.
+"""
+from __future__ import annotations
+
+from typing import IO, Any, Iterable, Mapping, Sequence
+
+from .render_common import md_code, md_escape, short, values_text
+from .report import container_label, iter_findings_by_host
+
+__all__ = ["render_md"]
+
+_SEV_MARK = {"error": "error", "warning": "warning", "info": "info"}
+
+
+def _table(out: IO[str], header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    out.write("| " + " | ".join(header) + " |\n")
+    out.write("|" + "|".join("---" for _ in header) + "|\n")
+    for row in rows:
+        out.write("| " + " | ".join(row) + " |\n")
+    out.write("\n")
+
+
+def _counts(c: Mapping[str, int]) -> Sequence[str]:
+    return [str(c["error"]), str(c["warning"]), str(c["info"])]
+
+
+def _labels(labels: Mapping[str, Any]) -> str:
+    return md_escape(", ".join("%s=%s" % (k, v) for k, v in sorted(labels.items())))
+
+
+def render_md(model: Mapping[str, Any], out: IO[str]) -> None:
+    s = model["summary"]
+    h, f = s["hosts"], s["findings"]
+    out.write("# %s\n\n" % md_escape(model["title"]))
+    out.write("Generated %s by %s %s from %s.\n\n" % (
+        md_escape(model["generated_at"]), md_escape(model["generator"]["name"]),
+        md_escape(model["generator"]["version"]),
+        "the play's host variables" if model["source"] == "play" else "Ansible's fact cache"))
+
+    out.write("## Summary\n\n")
+    _table(out, ["Hosts", "ok", "unreachable", "failed", "Containers", "Findings", "error", "warning", "info"],
+           [[str(h["total"]), str(h["ok"]), str(h["unreachable"]), str(h["failed"]), str(s["containers"]),
+             str(f["total"])] + list(_counts(f))])
+
+    not_ok = [row for row in model["hosts"] if row["status"] != "ok"]
+    if not_ok:
+        out.write("## Hosts not audited\n\n")
+        _table(out, ["Host", "Status", "Message", "Last facts"],
+               ([md_escape(r["name"]), r["status"], md_escape(short(r["message"] or "")),
+                 md_escape(r["gathered_at"] or "never")] for r in not_ok))
+
+    out.write("## Rules\n\n")
+    _table(out, ["Rule", "Name", "Severity", "Findings", "Hosts", "Containers", "Frequent keys"],
+           ([md_code(r["id"]), md_escape(r["name"]), r["severity"], str(r["findings"]["total"]),
+             str(r["hosts"]), str(r["containers"]), md_escape(", ".join(r["keys"][:5]))]
+            for r in model["rules"]))
+
+    out.write("## Hosts\n\n")
+    _table(out, ["Host", "Status", "Kernel", "Containers", "error", "warning", "info", "Conntrack (peak netns / max)"],
+           ([md_escape(r["name"]), r["status"], md_escape(r["kernel"] or ""), str(r["containers"])]
+            + list(_counts(r["findings"]))
+            + [("%d / %s" % (r["conntrack"]["peak"], r["conntrack"]["max"])) if r["conntrack"] else ""]
+            for r in model["hosts"]))
+
+    with_findings = [c for c in model["containers"] if c["findings"]["total"]]
+    out.write("## Containers with findings\n\n")
+    if with_findings:
+        _table(out, ["Host", "Container", "Runtime", "Image", "Labels", "Command line", "error", "warning", "info"],
+               ([md_escape(c["host"]), md_escape(c["label"]), md_escape(c["runtime"] or ""),
+                 md_escape(c["image"] or ""), _labels(c["labels"]), md_escape(short(c["cmdline"] or "", 120))]
+                + list(_counts(c["findings"])) for c in with_findings))
+    else:
+        out.write("None.\n\n")
+
+    out.write("## Findings\n\n")
+    if not model["findings"]:
+        out.write("None.\n\n")
+    for host, findings in iter_findings_by_host(model):
+        if not findings:
+            continue
+        out.write("### %s\n\n" % md_escape(host))
+        _table(out, ["Severity", "Rule", "Container", "Key", "Values", "Message", "Fix"],
+               ([_SEV_MARK[x["severity"]], md_code(x["rule"]),
+                 md_escape(_container(x)), md_code(x.get("key") or "") if x.get("key") else "",
+                 md_escape(values_text(x.get("values"))), md_escape(short(x.get("message") or "", 400)),
+                 md_escape((x.get("remediation") or {}).get("where") or "")]
+                for x in findings))
+
+    if model["problems"]:
+        out.write("## Problems in the input\n\n")
+        _table(out, ["Host", "Where", "Message"],
+               ([md_escape(p["host"]), md_escape(p["where"]), md_escape(p["message"])] for p in model["problems"]))
+
+
+def _container(finding: Mapping[str, Any]) -> str:
+    if not finding.get("set_id") and not finding.get("container"):
+        return "(host)"
+    return container_label(finding.get("container") if isinstance(finding.get("container"), Mapping) else None,
+                           finding.get("set_id"))

@@ -1,0 +1,193 @@
+# -*- coding: utf-8 -*-
+# Copyright: nsguard.sysctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""remediation.yml: the findings' remediation tasks as one playbook, one play per host.
+
+- Every task carries the id of each rule that asked for it as a tag (``--tags NSG001``).
+- Identical tasks that several findings of one host ask for (50 containers requesting the same
+  ``vm.max_map_count``) are written once, with the union of the tags.
+- Host-side tasks (``remediation.where: host``) sit in a block guarded by the host's
+  virtualization facts, so they never run when the target itself is a container, and a
+  host-side task that tries to reach elsewhere (``delegate_to``, ``connection``) is refused.
+- Container-spec tasks (``where: container-spec``) change how a container is started and may
+  recreate it; they carry the ``never`` tag too and run only when their rule id or
+  ``container-spec`` is asked for with ``--tags``.
+- Strings that Jinja would evaluate (``{{``, ``{%``, ``{#``) are written ``!unsafe``: a
+  container name or label quoted in a task name is never templated on the controller.
+  Conditionals (``when`` & co.) are expressions written by the rule engine and kept as they are.
+- Hosts that were not audited are listed in the header comment.
+
+Modules such as ``ansible.posix.sysctl`` support check mode, so ``--check --diff`` shows what
+would change without changing it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import IO, Any, Dict, List, Mapping, Tuple
+
+import yaml
+
+from .render_common import clean_text
+from .report import iter_findings_by_host
+
+__all__ = ["render_remediation", "CONTAINER_VIRT_TYPES", "build_plays"]
+
+# ansible_facts.virtualization_type values that mean "this host is itself a container"
+CONTAINER_VIRT_TYPES = ["docker", "podman", "lxc", "openvz", "container", "containerd", "systemd-nspawn", "wsl"]
+HOST_GUARD = ("not (ansible_facts.virtualization_role | default('') == 'guest' and "
+              "ansible_facts.virtualization_type | default('') in %s)" % json.dumps(CONTAINER_VIRT_TYPES).replace('"', "'"))
+_CONDITIONALS = {"when", "changed_when", "failed_when", "until"}
+_REACH_ELSEWHERE = ("delegate_to", "connection", "remote_user", "local_action")
+_JINJA = re.compile(r"\{\{|\{%|\{#")
+_PLAIN_HOST = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+class _Unsafe(str):
+    """A string written with the !unsafe tag (Ansible never templates it)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_unsafe(dumper: yaml.SafeDumper, data: _Unsafe) -> yaml.Node:
+    return dumper.represent_scalar("!unsafe", str(data), style='"')
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    # a subclass of str (AnsibleUnsafeText from hostvars) must still dump as a plain string
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(data))
+
+
+_Dumper.add_representer(_Unsafe, _represent_unsafe)
+_Dumper.add_multi_representer(str, _represent_str)
+_Dumper.add_representer(_Unsafe, _represent_unsafe)
+
+
+def _protect(value: Any, key: str = "") -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _protect(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_protect(v, key) for v in value]
+    if isinstance(value, str):
+        text = str(value)
+        if key not in _CONDITIONALS and _JINJA.search(text):
+            return _Unsafe(text)
+        return text
+    return value
+
+
+def _tags(task: Mapping[str, Any]) -> List[str]:
+    tags = task.get("tags")
+    if isinstance(tags, str):
+        return [t.strip() for t in tags.split(",") if t.strip()]
+    if isinstance(tags, list):
+        return [str(t) for t in tags]
+    return []
+
+
+def _ordered(task: Mapping[str, Any], tags: List[str]) -> Dict[str, Any]:
+    """name first, keywords that read best last (when, tags)."""
+    out: Dict[str, Any] = {}
+    if "name" in task:
+        out["name"] = task["name"]
+    for k, v in task.items():
+        if k not in ("name", "when", "tags"):
+            out[k] = v
+    if "when" in task:
+        out["when"] = task["when"]
+    out["tags"] = tags
+    return out
+
+
+def _collect(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """Host-side and container-spec tasks of one host, deduplicated, tags merged."""
+    groups: Dict[str, Dict[str, Tuple[Dict[str, Any], List[str]]]] = {"host": {}, "container-spec": {}}
+    for f in findings:
+        remediation = f.get("remediation")
+        if not isinstance(remediation, Mapping):
+            continue
+        where = remediation.get("where")
+        if where not in groups:
+            continue
+        tasks = remediation.get("tasks")
+        if not isinstance(tasks, list):
+            continue
+        for i, task in enumerate(tasks):
+            if not isinstance(task, Mapping) or not task:
+                problems.append("%s %s: remediation.tasks[%d] is not a task mapping; skipped" % (f["host"], f["rule"], i))
+                continue
+            if where == "host" and any(k in task for k in _REACH_ELSEWHERE):
+                problems.append("%s %s: host-side task %r uses %s; refused (host-side tasks run on the host itself)" % (
+                    f["host"], f["rule"], clean_text(task.get("name", "")),
+                    ", ".join(k for k in _REACH_ELSEWHERE if k in task)))
+                continue
+            body = {k: v for k, v in task.items() if k != "tags"}
+            ident = json.dumps(body, sort_keys=True, default=str)
+            tags = _tags(task)
+            for extra in [f["rule"]] + (["container-spec", "never"] if where == "container-spec" else []):
+                if extra not in tags:
+                    tags.append(extra)
+            if ident in groups[where]:
+                seen = groups[where][ident][1]
+                seen.extend(t for t in tags if t not in seen)
+            else:
+                groups[where][ident] = (body, tags)
+    host = [_ordered(b, t) for b, t in groups["host"].values()]
+    spec = [_ordered(b, t) for b, t in groups["container-spec"].values()]
+    return host, spec
+
+
+def build_plays(model: Mapping[str, Any]) -> Tuple[List[Dict[str, Any]], List[str]]:
+    plays: List[Dict[str, Any]] = []
+    problems: List[str] = []
+    for host, findings in iter_findings_by_host(model):
+        if not findings:
+            continue
+        host_tasks, spec_tasks = _collect(findings, problems)
+        if not host_tasks and not spec_tasks:
+            continue
+        tasks: List[Dict[str, Any]] = []
+        if host_tasks:
+            tasks.append({"name": "Host-side sysctl changes (never inside a container)",
+                          "when": HOST_GUARD, "block": host_tasks})
+        if spec_tasks:
+            tasks.append({"name": "Container spec changes (run only with --tags <rule id> or container-spec)",
+                          "block": spec_tasks})
+        play: Dict[str, Any] = {"name": "nsguard.sysctl remediation for %s" % host}
+        if _PLAIN_HOST.match(host):
+            play["hosts"] = host
+        else:
+            # a name with pattern characters (":", "*", ",", "!", "&", "[") must not be read as a
+            # pattern; target all and keep only the named host
+            play["hosts"] = "all"
+            play["vars"] = {"nsguard_sysctl_remediation_target": host}
+            for task in tasks:
+                task["when"] = ["inventory_hostname == nsguard_sysctl_remediation_target"] + (
+                    [task["when"]] if "when" in task else [])
+        play.update({"gather_facts": True, "gather_subset": ["!all", "!min", "virtual"], "tasks": tasks})
+        plays.append(play)
+    return plays, problems
+
+
+def render_remediation(model: Mapping[str, Any], out: IO[str]) -> None:
+    plays, problems = build_plays(model)
+    out.write("---\n")
+    out.write("# nsguard.sysctl remediation playbook, generated %s from %s.\n" % (
+        clean_text(model["generated_at"]), "the play" if model["source"] == "play" else "the fact cache"))
+    out.write("# Review first:  ansible-playbook -i INVENTORY remediation.yml --check --diff --become\n")
+    out.write("# One rule only:  --tags NSG001   Container spec changes run only when their tag is asked for.\n")
+    not_ok = [row for row in model["hosts"] if row["status"] != "ok"]
+    if not_ok:
+        out.write("# Hosts not audited (nothing generated for them):\n")
+        for row in not_ok:
+            out.write("#   %s: %s%s\n" % (clean_text(row["name"]), row["status"],
+                                          ": " + clean_text(row["message"]) if row["message"] else ""))
+    for problem in problems:
+        out.write("# skipped: %s\n" % clean_text(problem))
+    if not plays:
+        plays = [{"name": "nsguard.sysctl: nothing to remediate", "hosts": "localhost", "gather_facts": False,
+                  "tasks": [{"name": "Nothing to remediate", "ansible.builtin.debug": {"msg": "no findings with remediation tasks"}}]}]
+    yaml.dump(_protect(plays), out, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+              allow_unicode=True, width=120, explicit_start=False)

@@ -1,0 +1,406 @@
+# -*- coding: utf-8 -*-
+# Copyright: nsguard.sysctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fleet aggregation: ``{host: {facts, findings, status}}`` -> one fleet model.
+
+The model is plain JSON data; it *is* the content of ``fleet.json`` (see
+``schemas/fleet-report.schema.json``) and every other renderer (Markdown, HTML, SARIF, JUnit,
+remediation playbook) reads only the model. ``build_fleet`` is a pure function: it never
+mutates its input and shares (does not copy) the finding mappings, so a fleet of 2,000 hosts
+costs little more memory than the facts Ansible already holds.
+
+Input per host (``docs/reports.md``)::
+
+    {"status": "ok" | "unreachable" | "failed",   # default ok
+     "message": "why not ok" | None,
+     "facts": ansible_facts.nsguard_sysctl | None, # docs/facts.md
+     "findings": [finding, ...] | None}            # docs/findings.md
+
+Bad input (a finding that is not a mapping, an unknown severity, ...) never stops the report:
+it is recorded in ``model["problems"]`` with the host and the key, and the rest is reported.
+
+Plain Python (no Ansible import): the action plugin, ``bench/`` and tests all call it.
+"""
+from __future__ import annotations
+
+import datetime
+from collections import Counter, defaultdict
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+__all__ = [
+    "REPORT_VERSION", "SEVERITIES", "STATUSES", "FAIL_ON", "DEFAULT_DOCS_BASE_URL",
+    "build_fleet", "should_fail", "summary_line", "rule_help_uri", "container_label",
+]
+
+REPORT_VERSION = 1
+SEVERITIES = ("error", "warning", "info")            # worst first
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+STATUSES = ("ok", "unreachable", "failed")
+FAIL_ON = ("never", "warning", "error")
+# Base URL of the collection's sources; rule docs live at <base>docs/rules/<id>.md.
+# Overridable per run (action option docs_base_url / nsguard_sysctl_docs_base_url).
+DEFAULT_DOCS_BASE_URL = "https://github.com/nsguard/sysctl/blob/main/"
+GENERATOR = "nsguard.sysctl"
+
+
+def _utcnow() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rule_help_uri(rule_id: str, docs_base_url: str = DEFAULT_DOCS_BASE_URL) -> str:
+    base = docs_base_url if docs_base_url.endswith("/") else docs_base_url + "/"
+    return "%sdocs/rules/%s.md" % (base, rule_id)
+
+
+def _zero_counts() -> Dict[str, int]:
+    return {"total": 0, "error": 0, "warning": 0, "info": 0}
+
+
+def _str_or_none(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def container_label(identity: Optional[Mapping[str, Any]], set_id: Optional[str] = None) -> str:
+    """A short human name for a namespace set: container name, pod, netns name or id."""
+    identity = identity or {}
+    name = identity.get("name")
+    pod, pod_ns = identity.get("pod_name"), identity.get("pod_namespace")
+    if name and pod:
+        return "%s/%s/%s" % (pod_ns or "-", pod, name)
+    for candidate in (name, identity.get("netns_name")):
+        if candidate:
+            return str(candidate)
+    if identity.get("id"):
+        return "%s:%s" % (identity.get("runtime") or "unknown", str(identity["id"])[:12])
+    return set_id or "(host)"
+
+
+def _container_row(host: str, nset: Mapping[str, Any]) -> Dict[str, Any]:
+    identity = nset.get("identity") if isinstance(nset.get("identity"), Mapping) else {}
+    init = nset.get("init") if isinstance(nset.get("init"), Mapping) else {}
+    labels = identity.get("labels") if isinstance(identity.get("labels"), Mapping) else {}
+    conntrack = nset.get("conntrack_count")
+    set_id = _str_or_none(nset.get("id"))
+    return {
+        "host": host,
+        "set_id": set_id,
+        "label": container_label(identity, set_id),
+        "runtime": _str_or_none(identity.get("runtime")),
+        "id": _str_or_none(identity.get("id")),
+        "name": _str_or_none(identity.get("name")),
+        "image": _str_or_none(identity.get("image")),
+        "pod_name": _str_or_none(identity.get("pod_name")),
+        "pod_namespace": _str_or_none(identity.get("pod_namespace")),
+        "netns_name": _str_or_none(identity.get("netns_name")),
+        "labels": {str(k): _str_or_none(v) for k, v in labels.items()},
+        "pid": init.get("pid") if isinstance(init.get("pid"), int) else None,
+        "comm": _str_or_none(init.get("comm")),
+        "cmdline": _str_or_none(init.get("cmdline")),
+        "differs_from_host": [str(x) for x in nset.get("differs_from_host") or []],
+        "conntrack_count": conntrack if isinstance(conntrack, int) else None,
+        "errors": len(nset.get("errors") or []),
+        "findings": _zero_counts(),
+    }
+
+
+def _host_entry(name: str, status: str, message: Optional[str], facts: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    host_facts = facts.get("host") if facts and isinstance(facts.get("host"), Mapping) else {}
+    kernel = host_facts.get("kernel") if isinstance(host_facts.get("kernel"), Mapping) else {}
+    errors = facts.get("errors") if facts else None
+    return {
+        "name": name,
+        "status": status,
+        "message": message,
+        "gathered_at": _str_or_none(facts.get("gathered_at")) if facts else None,
+        "hostname": _str_or_none(host_facts.get("hostname")),
+        "kernel": _str_or_none(kernel.get("release")),
+        "containers": 0,
+        "findings": _zero_counts(),
+        "rules": [],
+        "errors": [_error_text(e) for e in errors] if isinstance(errors, list) else [],
+        "conntrack": None,
+    }
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, Mapping):
+        parts = ["%s=%s" % (k, error[k]) for k in ("stage", "set", "key") if error.get(k)]
+        return ("[%s] " % " ".join(parts) if parts else "") + str(error.get("message", ""))
+    return str(error)
+
+
+def _conntrack(host: str, facts: Mapping[str, Any], labels: Mapping[str, str]) -> Tuple[Optional[Dict[str, Any]], List[Dict[str, Any]]]:
+    ct = facts.get("conntrack")
+    if not isinstance(ct, Mapping) or not ct.get("loaded"):
+        return None, []
+    ct_max = ct.get("max") if isinstance(ct.get("max"), int) else None
+    rows: List[Dict[str, Any]] = []
+    total = 0
+    for entry in ct.get("per_netns") or []:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("count"), int):
+            continue
+        sets = [str(s) for s in entry.get("sets") or []]
+        if entry.get("host"):
+            label = "(host)"
+        else:
+            label = ", ".join(labels.get(s, s) for s in sets) or "netns %s" % entry.get("net")
+        count = entry["count"]
+        total += count
+        rows.append({
+            "host": host, "net": entry.get("net"), "host_netns": bool(entry.get("host")),
+            "label": label, "count": count, "max": ct_max,
+            # nf_conntrack_max is checked against each netns's own count (kernel-namespacing §1)
+            "use": round(count / ct_max, 6) if ct_max else None,
+        })
+    summary = {
+        "max": ct_max,
+        "buckets": ct.get("buckets") if isinstance(ct.get("buckets"), int) else None,
+        "total": total,                       # entries of all netns share one table and memory
+        "netns": len(rows),
+        "peak": max((r["count"] for r in rows), default=0),
+        "peak_use": max((r["use"] or 0 for r in rows), default=0) if ct_max else None,
+    }
+    return summary, rows
+
+
+def build_fleet(hosts: Mapping[str, Mapping[str, Any]], *, rules: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                docs_base_url: str = DEFAULT_DOCS_BASE_URL, generated_at: Optional[str] = None,
+                title: str = "nsguard.sysctl fleet report", version: str = "0.0.0",
+                source: str = "play") -> Dict[str, Any]:
+    """Aggregate per-host facts and findings into the fleet model (the content of fleet.json).
+
+    ``rules`` is optional catalog metadata ``{id: {name, severity, summary}}``; every rule in it
+    is listed (JUnit makes one test case per host and rule), plus any rule seen in findings.
+    """
+    problems: List[Dict[str, Any]] = []
+    host_rows: List[Dict[str, Any]] = []
+    containers: List[Dict[str, Any]] = []
+    conntrack_rows: List[Dict[str, Any]] = []
+    findings: List[Mapping[str, Any]] = []
+    rule_meta: Dict[str, Dict[str, Any]] = {}
+    rule_stats: Dict[str, Dict[str, Any]] = {}
+
+    for rid, meta in (rules or {}).items():
+        meta = meta if isinstance(meta, Mapping) else {}
+        rule_meta[str(rid)] = {"name": _str_or_none(meta.get("name")), "severity": meta.get("severity"),
+                               "summary": _str_or_none(meta.get("summary") or meta.get("description"))}
+
+    for name in sorted(hosts, key=str):
+        entry = hosts[name] if isinstance(hosts[name], Mapping) else {}
+        if not isinstance(hosts[name], Mapping):
+            problems.append({"host": str(name), "where": "host", "message": "host entry is not a mapping"})
+        status = entry.get("status") or "ok"
+        message = _str_or_none(entry.get("message"))
+        if status not in STATUSES:
+            problems.append({"host": str(name), "where": "status",
+                             "message": "unknown status %r (expected ok, unreachable or failed); reported as failed" % (status,)})
+            message = message or "unknown status %r" % (status,)
+            status = "failed"
+        facts = entry.get("facts")
+        if facts is not None and not isinstance(facts, Mapping):
+            problems.append({"host": str(name), "where": "facts", "message": "facts are a %s, not a mapping" % type(facts).__name__})
+            facts = None
+        row = _host_entry(str(name), status, message, facts)
+        host_rows.append(row)
+
+        by_set: Dict[Optional[str], Dict[str, Any]] = {}
+        if facts:
+            for index, nset in enumerate(facts.get("namespace_sets") or []):
+                if not isinstance(nset, Mapping):
+                    problems.append({"host": row["name"], "where": "namespace_sets[%d]" % index, "message": "not a mapping"})
+                    continue
+                crow = _container_row(row["name"], nset)
+                by_set[crow["set_id"]] = crow
+                containers.append(crow)
+            labels = {k: v["label"] for k, v in by_set.items() if k}
+            row["conntrack"], rows = _conntrack(row["name"], facts, labels)
+            conntrack_rows.extend(rows)
+
+        raw = entry.get("findings")
+        if raw is None:
+            raw = []
+        elif not isinstance(raw, list):
+            problems.append({"host": row["name"], "where": "findings", "message": "findings are a %s, not a list" % type(raw).__name__})
+            raw = []
+        host_rules = set()
+        for index, finding in enumerate(raw):
+            where = "findings[%d]" % index
+            if not isinstance(finding, Mapping):
+                problems.append({"host": row["name"], "where": where, "message": "finding is not a mapping"})
+                continue
+            rid = finding.get("rule")
+            if not isinstance(rid, str) or not rid:
+                problems.append({"host": row["name"], "where": where + ".rule", "message": "finding has no rule id"})
+                continue
+            severity = finding.get("severity")
+            fixes: Dict[str, Any] = {}
+            if severity not in SEVERITY_RANK:
+                problems.append({"host": row["name"], "where": where + ".severity",
+                                 "message": "unknown severity %r for %s; reported as error" % (severity, rid)})
+                fixes["severity"] = severity = "error"
+            if finding.get("host") != row["name"]:
+                if finding.get("host") not in (None, ""):
+                    problems.append({"host": row["name"], "where": where + ".host",
+                                     "message": "finding names host %r; reported under %r" % (finding.get("host"), row["name"])})
+                fixes["host"] = row["name"]
+            if fixes:  # copy only what needs fixing; the rest is shared with the caller
+                finding = dict(finding, **fixes)
+            findings.append(finding)
+            host_rules.add(rid)
+
+            row["findings"]["total"] += 1
+            row["findings"][severity] += 1
+            set_id = finding.get("set_id")
+            crow = by_set.get(set_id) if set_id else None
+            if set_id and crow is None:
+                # a finding about a set the facts do not list (facts trimmed, or gathered apart)
+                container = finding.get("container") if isinstance(finding.get("container"), Mapping) else {}
+                crow = _container_row(row["name"], {"id": set_id, "identity": container})
+                by_set[set_id] = crow
+                containers.append(crow)
+            if crow is not None:
+                crow["findings"]["total"] += 1
+                crow["findings"][severity] += 1
+
+            stats = rule_stats.get(rid)
+            if stats is None:
+                stats = rule_stats[rid] = {"counts": _zero_counts(), "hosts": set(), "containers": set(),
+                                           "keys": Counter(), "name": None, "worst": severity}
+            stats["counts"]["total"] += 1
+            stats["counts"][severity] += 1
+            stats["hosts"].add(row["name"])
+            if set_id:
+                stats["containers"].add((row["name"], set_id))
+            if finding.get("key"):
+                stats["keys"][str(finding["key"])] += 1
+            if not stats["name"] and finding.get("rule_name"):
+                stats["name"] = str(finding["rule_name"])
+            if SEVERITY_RANK[severity] < SEVERITY_RANK[stats["worst"]]:
+                stats["worst"] = severity
+        row["rules"] = sorted(host_rules)
+        row["containers"] = len(by_set)
+
+    rule_rows = []
+    for rid in sorted(set(rule_meta) | set(rule_stats)):
+        meta = rule_meta.get(rid, {})
+        stats = rule_stats.get(rid)
+        severity = meta.get("severity") if meta.get("severity") in SEVERITY_RANK else (stats["worst"] if stats else "warning")
+        rule_rows.append({
+            "id": rid,
+            "name": meta.get("name") or (stats["name"] if stats else None) or rid,
+            "severity": severity,
+            "summary": meta.get("summary"),
+            "help_uri": rule_help_uri(rid, docs_base_url),
+            "findings": stats["counts"] if stats else _zero_counts(),
+            "hosts": len(stats["hosts"]) if stats else 0,
+            "containers": len(stats["containers"]) if stats else 0,
+            "keys": [k for k, _ in stats["keys"].most_common(20)] if stats else [],
+        })
+
+    # one stable order for every renderer: host, worst first, rule, container, key
+    findings.sort(key=lambda f: (f["host"], SEVERITY_RANK[f["severity"]], f["rule"],
+                                 str(f.get("set_id") or ""), str(f.get("key") or "")))
+    totals = _zero_counts()
+    for row in host_rows:
+        for k in totals:
+            totals[k] += row["findings"][k]
+    status_counts = Counter(row["status"] for row in host_rows)
+    worst = next((s for s in SEVERITIES if totals[s]), None)
+    conntrack_rows.sort(key=lambda r: (-(r["count"]), r["host"], str(r["net"])))
+    return {
+        "report_version": REPORT_VERSION,
+        "kind": "nsguard.sysctl/fleet",
+        "title": title,
+        "generated_at": generated_at or _utcnow(),
+        "generator": {"name": GENERATOR, "version": version},
+        "source": source,
+        "docs_base_url": docs_base_url,
+        "summary": {
+            "hosts": {"total": len(host_rows), **{s: status_counts.get(s, 0) for s in STATUSES}},
+            "containers": len(containers),
+            "findings": totals,
+            "rules": sum(1 for r in rule_rows if r["findings"]["total"]),
+            "worst": worst,
+            "problems": len(problems),
+        },
+        "rules": rule_rows,
+        "hosts": host_rows,
+        "containers": containers,
+        "conntrack": conntrack_rows,
+        "findings": findings,
+        "problems": problems,
+    }
+
+
+def should_fail(model: Mapping[str, Any], fail_on: str) -> bool:
+    """The pipeline verdict. ``never``: never. ``warning``/``error``: a finding at or above that
+    severity, or a host that was not audited (unreachable/failed: its state is unknown)."""
+    if fail_on not in FAIL_ON:
+        raise ValueError("fail_on must be one of %s, not %r" % (", ".join(FAIL_ON), fail_on))
+    if fail_on == "never":
+        return False
+    summary = model["summary"]
+    if summary["hosts"]["unreachable"] or summary["hosts"]["failed"]:
+        return True
+    counts = summary["findings"]
+    return bool(counts["error"] or (fail_on == "warning" and counts["warning"]))
+
+
+def summary_line(model: Mapping[str, Any]) -> str:
+    s = model["summary"]
+    h, f = s["hosts"], s["findings"]
+    return ("nsguard.sysctl: %d hosts (%d ok, %d unreachable, %d failed), %d containers, "
+            "%d findings: %d error, %d warning, %d info" % (
+                h["total"], h["ok"], h["unreachable"], h["failed"], s["containers"],
+                f["total"], f["error"], f["warning"], f["info"]))
+
+
+def iter_findings_by_host(model: Mapping[str, Any]) -> Iterable[Tuple[str, List[Mapping[str, Any]]]]:
+    """(host, findings) in host order; findings are sorted by host first in the model."""
+    groups: Dict[str, List[Mapping[str, Any]]] = defaultdict(list)
+    for finding in model["findings"]:
+        groups[finding["host"]].append(finding)
+    for row in model["hosts"]:
+        yield row["name"], groups.get(row["name"], [])
+
+
+# format -> (file name in the report directory, renderer module, function)
+FORMATS = {
+    "json": ("fleet.json", "render_json", "render_json"),
+    "md": ("fleet.md", "render_md", "render_md"),
+    "html": ("fleet.html", "render_html", "render_html"),
+    "sarif": ("fleet.sarif", "render_sarif", "render_sarif"),
+    "junit": ("fleet.junit.xml", "render_junit", "render_junit"),
+    "remediation": ("remediation.yml", "render_remediation", "render_remediation"),
+}
+
+
+def write_reports(model: Mapping[str, Any], dest: str, formats: Iterable[str] = tuple(FORMATS)
+                  ) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """Render each format into ``dest`` atomically. A renderer that fails leaves its previous
+    file in place and does not stop the others. Returns ({format: path}, {format: error})."""
+    import importlib
+    import os
+
+    from .atomic import atomic_open
+
+    written: Dict[str, str] = {}
+    errors: Dict[str, str] = {}
+    os.makedirs(dest, exist_ok=True)
+    for fmt in formats:
+        if fmt not in FORMATS:
+            errors[fmt] = "unknown format %r (known: %s)" % (fmt, ", ".join(FORMATS))
+            continue
+        filename, module_name, func_name = FORMATS[fmt]
+        path = os.path.join(dest, filename)
+        try:
+            render = getattr(importlib.import_module("." + module_name, __package__), func_name)
+            with atomic_open(path) as out:
+                render(model, out)
+        except Exception as exc:  # one broken renderer must not cost the other reports
+            errors[fmt] = "%s: %s: %s" % (path, type(exc).__name__, exc)
+            continue
+        written[fmt] = path
+    return written, errors
