@@ -1,0 +1,571 @@
+"""Shared code of the nsguard.sysctl ansible-lint rules (this module holds no rule).
+
+ansible-lint imports every ``*.py`` of a rules directory by its bare name, so this helper has a
+stem no other module on ``sys.path`` is likely to have. It does three jobs:
+
+1. **Find the collection's engine.** The rules read the same knowledge base as the audit,
+   through ``plugins/plugin_utils/static_judge.py`` of the collection they ship with. That
+   collection is ``../..`` from this file (``<collection>/rules/ansible_lint/``), or
+   ``./_collection`` in the pip package (``ansiblelint.rules.custom.nsguard_sysctl``). It is made
+   importable under its canonical name ``ansible_collections.nsguard.sysctl`` even when the
+   directory is a git checkout not named ``ansible_collections/nsguard/sysctl``.
+2. **Extract** the sysctls a task, a Compose file or a Kubernetes manifest asks for, with the
+   context a verdict needs (runtimes, namespaces shared with the host, where to fix it).
+3. **Report**: a base rule that turns verdicts into ansible-lint matches (message, remediation
+   in ``details``, one sub-tag per key, a ``helpUri`` on this collection's docs, ``--fix``).
+
+Options come from the environment because ansible-lint's config refuses per-rule keys:
+``NSGUARD_SYSCTL_KERNEL_FLOOR`` (default 4.18), ``NSGUARD_SYSCTL_KNOWLEDGE_DIRS`` (extra
+knowledge directories, ``os.pathsep``-separated) and ``NSGUARD_SYSCTL_DOCS_URL`` (base of the
+rule pages that SARIF ``helpUri`` points at).
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import logging
+import os
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, List, Mapping, MutableMapping, MutableSequence, Optional, Sequence, Tuple
+
+from ansiblelint.errors import MatchError, RuleMatchTransformMeta
+from ansiblelint.rules import AnsibleLintRule, TransformMixin
+
+_logger = logging.getLogger(__name__)
+
+PREFIX = "ansible_collections.nsguard.sysctl"
+HERE = Path(__file__).resolve().parent
+# Where SARIF helpUri and the rule's url point: <base><rule-id>.md (docs/rules/ of this collection).
+DEFAULT_DOCS_URL = "https://github.com/nsguard/sysctl/blob/main/docs/rules/"
+DOCS_URL_ENV = "NSGUARD_SYSCTL_DOCS_URL"
+KNOWLEDGE_DIRS_ENV = "NSGUARD_SYSCTL_KNOWLEDGE_DIRS"
+SKIPPED_RULES_KEY = "__skipped_rules__"  # where ansible-lint puts a task's `# noqa` ids
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Finding the engine
+# --------------------------------------------------------------------------------------------
+def collection_root() -> Path:
+    """The collection whose engine and knowledge these rules use."""
+    vendored = HERE / "_collection"
+    if (vendored / "plugins" / "plugin_utils").is_dir():
+        return vendored
+    return HERE.parent.parent
+
+
+class _RootFinder(importlib.abc.MetaPathFinder):
+    """Serves ``ansible_collections.nsguard.sysctl.*`` from one directory, by file path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
+        if fullname != PREFIX and not fullname.startswith(PREFIX + "."):
+            return None
+        parts = fullname[len(PREFIX) + 1:].split(".") if fullname != PREFIX else []
+        base = self.root.joinpath(*parts)
+        if base.is_dir():
+            spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
+            spec.submodule_search_locations = [str(base)]
+            return spec
+        source = base.parent / (base.name + ".py")
+        if parts and source.is_file():
+            return importlib.util.spec_from_file_location(fullname, source)
+        return None
+
+
+def _ensure_namespace(name: str) -> None:
+    """``ansible_collections`` and ``ansible_collections.nsguard`` as empty packages if missing."""
+    if name in sys.modules:
+        return
+    try:
+        importlib.import_module(name)
+        return
+    except ImportError:
+        pass
+    module = types.ModuleType(name)
+    module.__path__ = []  # type: ignore[attr-defined]
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+
+
+def _same_dir(spec: Optional[importlib.machinery.ModuleSpec], root: Path) -> bool:
+    locations = list(getattr(spec, "submodule_search_locations", None) or [])
+    return any(Path(loc).resolve() == root.resolve() for loc in locations)
+
+
+@functools.lru_cache(maxsize=None)
+def engine() -> types.ModuleType:
+    """``static_judge`` of this collection, importable under its canonical name.
+
+    If ``ansible_collections.nsguard.sysctl`` already resolves to this very directory (an
+    installed collection, or the test suite's dev link), the normal import is used; otherwise a
+    finder for exactly that prefix serves this directory first (a git checkout such as
+    ``/work/main``, the pip package's bundled copy, or a checkout next to an older installed copy).
+    """
+    root = collection_root()
+    if PREFIX not in sys.modules:
+        try:
+            found = importlib.util.find_spec(PREFIX)
+        except (ImportError, ValueError):
+            found = None
+        if not _same_dir(found, root):
+            for name in [m for m in sys.modules if m == PREFIX or m.startswith(PREFIX + ".")]:
+                del sys.modules[name]
+            sys.meta_path.insert(0, _RootFinder(root))
+            _ensure_namespace("ansible_collections")
+            _ensure_namespace("ansible_collections.nsguard")
+    return importlib.import_module(PREFIX + ".plugins.plugin_utils.static_judge")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The knowledge base and options, or the error that prevents judging anything."""
+
+    kb: Any = None
+    floor: str = ""
+    error: Optional[str] = None
+
+
+@functools.lru_cache(maxsize=None)
+def setup() -> Setup:
+    """Load the knowledge base once per process; a bad file or option becomes ``Setup.error``."""
+    try:
+        judge = engine()
+        knowledge = importlib.import_module(PREFIX + ".plugins.plugin_utils.knowledge")
+        floor = judge.parse_floor()
+        extra = [p for p in os.environ.get(KNOWLEDGE_DIRS_ENV, "").split(os.pathsep) if p]
+        kb = knowledge.load_knowledge(extra_dirs=extra) if extra else knowledge.load_knowledge()
+        return Setup(kb=kb, floor=floor)
+    except Exception as exc:  # noqa: BLE001 - any failure here must name itself, not crash ansible-lint
+        where = collection_root()
+        return Setup(error=f"nsguard.sysctl rules cannot judge sysctls (collection at {where}): "
+                           f"{type(exc).__name__}: {exc}")
+
+
+def docs_url(rule_id: str) -> str:
+    """The page of ``rule_id`` in this collection's docs (``$NSGUARD_SYSCTL_DOCS_URL`` overrides the base)."""
+    base = os.environ.get(DOCS_URL_ENV) or DEFAULT_DOCS_URL
+    return base.rstrip("/") + "/" + rule_id + ".md"
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Extraction: which sysctls does a spec ask for, and in what context
+# --------------------------------------------------------------------------------------------
+DOCKER_CONTAINER = frozenset({"community.docker.docker_container", "docker_container"})
+PODMAN_CONTAINER = frozenset({"containers.podman.podman_container", "podman_container"})
+SWARM_SERVICE = frozenset({"community.docker.docker_swarm_service", "docker_swarm_service"})
+COMPOSE_V2 = frozenset({"community.docker.docker_compose_v2", "docker_compose_v2"})
+K8S = frozenset({"kubernetes.core.k8s", "k8s", "community.kubernetes.k8s"})
+POSIX_SYSCTL = frozenset({"ansible.posix.sysctl", "sysctl", "ansible.legacy.sysctl"})
+CONTAINER_CONNECTIONS = frozenset({
+    "community.docker.docker", "docker", "community.docker.docker_api", "docker_api",
+    "containers.podman.podman", "podman", "kubernetes.core.kubectl", "kubectl",
+    "community.kubernetes.kubectl",
+})
+CONTAINER_MODULES = DOCKER_CONTAINER | PODMAN_CONTAINER | SWARM_SERVICE | COMPOSE_V2 | K8S
+K8S_DEFINITION_OPTIONS = ("definition", "resource_definition", "inline")
+# Where each workload kind keeps its PodSpec.
+POD_SPEC_PATHS = {
+    "Pod": ("spec",),
+    "PodTemplate": ("template", "spec"),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+PLAY_TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
+BLOCK_LISTS = ("block", "rescue", "always")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One sysctl that one spec asks for."""
+
+    raw_key: Any                  # as written; what --fix looks for
+    key: Optional[str]            # dotted form, None when it cannot be judged (templated)
+    value: Any
+    node: Any                     # the YAML node carrying the line number
+    ctx: Any                      # static_judge.SpecContext
+    path: Tuple[Any, ...]         # from the task's module arguments / the document to the sysctls
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes"))
+
+
+def _is_host(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() == "host"
+    if isinstance(value, Mapping):
+        return _is_host(value.get("name"))
+    if isinstance(value, (list, tuple)):
+        return any(_is_host(v) for v in value)
+    return False
+
+
+def iter_sysctls(container: Any) -> Iterator[Tuple[Any, Any, Any]]:
+    """``(raw_key, value, node)`` for a mapping, a ``["k=v"]`` list or a ``[{name, value}]`` list.
+
+    Anything else (a template string, a number) yields nothing: it cannot be judged statically.
+    """
+    if isinstance(container, Mapping):
+        for key, value in container.items():
+            if isinstance(key, str) and key.startswith("__"):
+                continue  # ansible-lint's own bookkeeping (__file__, __line__)
+            yield key, value, key
+    elif isinstance(container, (list, tuple)):
+        for element in container:
+            if isinstance(element, str) and "=" in element:
+                key, _, value = element.partition("=")
+                yield key.strip(), value.strip(), element
+            elif isinstance(element, Mapping) and "name" in element:
+                yield element.get("name"), element.get("value"), element
+
+
+def _items(container: Any, path: Tuple[Any, ...], ctx: Any) -> List[Item]:
+    judge = engine()
+    return [Item(raw, judge.normalize_key(raw), value, node, ctx, path)
+            for raw, value, node in iter_sysctls(container)]
+
+
+def _label(kind: str, name: Any) -> str:
+    return f"{kind} '{name}'" if isinstance(name, str) and name and not engine().is_templated(name) else kind
+
+
+def task_items(action: Mapping[str, Any]) -> List[Item]:
+    """The sysctls a container task asks for (``task["action"]`` as ansible-lint normalizes it)."""
+    module = action.get("__ansible_module__")
+    if module not in CONTAINER_MODULES:
+        return []
+    judge = engine()
+    args = {k: v for k, v in action.items() if not (isinstance(k, str) and k.startswith("__"))}
+    name = args.get("name")
+    if module in DOCKER_CONTAINER or module in SWARM_SERVICE:
+        hostns = set()
+        if module in DOCKER_CONTAINER:
+            hostns = {ns for ns, opt in (("net", "network_mode"), ("ipc", "ipc_mode"), ("uts", "uts"))
+                      if _is_host(args.get(opt))}
+        elif _is_host(args.get("networks")):
+            hostns = {"net"}
+        kind = "docker_container" if module in DOCKER_CONTAINER else "docker_swarm_service"
+        ctx = judge.SpecContext(runtimes=("docker",), host_namespaces=frozenset(hostns),
+                                where=f"the {_label(kind, name)} task")
+        return _items(args.get("sysctls"), ("sysctls",), ctx)
+    if module in PODMAN_CONTAINER:
+        network = next((args[o] for o in ("network", "net", "network_mode") if o in args), None)
+        ipc = next((args[o] for o in ("ipc", "ipc_mode") if o in args), None)
+        hostns = {ns for ns, val in (("net", network), ("ipc", ipc), ("uts", args.get("uts"))) if _is_host(val)}
+        ctx = judge.SpecContext(runtimes=("podman",), host_namespaces=frozenset(hostns),
+                                where=f"the {_label('podman_container', name)} task")
+        return _items(args.get("sysctl"), ("sysctl",), ctx)
+    if module in COMPOSE_V2:
+        return compose_items(args.get("definition"), ("definition",), runtimes=("docker",))
+    for option in K8S_DEFINITION_OPTIONS:
+        if option in args:
+            return k8s_items(args[option], (option,))
+    return []
+
+
+def compose_items(doc: Any, prefix: Tuple[Any, ...] = (), runtimes: Tuple[str, ...] = ("docker", "podman")) -> List[Item]:
+    """The sysctls of every service of a Compose document (``services.<name>.sysctls``)."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("services"), Mapping):
+        return []
+    judge = engine()
+    items: List[Item] = []
+    for service, spec in doc["services"].items():
+        if not isinstance(spec, Mapping) or (isinstance(service, str) and service.startswith("__")):
+            continue
+        hostns = {ns for ns, opt in (("net", "network_mode"), ("ipc", "ipc"), ("uts", "uts")) if _is_host(spec.get(opt))}
+        ctx = judge.SpecContext(runtimes=runtimes, host_namespaces=frozenset(hostns),
+                                where=f"Compose service '{service}'")
+        items.extend(_items(spec.get("sysctls"), prefix + ("services", service, "sysctls"), ctx))
+    return items
+
+
+def is_compose(doc: Any) -> bool:
+    return isinstance(doc, Mapping) and isinstance(doc.get("services"), Mapping) and "apiVersion" not in doc
+
+
+def is_k8s(doc: Any) -> bool:
+    return isinstance(doc, Mapping) and isinstance(doc.get("kind"), str) and "apiVersion" in doc
+
+
+def _dig(doc: Any, path: Sequence[Any]) -> Any:
+    for part in path:
+        if not isinstance(doc, Mapping):
+            return None
+        doc = doc.get(part)
+    return doc
+
+
+def k8s_items(doc: Any, prefix: Tuple[Any, ...] = ()) -> List[Item]:
+    """The ``securityContext.sysctls`` of every Pod template in a manifest (a dict, a list, a List)."""
+    if isinstance(doc, str):
+        return []  # a YAML string or a template: lookups and files are linted where they live
+    if isinstance(doc, (list, tuple)):
+        return [i for n, d in enumerate(doc) for i in k8s_items(d, prefix + (n,))]
+    if not is_k8s(doc):
+        return []
+    if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
+        return k8s_items(doc["items"], prefix + ("items",))
+    spec_path = POD_SPEC_PATHS.get(doc["kind"])
+    pod = _dig(doc, spec_path) if spec_path else None
+    if not isinstance(pod, Mapping):
+        return []
+    hostns = {ns for ns, opt in (("net", "hostNetwork"), ("ipc", "hostIPC")) if _is_true(pod.get(opt))}
+    name = _dig(doc, ("metadata", "name"))
+    ctx = engine().SpecContext(runtimes=("kubelet",), host_namespaces=frozenset(hostns), kubelet=True,
+                               where=f"the {_label(doc['kind'], name)} pod spec")
+    return _items(_dig(pod, ("securityContext", "sysctls")),
+                  prefix + tuple(spec_path) + ("securityContext", "sysctls"), ctx)
+
+
+def _connection(node: Mapping[str, Any], inherited: Optional[str]) -> Optional[str]:
+    conn = node.get("connection")
+    varz = node.get("vars")
+    if isinstance(varz, Mapping) and isinstance(varz.get("ansible_connection"), str):
+        conn = varz["ansible_connection"]
+    return conn if isinstance(conn, str) else inherited
+
+
+def _task_module(task: Mapping[str, Any]) -> Optional[str]:
+    return next((k for k in task if k in POSIX_SYSCTL), None)
+
+
+def _module_args(task: Mapping[str, Any], module: str) -> Mapping[str, Any]:
+    args = task.get(module)
+    if isinstance(args, str):  # free form: name=vm.swappiness value=10
+        args = dict(part.split("=", 1) for part in args.split() if "=" in part)
+    merged = dict(task.get("args") or {}) if isinstance(task.get("args"), Mapping) else {}
+    if isinstance(args, Mapping):
+        merged.update(args)
+    return merged
+
+
+def connection_items(play: Mapping[str, Any]) -> List[Tuple[Item, Mapping[str, Any]]]:
+    """``ansible.posix.sysctl`` tasks that run inside a container (a container connection).
+
+    Returns ``(item, task)`` pairs; the task is needed for its ``# noqa`` list and its line.
+    """
+    judge = engine()
+    found: List[Tuple[Item, Mapping[str, Any]]] = []
+
+    def walk(tasks: Any, conn: Optional[str]) -> None:
+        if not isinstance(tasks, list):
+            return
+        for task in tasks:
+            if not isinstance(task, Mapping):
+                continue
+            here = _connection(task, conn)
+            if any(k in task for k in BLOCK_LISTS):
+                for key in BLOCK_LISTS:
+                    walk(task.get(key), here)
+                continue
+            module = _task_module(task)
+            if module is None or here not in CONTAINER_CONNECTIONS or "delegate_to" in task:
+                continue
+            args = _module_args(task, module)
+            raw = args.get("name", args.get("key"))
+            if raw is None or args.get("state") == "absent":
+                continue
+            ctx = judge.SpecContext(direct_write=True,
+                                    where=f"this task, which runs inside the container (connection {here})")
+            item = Item(raw, judge.normalize_key(raw), args.get("value", args.get("val")), task, ctx, ())
+            found.append((item, task))
+
+    if isinstance(play, Mapping):
+        conn = _connection(play, None)
+        for key in PLAY_TASK_LISTS:
+            walk(play.get(key), conn)
+    return found
+
+
+def line_of(node: Any, default: int = 1) -> int:
+    """The line of a YAML node as ansible-lint loaded it (a tagged key, a mapping)."""
+    try:
+        from ansiblelint.yaml_utils import get_line_column
+
+        return int(get_line_column(node, default_line=default)[0]) or default
+    except Exception:  # noqa: BLE001 - untagged plain values have no origin
+        return default
+
+
+@functools.lru_cache(maxsize=4096)
+def _verdicts(key: str, ctx: Any, floor: str, value: Optional[str]) -> Tuple[Any, ...]:
+    state = setup()
+    return tuple(engine().assess(state.kb, key, ctx, floor=floor, value=value))
+
+
+def judged(items: Sequence[Item]) -> Iterator[Tuple[Item, Any]]:
+    """``(item, verdict)`` for every problem of every judgeable item."""
+    state = setup()
+    if state.error:
+        return
+    for item in items:
+        if item.key is None:
+            continue
+        value = str(item.value) if isinstance(item.value, (str, int, float)) else None
+        for verdict in _verdicts(item.key, item.ctx, state.floor, value):
+            yield item, verdict
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Reporting
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SysctlFix(RuleMatchTransformMeta):
+    """What ``--fix`` removes: ``raw_key`` from the sysctls at ``path``."""
+
+    raw_key: str
+    path: Tuple[Any, ...]
+    module: Optional[str] = None  # the module key of a task, as written; None for documents
+
+
+def remove_sysctl(container: Any, raw_key: str) -> bool:
+    """Delete one sysctl from a mapping or a list of ``k=v`` / ``{name, value}``; True if removed."""
+    judge = engine()
+    wanted = judge.normalize_key(raw_key) or str(raw_key)
+    if isinstance(container, MutableMapping):
+        for key in list(container):
+            if key == raw_key or judge.normalize_key(key) == wanted:
+                del container[key]
+                return True
+    elif isinstance(container, MutableSequence):
+        for index, (key, _value, _node) in enumerate(iter_sysctls(container)):
+            if key == raw_key or judge.normalize_key(key) == wanted:
+                # iter_sysctls skips malformed elements; find the real index of this one.
+                real = [n for n, e in enumerate(container)
+                        if (isinstance(e, str) and "=" in e) or (isinstance(e, Mapping) and "name" in e)][index]
+                del container[real]
+                return True
+    return False
+
+
+class SysctlRule(AnsibleLintRule):
+    """Base of the nsguard.sysctl rules; a subclass sets ``id`` and the verdict ``reasons`` it reports."""
+
+    reasons: frozenset = frozenset()
+    version_changed = "0.1.0"
+    _setup_reported = False  # the setup error is reported once per process, by the first rule
+
+    @property
+    def url(self) -> str:  # ansible-lint ignores `link`; SARIF helpUri comes from here
+        return docs_url(self.id)
+
+    # -- matching -----------------------------------------------------------------------------
+    def _setup_error(self, file: Any) -> List[MatchError]:
+        state = setup()
+        if not state.error or SysctlRule._setup_reported:
+            return []
+        SysctlRule._setup_reported = True
+        return [self.create_matcherror(message=state.error, filename=file, tag=f"{self.id}[setup]")]
+
+    def _match(self, item: Item, verdict: Any, file: Any, lineno: int, fix: Optional[SysctlFix]) -> MatchError:
+        tag = f"{self.id}[{verdict.key}]"
+        details = engine().remediation(verdict, item.value, self.id)
+        return self.create_matcherror(message=verdict.message, details=details, lineno=lineno,
+                                      filename=file, tag=tag, transform_meta=fix)
+
+    def matchtask(self, task: Any, file: Any = None) -> List[MatchError]:
+        errors = self._setup_error(file)
+        action = task["action"]
+        if action.get("__ansible_module__") not in CONTAINER_MODULES:
+            return errors
+        module = action.get("__ansible_module_original__")
+        for item, verdict in judged(task_items(action)):
+            if verdict.reason not in self.reasons:
+                continue
+            fix = SysctlFix(str(item.raw_key), item.path, module) if isinstance(item.raw_key, str) else None
+            errors.append(self._match(item, verdict, file, line_of(item.node, task.line), fix))
+        return errors
+
+    def matchyaml(self, file: Any) -> List[MatchError]:
+        if str(file.base_kind) != "text/yaml" or file.kind not in ("yaml", "playbook"):
+            return []
+        data = file.data
+        if not data or isinstance(data, str):
+            return []
+        errors = self._setup_error(file)
+        single = isinstance(data, Mapping)  # --fix can rewrite single-document files only
+        docs = [data] if single else list(data)
+        for doc in docs:
+            if not isinstance(doc, Mapping) or self.id in (doc.get(SKIPPED_RULES_KEY) or ()):
+                continue
+            if file.kind == "playbook":
+                errors.extend(self._match_play(file, doc))
+            elif is_compose(doc) or is_k8s(doc):
+                errors.extend(self._match_document(file, doc, single))
+        return errors
+
+    def _skipped(self, file: Any, lineno: int, tag: str) -> bool:
+        skips = file.line_skips.get(lineno, ())
+        return self.id in skips or tag in skips
+
+    def _match_document(self, file: Any, doc: Mapping[str, Any], single: bool) -> List[MatchError]:
+        items = compose_items(doc) if is_compose(doc) else k8s_items(doc)
+        errors = []
+        for item, verdict in judged(items):
+            if verdict.reason not in self.reasons:
+                continue
+            lineno = line_of(item.node, line_of(doc))
+            if self._skipped(file, lineno, f"{self.id}[{verdict.key}]"):
+                continue
+            fix = SysctlFix(str(item.raw_key), item.path) if single and isinstance(item.raw_key, str) else None
+            match = self._match(item, verdict, file, lineno, fix)
+            if fix is not None:
+                match.yaml_path = list(item.path)
+            errors.append(match)
+        return errors
+
+    def _match_play(self, file: Any, play: Mapping[str, Any]) -> List[MatchError]:
+        errors = []
+        for item, task in connection_items(play):
+            for _item, verdict in judged([item]):
+                tag = f"{self.id}[{verdict.key}]"
+                if verdict.reason not in self.reasons or {self.id, tag} & set(task.get(SKIPPED_RULES_KEY) or ()):
+                    continue
+                errors.append(self._match(item, verdict, file, line_of(task), None))
+        return errors
+
+
+class SysctlFixRule(SysctlRule, TransformMixin):
+    """A rule whose ``--fix`` removes the key from the container spec (the key is never the container's)."""
+
+    def transform(self, match: MatchError, lintable: Any, data: Any) -> None:
+        fix = match.transform_meta
+        if not isinstance(fix, SysctlFix):
+            return
+        if fix.module is None:  # a Compose file or manifest: yaml_path leads to the sysctls
+            container = self.seek(match.yaml_path, data)
+        else:  # a task: yaml_path leads to the task, the rest is below the module's arguments
+            task = self.seek(match.yaml_path, data)
+            args = task.get(fix.module) if isinstance(task, Mapping) else None
+            if not (isinstance(args, Mapping) and fix.path and fix.path[0] in args):
+                args = task.get("args") if isinstance(task, Mapping) else None
+            container = _dig_any(args, fix.path)
+        if remove_sysctl(container, fix.raw_key):
+            match.fixed = True
+
+
+def _dig_any(node: Any, path: Sequence[Any]) -> Any:
+    for part in path:
+        if isinstance(part, int) and isinstance(node, Sequence) and not isinstance(node, str) and part < len(node):
+            node = node[part]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
