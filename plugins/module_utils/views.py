@@ -83,26 +83,36 @@ def read_view(plan, wanted=None, root=procsys.PROC_SYS):
     return keys, unreadable
 
 
-def diff_view(keys, unreadable, host_keys, host_unreadable, scope, probe_absent=(), requested=None, full=False):
-    # type: (dict, dict, dict, dict, object, object, dict, bool) -> dict
-    """Compare a set's keys with the host's (pure; see docs/facts.md ``view``)."""
+def diff_view(keys, unreadable, host_keys, host_unreadable, scope, probe=None, requested=None, full=False):
+    # type: (dict, dict, dict, dict, object, dict, dict, bool) -> dict
+    """Compare a set's keys with the host's (pure; see docs/facts.md ``view``).
+
+    What every fresh namespace shows anyway (the probe's absent keys and read-only mirrors) is
+    counted but not listed per set: it is in the probe facts once per host, and listing it for
+    each of a hundred containers would make a fleet's facts ten times larger.
+    """
+    probe = probe if probe and probe.get("enabled") else {}
+    fresh_modes = probe.get("mode_differs") or {}
     if scope is None:
         scope = set(host_keys) | set(host_unreadable)
     present = set(keys) | set(unreadable)
     interfaces = sorted(set(filter(None, (interface_of(k) for k in present))))
     iface_set = set(interfaces)
     absent_all = [k for k in scope if k not in present and (k in host_keys or k in host_unreadable)]
-    probe_absent = set(probe_absent or ())
+    probe_absent = set(probe.get("absent") or ())
     absent = sorted(k for k in absent_all
                     if k not in probe_absent and (interface_of(k) is None or interface_of(k) in iface_set))
     mode_differs = {}
+    mode_differs_count = 0
     differs = {}
     for key, item in keys.items():
         host = host_keys.get(key) or host_unreadable.get(key)
         if host is None:
             continue
         if host["mode"] != item["mode"]:
-            mode_differs[key] = {"host": host["mode"], "container": item["mode"]}
+            mode_differs_count += 1
+            if fresh_modes.get(key) != item["mode"]:
+                mode_differs[key] = {"host": host["mode"], "container": item["mode"]}
         if ("value" in host and host["value"] != item["value"] and key not in procsys.VOLATILE_KEYS):
             differs[key] = {"host": host["value"], "container": item["value"]}
     requested_values = {}
@@ -120,6 +130,7 @@ def diff_view(keys, unreadable, host_keys, host_unreadable, scope, probe_absent=
         "extra_count": len([k for k in present if k not in host_keys and k not in host_unreadable]),
         "interfaces": interfaces,
         "mode_differs": dict(sorted(mode_differs.items())),
+        "mode_differs_count": mode_differs_count,
         "differs": dict(sorted(differs.items())),
         "requested_values": requested_values,
         "unreadable": {k: v for k, v in sorted(unreadable.items()) if k not in host_unreadable},
@@ -138,7 +149,7 @@ def conntrack_count(keys):
         return None
 
 
-def make_reader(ns_set, host_keys, host_unreadable, plan, probe_absent, wanted, full, root=procsys.PROC_SYS):
+def make_reader(ns_set, host_keys, host_unreadable, plan, probe, wanted, full, root=procsys.PROC_SYS):
     # type: (dict, dict, dict, dict, object, callable, bool, str) -> callable
     """The function a forked child runs for one set: open, verify, enter, read, diff."""
     paths = dict(ns_set["ns_paths"])
@@ -148,7 +159,7 @@ def make_reader(ns_set, host_keys, host_unreadable, plan, probe_absent, wanted, 
     def read_and_diff():
         keys, unreadable = read_view(plan, wanted, root)
         view = diff_view(keys, unreadable, host_keys, host_unreadable, plan["scope"],
-                         probe_absent, requested, full)
+                         probe, requested, full)
         return {"view": view, "conntrack_count": conntrack_count(keys)}
 
     def target():

@@ -353,11 +353,10 @@ def read_views(sets, keys, unreadable, probe_facts, wanted, params, parallel, st
     # type: (list, dict, dict, dict, callable, dict, int, float) -> None
     full = params["view"] == "full"
     probe_owner = probe_facts.get("owner") if probe_facts.get("enabled") else None
-    probe_absent = probe_facts.get("absent") if probe_facts.get("enabled") else ()
     jobs = []
     for ns_set in sets:
         plan = views.plan_keys(ns_set["differs_from_host"], keys, probe_owner, full)
-        reader = views.make_reader(ns_set, keys, unreadable, plan, probe_absent, wanted, full)
+        reader = views.make_reader(ns_set, keys, unreadable, plan, probe_facts, wanted, full)
         jobs.append(nsenter.Job(ns_set["id"], reader))
     answers = nsenter.run_parallel(jobs, parallel=parallel, timeout=params["timeout"],
                                    deadline=started + params["gather_timeout"])

@@ -116,12 +116,15 @@ def test_view_diff_is_compact():
             "net.core.rmem_max": {"value": "212992", "mode": "0444"},
             "net.ipv4.conf.lo.forwarding": {"value": "0", "mode": "0644"},
             "net.netfilter.nf_conntrack_count": {"value": "3", "mode": "0444"}}
-    view = views.diff_view(seen, {}, host, {}, set(host), probe_absent=["net.core.netdev_max_backlog"],
-                           requested={"net.core.somaxconn": "1024"})
+    probe = {"enabled": True, "absent": ["net.core.netdev_max_backlog"], "mode_differs": {}}
+    view = views.diff_view(seen, {}, host, {}, set(host), probe=probe, requested={"net.core.somaxconn": "1024"})
     assert view["absent"] == ["net.ipv4.tcp_syncookies"]      # not the host-only key, not eth0's
     assert view["absent_count"] == 3
     assert view["interfaces"] == ["lo"]
     assert view["mode_differs"] == {"net.core.rmem_max": {"host": "0644", "container": "0444"}}
+    probe["mode_differs"] = {"net.core.rmem_max": "0444"}  # a mirror every fresh netns shows
+    again = views.diff_view(seen, {}, host, {}, set(host), probe=probe)
+    assert again["mode_differs"] == {} and again["mode_differs_count"] == 1
     assert view["differs"] == {"net.core.somaxconn": {"host": "4096", "container": "1024"}}
     assert view["requested_values"] == {"net.core.somaxconn": "1024"}
     assert views.conntrack_count(seen) == 3
