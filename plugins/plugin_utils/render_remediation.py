@@ -35,8 +35,9 @@ __all__ = ["render_remediation", "CONTAINER_VIRT_TYPES", "build_plays"]
 
 # ansible_facts.virtualization_type values that mean "this host is itself a container"
 CONTAINER_VIRT_TYPES = ["docker", "podman", "lxc", "openvz", "container", "containerd", "systemd-nspawn", "wsl"]
-HOST_GUARD = ("not (ansible_facts.virtualization_role | default('') == 'guest' and "
-              "ansible_facts.virtualization_type | default('') in %s)" % json.dumps(CONTAINER_VIRT_TYPES).replace('"', "'"))
+# Fails closed: without the virtualization facts the host-side block does not run.
+HOST_GUARD = ("ansible_facts.virtualization_role is defined and not (ansible_facts.virtualization_role == 'guest' "
+              "and ansible_facts.virtualization_type | default('') in %s)" % json.dumps(CONTAINER_VIRT_TYPES).replace('"', "'"))
 _CONDITIONALS = {"when", "changed_when", "failed_when", "until"}
 _REACH_ELSEWHERE = ("delegate_to", "connection", "remote_user", "local_action")
 _JINJA = re.compile(r"\{\{|\{%|\{#")
@@ -156,17 +157,20 @@ def build_plays(model: Mapping[str, Any]) -> Tuple[List[Dict[str, Any]], List[st
             tasks.append({"name": "Container spec changes (run only with --tags <rule id> or container-spec)",
                           "block": spec_tasks})
         play: Dict[str, Any] = {"name": "nsguard.sysctl remediation for %s" % host}
+        prelude: List[Dict[str, Any]] = []
         if _PLAIN_HOST.match(host):
             play["hosts"] = host
         else:
             # a name with pattern characters (":", "*", ",", "!", "&", "[") must not be read as a
-            # pattern; target all and keep only the named host
+            # pattern: target all and end every other host before anything connects
             play["hosts"] = "all"
             play["vars"] = {"nsguard_sysctl_remediation_target": host}
-            for task in tasks:
-                task["when"] = ["inventory_hostname == nsguard_sysctl_remediation_target"] + (
-                    [task["when"]] if "when" in task else [])
-        play.update({"gather_facts": True, "gather_subset": ["!all", "!min", "virtual"], "tasks": tasks})
+            prelude.append({"name": "Keep only the host this play is for", "ansible.builtin.meta": "end_host",
+                            "when": "inventory_hostname != nsguard_sysctl_remediation_target", "tags": ["always"]})
+        # the container guard reads the virtualization facts; gather only those, whatever --tags says
+        prelude.append({"name": "Virtualization facts (host-side tasks never run inside a container)",
+                        "ansible.builtin.setup": {"gather_subset": ["!all", "!min", "virtual"]}, "tags": ["always"]})
+        play.update({"gather_facts": False, "tasks": prelude + tasks})
         plays.append(play)
     return plays, problems
 

@@ -1,0 +1,183 @@
+# -*- coding: utf-8 -*-
+# Copyright: nsguard.sysctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action nsguard.sysctl.sysctl_report: write the fleet reports on the controller.
+
+Runs once (``run_once: true``) and reads every host's facts and findings from ``hostvars``;
+it opens no connection. Documentation: plugins/modules/sysctl_report.py, docs/reports.md.
+
+How a host's status is told (Ansible gives an action no direct view of the play's results):
+- in ``ansible_play_hosts``: reachable and not failed -> ``ok`` (``failed`` when it has no facts:
+  the facts task was skipped or never ran, and an empty report would read as a clean host);
+- in ``ansible_failed_hosts`` (set by the linear and free strategies for every task) -> ``failed``;
+- in ``ansible_play_hosts_all`` but neither of the above -> ``unreachable`` (Ansible removes
+  unreachable hosts from ``ansible_play_hosts`` and never lists them as failed).
+With ``source: cache`` (playbook nsguard.sysctl.report) nothing was gathered in this run: a host
+with facts in the cache is ``ok`` and a host without is ``unreachable`` (never audited, or
+unreachable at the last audit).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Mapping, Optional
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report
+
+display = Display()
+
+_ARGSPEC = {
+    "dest": {"type": "path"},
+    "formats": {"type": "list", "elements": "str", "default": list(report.FORMATS),
+                "choices": list(report.FORMATS)},
+    "hosts": {"type": "list", "elements": "str"},
+    "fail_on": {"type": "str", "choices": list(report.FAIL_ON)},
+    "findings_var": {"type": "str", "default": "nsguard_sysctl_findings"},
+    "facts_var": {"type": "str", "default": "nsguard_sysctl"},
+    "source": {"type": "str", "default": "play", "choices": ["play", "cache"]},
+    "docs_base_url": {"type": "str"},
+    "title": {"type": "str", "default": "nsguard.sysctl fleet report"},
+}
+
+
+def _plain(value: Any) -> Any:
+    """hostvars hand out Ansible's own containers and tagged strings; the renderers (YAML's
+    SafeDumper in particular) want plain Python. One JSON round trip is the cheapest exact copy."""
+    return json.loads(json.dumps(value, default=to_text))
+
+
+def _collection_version() -> str:
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:  # an installed collection
+        with open(os.path.join(root, "MANIFEST.json"), encoding="utf-8") as handle:
+            return str(json.load(handle)["collection_info"]["version"])
+    except (OSError, ValueError, KeyError):
+        pass
+    try:  # the source tree
+        import yaml
+        with open(os.path.join(root, "galaxy.yml"), encoding="utf-8") as handle:
+            return str(yaml.safe_load(handle).get("version", "0.0.0"))
+    except Exception:  # a version is nice to have, never worth failing the report
+        return "0.0.0"
+
+
+def _catalog() -> Optional[Dict[str, Dict[str, Any]]]:
+    """Rule metadata from the catalog (issue 4), so rules without findings still get a JUnit
+    test case per host. Optional: without it the report lists the rules seen in findings."""
+    try:
+        from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as rules_mod
+        load = getattr(rules_mod, "load_catalog")
+        catalog = load()
+    except Exception as exc:  # missing or broken catalog: report without it, say why
+        display.vvv("sysctl_report: no rule catalog (%s); listing the rules seen in findings" % exc)
+        return None
+    out: Dict[str, Dict[str, Any]] = {}
+    items = catalog.values() if isinstance(catalog, Mapping) else catalog
+    for rule in items or []:
+        get = rule.get if isinstance(rule, Mapping) else (lambda k, r=rule: getattr(r, k, None))
+        rid = get("id")
+        if rid:
+            out[str(rid)] = {"name": get("name") or get("rule_name") or get("slug"), "severity": get("severity"),
+                             "summary": get("summary") or get("short_description") or get("title")}
+    return out or None
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _VALID_ARGS = frozenset(_ARGSPEC)
+
+    def _host_inputs(self, task_vars: Mapping[str, Any], hosts: List[str], source: str, facts_var: str,
+                     findings_var: str) -> Dict[str, Dict[str, Any]]:
+        hostvars = task_vars.get("hostvars", {})
+        play_hosts = set(task_vars.get("ansible_play_hosts") or [])
+        failed_hosts = set(task_vars.get("ansible_failed_hosts") or [])
+        inputs: Dict[str, Dict[str, Any]] = {}
+        for host in hosts:
+            try:
+                hv = hostvars[host]
+            except KeyError:
+                inputs[host] = {"status": "failed", "message": "not in the inventory"}
+                continue
+            facts_root = hv.get("ansible_facts") or {}
+            facts = facts_root.get(facts_var)
+            if facts is None:
+                facts = hv.get(facts_var)
+            findings = hv.get(findings_var)
+            if findings is None:
+                findings = facts_root.get(findings_var)  # set_fact cacheable: the fact cache holds it here
+            entry: Dict[str, Any] = {"status": "ok", "message": None}
+            if source == "cache":
+                if facts is None:
+                    entry.update(status="unreachable",
+                                 message="no %s facts in the fact cache (never audited, or unreachable at the last audit)" % facts_var)
+            elif host in failed_hosts:
+                entry.update(status="failed", message="failed earlier in the play; see its task output")
+            elif host not in play_hosts:
+                entry.update(status="unreachable", message="unreachable during the play; see its task output")
+            elif facts is None:
+                entry.update(status="failed", message="no ansible_facts.%s: the facts task did not run on this host" % facts_var)
+            if entry["status"] == "ok":
+                entry["facts"] = _plain(facts)
+                entry["findings"] = _plain(findings) if findings is not None else []
+            elif facts is not None:
+                # keep what is known (gathered_at, kernel) but no stale findings
+                entry["facts"] = _plain({k: facts.get(k) for k in ("gathered_at", "host") if k in facts})
+            inputs[host] = entry
+        return inputs
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        validation, args = self.validate_argument_spec(argument_spec=_ARGSPEC)
+        dest = args["dest"] or task_vars.get("nsguard_sysctl_report_dir") or "reports"
+        dest = os.path.abspath(os.path.expanduser(to_text(dest)))
+        fail_on = args["fail_on"] or task_vars.get("nsguard_sysctl_fail_on") or "never"
+        if fail_on not in report.FAIL_ON:
+            raise AnsibleActionFail("fail_on (or nsguard_sysctl_fail_on) must be one of %s, not %r"
+                                    % (", ".join(report.FAIL_ON), fail_on))
+        hosts = args["hosts"] or list(task_vars.get("ansible_play_hosts_all") or [])
+        docs_base_url = (args["docs_base_url"] or task_vars.get("nsguard_sysctl_docs_base_url")
+                         or report.DEFAULT_DOCS_BASE_URL)
+
+        inputs = self._host_inputs(task_vars, [to_text(h) for h in hosts], args["source"],
+                                   args["facts_var"], args["findings_var"])
+        model = report.build_fleet(inputs, rules=_catalog(), docs_base_url=docs_base_url, title=args["title"],
+                                   version=_collection_version(), source=args["source"])
+        written, errors = report.write_reports(model, dest, args["formats"])
+
+        summary = model["summary"]
+        for problem in model["problems"]:
+            display.warning("sysctl_report: %s: %s: %s" % (problem["host"], problem["where"], problem["message"]))
+        line = report.summary_line(model)
+        display.display(line)  # the final line of a long run, whatever the verbosity
+
+        result.update({
+            "changed": bool(written),
+            "dest": dest,
+            "files": written,
+            "summary_line": line,
+            "hosts": summary["hosts"],
+            "counts": summary["findings"],
+            "per_host": {row["name"]: dict(row["findings"], status=row["status"]) for row in model["hosts"]},
+            "per_rule": {row["id"]: row["findings"]["total"] for row in model["rules"]},
+            "problems": model["problems"],
+            "fail_on": fail_on,
+        })
+        if errors:
+            result["failed"] = True
+            result["render_errors"] = errors
+            result["msg"] = "could not write %s; the other reports were written" % "; ".join(
+                "%s (%s)" % (fmt, err) for fmt, err in sorted(errors.items()))
+        elif report.should_fail(model, fail_on):
+            result["failed"] = True
+            result["msg"] = "fail_on=%s: %s" % (fail_on, line)
+        else:
+            result["msg"] = line
+        return result

@@ -1,0 +1,86 @@
+"""Atomic writes: a failed or killed writer leaves the previous report whole."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.atomic import atomic_open, atomic_write
+from tests.reports.helpers import REPO
+from tests.reports.synthetic import make_fleet
+
+
+def _leftovers(directory):
+    return [p for p in os.listdir(directory) if p.endswith(".tmp")]
+
+
+def test_atomic_write_replaces_and_keeps_mode(tmp_path):
+    target = tmp_path / "fleet.json"
+    atomic_write(target, "old\n")
+    atomic_write(target, b"new\n")
+    assert target.read_text() == "new\n"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert not _leftovers(tmp_path)
+
+
+def test_exception_mid_write_keeps_previous(tmp_path):
+    target = tmp_path / "fleet.md"
+    target.write_text("previous report\n")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as out:
+            out.write("half of a new rep")
+            raise RuntimeError("renderer crashed")
+    assert target.read_text() == "previous report\n"
+    assert not _leftovers(tmp_path)
+
+
+def test_failing_renderer_keeps_previous_file_and_writes_the_others(tmp_path):
+    good = report.build_fleet(make_fleet(1, 2))
+    written, errors = report.write_reports(good, str(tmp_path))
+    assert not errors
+    before = {p: (tmp_path / p).read_bytes() for p in os.listdir(tmp_path)}
+    broken = dict(good, rules=[{"id": "X"}])  # a rule row without its fields: some renderers raise
+    written, errors = report.write_reports(broken, str(tmp_path))
+    assert errors, "the broken model should break at least one renderer"
+    for fmt, message in errors.items():
+        name = report.FORMATS[fmt][0]
+        assert name in message
+        assert (tmp_path / name).read_bytes() == before[name]  # previous report, whole
+    assert not _leftovers(tmp_path)
+
+
+def test_killed_writer_leaves_previous_report(tmp_path):
+    """SIGKILL a real process in the middle of writing a large report."""
+    target = tmp_path / "fleet.json"
+    report.write_reports(report.build_fleet(make_fleet(2, 2)), str(tmp_path), ["json"])
+    previous = target.read_bytes()
+    script = textwrap.dedent("""
+        import sys, time
+        sys.path.insert(0, %r)
+        from ansible_collections.nsguard.sysctl.plugins.plugin_utils.atomic import atomic_open
+        with atomic_open(%r) as out:
+            out.write('{"partial": [' + '1,' * 200000)
+            out.flush()
+            print("writing", flush=True)
+            time.sleep(60)
+            out.write('1]}')
+    """) % (str(REPO / ".venv" / "dev-collections"), str(target))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        temps = _leftovers(tmp_path)
+        assert len(temps) == 1 and os.path.getsize(tmp_path / temps[0]) > 100000  # the half-written temp file
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert target.read_bytes() == previous
+    # the next run replaces the report; the stale temp file is never read
+    report.write_reports(report.build_fleet(make_fleet(1, 1)), str(tmp_path), ["json"])
+    assert target.read_bytes() != previous
