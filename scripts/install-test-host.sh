@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs, from Debian packages, everything the test suite runs for real: the container
+# runtimes (docker.io, podman, runc, lxc), the busybox rootfs source, network tools and a
+# browser for the HTML report test.
+#
+# Idempotent: when every package is already installed it only says so (no apt-get update).
+# Works as root on a fresh Debian 12 machine with no services running. No service is started:
+# the test harness starts its own daemons (dockerd with its own data-root, sockets and pidfile)
+# and stops them again. When the machine has no /usr/sbin/policy-rc.d, one that refuses every
+# service start is put in place for the duration of the install and removed afterwards, so a
+# machine with a running init does not get dockerd/containerd/lxc-net started behind our back.
+set -euo pipefail
+
+PACKAGES=(
+  busybox-static   # the rootfs of every test container (static: no libraries to copy)
+  runc             # the OCI runtime used by docker, podman and the bare runc tests
+  podman
+  docker.io        # dockerd 20.10 + containerd 1.6 (+ containerd-shim-runc-v2, ctr)
+  lxc
+  iproute2         # ip netns
+  nftables         # nft: inspect and restore what dockerd/netavark add
+  conntrack
+  util-linux       # unshare, nsenter
+  procps           # sysctl, pgrep
+  chromium         # renders the HTML report in a later test
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-test-host.sh: must run as root" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  # dpkg-query prints "install ok installed" only for a fully configured package.
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-test-host.sh: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+SECONDS=0
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# temporary: written by nsguard.sysctl scripts/install-test-host.sh\nexit 101\n' >"$policy"
+  chmod 0755 "$policy"
+  made_policy=1
+fi
+cleanup() { if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-test-host.sh: installing ${missing[*]}"
+# Other jobs on the machine may hold the dpkg lock: wait for it instead of failing.
+apt-get -o DPkg::Lock::Timeout=600 update -q
+apt-get -o DPkg::Lock::Timeout=600 install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+echo "install-test-host.sh: done in ${SECONDS} s"
