@@ -68,13 +68,14 @@ def render_md(model: Mapping[str, Any], out: IO[str]) -> None:
             + [("%d / %s" % (r["conntrack"]["peak"], r["conntrack"]["max"])) if r["conntrack"] else ""]
             for r in model["hosts"]))
 
-    with_findings = [c for c in model["containers"] if c["findings"]["total"]]
-    out.write("## Containers with findings\n\n")
-    if with_findings:
-        _table(out, ["Host", "Container", "Runtime", "Image", "Labels", "Command line", "error", "warning", "info"],
+    out.write("## Containers\n\n")
+    if model["containers"]:
+        _table(out, ["Host", "Container", "Runtime", "Image", "Labels", "Command line", "error", "warning", "info",
+                     "Conntrack"],
                ([md_escape(c["host"]), md_escape(c["label"]), md_escape(c["runtime"] or ""),
                  md_escape(c["image"] or ""), _labels(c["labels"]), md_escape(short(c["cmdline"] or "", 120))]
-                + list(_counts(c["findings"])) for c in with_findings))
+                + list(_counts(c["findings"])) + ["" if c["conntrack_count"] is None else str(c["conntrack_count"])]
+                for c in model["containers"]))
     else:
         out.write("None.\n\n")
 

@@ -42,7 +42,7 @@ def make_host(name: str, containers: int = 5, seed: int = 0, hostile: bool = Fal
     ct_max = 262144
     for i in range(containers):
         runtime = RUNTIMES[i % len(RUNTIMES)]
-        image = IMAGES[rng.randrange(len(IMAGES))]
+        image = IMAGES[0] if i == 0 else IMAGES[rng.randrange(len(IMAGES))]  # at least one error per host
         cname = "%s-c%02d" % (name.split(".")[0], i)
         labels = {"app": image.split("/")[-1].split(":")[0], "tier": rng.choice(["web", "db", "cache"])}
         cmdline = "%s --port %d" % (image.split("/")[-1].split(":")[0], 1000 + i)

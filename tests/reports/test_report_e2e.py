@@ -1,0 +1,168 @@
+"""A fleet through real ansible-playbook runs, end to end.
+
+Inventory: localhost aliases with distinct facts (node1 gathers real facts with
+nsguard.sysctl.sysctl_facts while a real process whose command line is ``<script>...``
+runs in its own namespaces; node2/node3 carry distinct synthetic facts), a host that fails
+(``broken``) and one that is unreachable (ssh to a closed loopback port). The audit play caches
+facts and findings in a jsonfile fact cache; then the ``nsguard.sysctl.report`` playbook builds
+the same reports from that cache without gathering.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.ansible_run import run_playbook
+from tests.reports.helpers import REPO, errors_of, fleet_validator, sarif_validator
+from tests.reports.synthetic import HOSTILE_CMDLINE, make_host
+
+pytestmark = pytest.mark.slow
+
+AUDIT = [
+    {"name": "Reach the host", "ansible.builtin.ping": {}},
+    {"name": "Fail one host on purpose", "ansible.builtin.fail": {"msg": "broken on purpose"},
+     "when": "inventory_hostname == 'broken'"},
+    {"name": "Real facts", "nsguard.sysctl.sysctl_facts": {}, "when": "inventory_hostname == 'node1'"},
+    {"name": "Distinct synthetic facts", "ansible.builtin.set_fact": {
+        "nsguard_sysctl": "{{ synthetic_facts }}", "cacheable": True}, "when": "inventory_hostname != 'node1'"},
+    {"name": "Findings", "ansible.builtin.set_fact": {
+        "nsguard_sysctl_findings": "{{ synthetic_findings }}", "cacheable": True}},
+    {"name": "Fleet reports", "nsguard.sysctl.sysctl_report": {"dest": "{{ report_dir }}"}, "run_once": True},
+]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def hostile_process():
+    """A real process in its own net/ipc/uts/pid namespaces whose argv is an HTML script tag."""
+    proc = subprocess.Popen(["unshare", "-n", "-i", "-u", "-p", "-f", "--kill-child", "bash", "-c",
+                             'exec -a "$0" sleep 600', HOSTILE_CMDLINE], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if Path("/proc/%d/task/%d/children" % (proc.pid, proc.pid)).read_text().split():
+                break
+        except OSError:
+            pass
+        time.sleep(0.05)
+    yield proc
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def fleet_run(tmp_path_factory, hostile_process):
+    tmp = tmp_path_factory.mktemp("e2e")
+    (tmp / "host_vars").mkdir()
+    synthetic = {}
+    for i, host in enumerate(["node1", "node2", "node3", "broken", "dead"]):
+        facts, findings = make_host(host, 2 + i, seed=i)
+        synthetic[host] = findings
+        (tmp / "host_vars" / ("%s.json" % host)).write_text(json.dumps({"synthetic_facts": facts, "synthetic_findings": findings}))
+    local = {"ansible_connection": "local"}
+    inventory = {"fleet": {"hosts": {
+        "node1": local, "node2": local, "node3": local, "broken": local,
+        "dead": {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": _closed_port(),
+                 "ansible_ssh_common_args": "-o ConnectTimeout=5 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"},
+    }}}
+    (tmp / "inventory.json").write_text(json.dumps(inventory))
+    # the inventory file must sit next to host_vars/ for Ansible to read them
+    inv = str(tmp / "inventory.json")
+    book = tmp / "audit.yml"
+    book.write_text(json.dumps([{"name": "audit", "hosts": "fleet", "gather_facts": False, "tasks": AUDIT}]))
+    cache_env = {"ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
+                 "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp / "cache"), "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600"}
+    out = tmp / "out"
+    proc = run_playbook(book, "-e", "report_dir=%s" % out, inventory=inv, env=cache_env)
+    return {"tmp": tmp, "inv": inv, "book": book, "out": out, "proc": proc, "env": cache_env, "synthetic": synthetic}
+
+
+def test_audit_play_writes_every_report(fleet_run):
+    proc, out = fleet_run["proc"], fleet_run["out"]
+    # rc 4: Ansible's own status for an unreachable host (the report itself did not fail)
+    assert proc.returncode == 4, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "fatal: [dead]: UNREACHABLE!" in proc.stdout and "fatal: [broken]: FAILED!" in proc.stdout
+    doc = json.loads((out / "fleet.json").read_text())
+    assert not errors_of(fleet_validator(), doc)
+    status = {h["name"]: h["status"] for h in doc["hosts"]}
+    assert status == {"node1": "ok", "node2": "ok", "node3": "ok", "broken": "failed", "dead": "unreachable"}
+    # the summary line with counts per severity is printed
+    f = doc["summary"]["findings"]
+    line = "nsguard.sysctl: 5 hosts (3 ok, 1 unreachable, 1 failed)"
+    assert line in proc.stdout and "%d error, %d warning, %d info" % (f["error"], f["warning"], f["info"]) in proc.stdout
+    # findings of the ok hosts only; per host as cached
+    synthetic = fleet_run["synthetic"]
+    per_host = {h["name"]: h["findings"]["total"] for h in doc["hosts"]}
+    assert per_host == {"node1": len(synthetic["node1"]), "node2": len(synthetic["node2"]),
+                        "node3": len(synthetic["node3"]), "broken": 0, "dead": 0}
+    # distinct facts per host: kernels differ, node1's are this machine's
+    kernels = {h["name"]: h["kernel"] for h in doc["hosts"] if h["status"] == "ok"}
+    assert kernels["node1"] == os.uname().release and len(set(kernels.values())) == 3
+    # the other outputs, each checked by its consumer
+    assert not errors_of(sarif_validator(), json.loads((out / "fleet.sarif").read_text()))
+    junit = ET.parse(out / "fleet.junit.xml").getroot()
+    assert {s.get("name") for s in junit.findall("testsuite")} == set(status)
+    assert len(junit.findall("testsuite[@name='dead']/testcase/error")) == len(doc["rules"])
+    md = (out / "fleet.md").read_text()
+    assert "| dead | unreachable |" in md and "| broken | failed |" in md
+    assert "dead: unreachable" in (out / "remediation.yml").read_text()
+    run_playbook(out / "remediation.yml", "--syntax-check", inventory=fleet_run["inv"], check=True)
+
+
+def test_real_hostile_process_is_text_everywhere(fleet_run, hostile_process):
+    out = fleet_run["out"]
+    doc = json.loads((out / "fleet.json").read_text())
+    cmdlines = [c["cmdline"] for c in doc["containers"] if c["host"] == "node1"]
+    assert any(c and c.startswith(HOSTILE_CMDLINE) for c in cmdlines), cmdlines   # gathered for real
+    html = (out / "fleet.html").read_text()
+    md = (out / "fleet.md").read_text()
+    assert "<script>document.title" not in html and "<script>document.title" not in md
+    assert "&lt;script&gt;document.title" in md
+
+
+def test_report_playbook_from_the_fact_cache(fleet_run):
+    """nsguard.sysctl.report rebuilds the reports from the jsonfile cache, without gathering."""
+    out2 = fleet_run["tmp"] / "out-cache"
+    proc = run_playbook("nsguard.sysctl.report", "-e", "nsguard_sysctl_report_dir=%s" % out2,
+                        inventory=fleet_run["inv"], env=fleet_run["env"])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "UNREACHABLE" not in proc.stdout and "Gathering Facts" not in proc.stdout
+    first = json.loads((fleet_run["out"] / "fleet.json").read_text())
+    again = json.loads((out2 / "fleet.json").read_text())
+    assert not errors_of(fleet_validator(), again)
+    assert again["source"] == "cache"
+    status = {h["name"]: h["status"] for h in again["hosts"]}
+    # broken failed before caching anything and dead was never reached: no cached facts
+    assert status == {"node1": "ok", "node2": "ok", "node3": "ok", "broken": "unreachable", "dead": "unreachable"}
+    ok = lambda d: {h["name"]: (h["findings"], h["containers"], h["kernel"]) for h in d["hosts"] if h["status"] == "ok"}
+    assert ok(again) == ok(first)
+    assert again["findings"] == first["findings"]
+    assert set(os.listdir(out2)) == {"fleet.json", "fleet.md", "fleet.html", "fleet.sarif", "fleet.junit.xml", "remediation.yml"}
+
+
+def test_fail_on_sets_the_exit_status(fleet_run):
+    out3 = fleet_run["tmp"] / "out-fail"
+    proc = run_playbook(fleet_run["book"], "--limit", "node2", "-e", "report_dir=%s" % out3,
+                        "-e", "nsguard_sysctl_fail_on=error", inventory=fleet_run["inv"])
+    errors = json.loads((out3 / "fleet.json").read_text())["summary"]["findings"]["error"]
+    assert errors > 0
+    assert proc.returncode == 2 and "fail_on=error" in proc.stdout, proc.stdout[-3000:]
+    proc = run_playbook(fleet_run["book"], "--limit", "node2", "-e", "report_dir=%s" % out3,
+                        "-e", "nsguard_sysctl_fail_on=never", inventory=fleet_run["inv"])
+    assert proc.returncode == 0, proc.stdout[-3000:]
