@@ -114,15 +114,15 @@ def normalize_key(name: Any) -> Optional[str]:
     separator is ``/``, ``/`` and ``.`` swap roles (``net/ipv4/conf/eth0.100/rp_filter`` is
     ``net.ipv4.conf.eth0/100.rp_filter``).
     """
-    if isinstance(name, bool) or not isinstance(name, (str, int, float)):
-        return None
-    text = str(name).strip()
+    if not isinstance(name, str):
+        return None  # YAML made a number or a mapping of it: not a sysctl name
+    text = name.strip()
     if not text or is_templated(text) or any(c.isspace() for c in text):
         return None
     slash, dot = text.find("/"), text.find(".")
     if slash != -1 and (dot == -1 or slash < dot):
         text = text.translate(str.maketrans("/.", "./"))
-    return text
+    return text if "." in text.strip(".") else None
 
 
 def parse_floor(text: Optional[str] = None) -> str:

@@ -502,11 +502,13 @@ class SysctlRule(AnsibleLintRule):
         single = isinstance(data, Mapping)  # --fix can rewrite single-document files only
         docs = [data] if single else list(data)
         for doc in docs:
-            if not isinstance(doc, Mapping) or self.id in (doc.get(SKIPPED_RULES_KEY) or ()):
+            if not isinstance(doc, Mapping):
                 continue
             if file.kind == "playbook":
                 errors.extend(self._match_play(file, doc))
             elif is_compose(doc) or is_k8s(doc):
+                # ansible-lint attaches every `# noqa` of a generic YAML file to the whole
+                # document; here a noqa counts on its own line only, like on a task.
                 errors.extend(self._match_document(file, doc, single))
         return errors
 
