@@ -15,8 +15,8 @@ import pytest
 
 from tests.integration.harness import containers as ct
 from tests.integration.harness.fixtures import (  # noqa: F401  (pytest finds fixtures by name)
-    TIMINGS, all_containers, busybox_rootfs, docker_container, docker_engine, host_state, lxc_container,
-    lxc_runtime, podman_container, podman_runtime, runc_container, runc_runtime, runtime_workdir,
+    TIMINGS, all_containers, busybox_rootfs, docker_container, docker_engine, host_state, k8s_pod,
+    lxc_container, lxc_runtime, podman_container, podman_runtime, runc_container, runc_runtime, runtime_workdir,
 )
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import nsscan, procinfo
@@ -119,6 +119,25 @@ def test_docker_api_when_files_are_unknown(docker_container):
     assert result["requested_source"].startswith("api:")
     assert any(s.startswith("api:") for s in ident["sources"])
     assert result["host_network"] is False
+
+
+def test_identify_kubernetes_pod_on_containerd(k8s_pod):
+    """containerd's CRI annotations name the pod; the pod's sysctls live on the sandbox and
+    the app container, which joins the sandbox's netns by path, gets them from there."""
+    index = RuntimeIndex()
+    app = identify(index, k8s_pod.app)
+    ident = app["identity"]
+    assert (ident["runtime"], ident["id"], ident["name"], ident["image"]) == (
+        "containerd", k8s_pod.app.id, "app", k8s_pod.app.image)
+    assert (ident["pod_name"], ident["pod_namespace"]) == (k8s_pod.pod_name, k8s_pod.pod_namespace)
+    assert ident["labels"]["io.containerd.namespace"] == "k8s.io"
+    assert app["requested"] == {"net.core.somaxconn": "1024"}
+    assert k8s_pod.sandbox.id in app["requested_source"]
+    assert app["host_network"] is False and app["host_ipc"] is False
+    assert any(s.startswith("cgroup:/kubepods/besteffort/pod") for s in ident["sources"])
+    sandbox = identify(index, k8s_pod.sandbox)
+    assert (sandbox["identity"]["name"], sandbox["identity"]["pod_name"]) == ("POD", k8s_pod.pod_name)
+    assert sandbox["requested"] == {"net.core.somaxconn": "1024"}
 
 
 def test_docker_api_get_version(docker_engine):

@@ -71,6 +71,13 @@ def _sysctl_flags(requested: dict) -> list:
     return flags
 
 
+def _runc_spec(directory: Path) -> dict:
+    """runc's default OCI spec (``runc spec`` refuses to overwrite a config.json)."""
+    (directory / "config.json").unlink(missing_ok=True)
+    _run(["runc", "spec"], cwd=str(directory))
+    return json.loads((directory / "config.json").read_text())
+
+
 def _wait_pid_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -226,8 +233,7 @@ class Runc:
     def bundle(self, name: str, rootfs: Path, requested: dict) -> Path:
         bundle = self.workdir / name
         bundle.mkdir(parents=True, exist_ok=True)
-        _run(["runc", "spec"], cwd=str(bundle))
-        config = json.loads((bundle / "config.json").read_text())
+        config = _runc_spec(bundle)
         config["root"] = {"path": str(rootfs), "readonly": True}
         config["process"]["terminal"] = False
         config["process"]["args"] = list(SLEEP)
@@ -335,3 +341,90 @@ class Lxc:
                     proc.kill()
                     proc.wait(5)
             subprocess.run(["lxc-destroy", "-P", str(self.workdir), "-n", name], capture_output=True, timeout=30)
+
+
+# ---------------------------------------------------------------------------------------------
+class ContainerdPod:
+    """A Kubernetes-shaped pod on real containerd (dockerd's own, through ``ctr``): a sandbox
+    that holds the pod's sysctls and an app container that joins the sandbox's net/ipc/uts
+    namespaces by path, with the annotations containerd's CRI plugin writes and the kubelet's
+    cgroupfs layout ``/kubepods/besteffort/pod<uid>/<id>``. No kubelet and no registry: the
+    metadata on the host has the shape a real node's has."""
+
+    NAMESPACE = "k8s.io"
+    IMAGE = "nsguard-test/busybox:1"
+    POD_UID = "4b7f0c1e-2d3a-4f5b-8c6d-7e8f9a0b1c2d"
+
+    def __init__(self, engine: DockerEngine, rootfs: Path, tag: str):
+        self.engine = engine
+        self.rootfs = rootfs
+        self.pod_name = "web-%s" % tag
+        self.pod_namespace = "nsguard-test"
+        self.workdir = engine.workdir / "pod"
+        self.ids = []
+
+    def ctr(self, *args, check=True, **kwargs) -> subprocess.CompletedProcess:
+        sock = str(self.engine.exec_root / "containerd" / "containerd.sock")
+        return _run(["ctr", "-a", sock, "-n", self.NAMESPACE] + list(args), check=check, **kwargs)
+
+    def _spec(self, cid: str, annotations: dict, sysctls: dict, join_pid=None) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        spec = _runc_spec(self.workdir)
+        spec["root"] = {"path": str(self.rootfs), "readonly": True}
+        spec["process"]["terminal"] = False
+        spec["process"]["args"] = list(SLEEP)
+        spec["linux"]["sysctl"] = dict(sysctls)
+        spec["linux"]["cgroupsPath"] = "/kubepods/besteffort/pod%s/%s" % (self.POD_UID, cid)
+        spec["annotations"] = annotations
+        if join_pid:
+            for entry in spec["linux"]["namespaces"]:
+                if entry["type"] in ("network", "ipc", "uts"):
+                    entry["path"] = "/proc/%d/ns/%s" % (join_pid, {"network": "net"}.get(entry["type"], entry["type"]))
+        path = self.workdir / ("%s.json" % cid[:12])
+        path.write_text(json.dumps(spec, indent=2))
+        return path
+
+    def _start(self, cid: str, spec: Path) -> int:
+        err = self.workdir / ("%s.stderr" % cid[:12])
+        with open(err, "w") as handle:
+            # ctr -d: the task inherits ctr's stdio, so no pipes (see Runc.try_run).
+            proc = subprocess.run(["ctr", "-a", str(self.engine.exec_root / "containerd" / "containerd.sock"),
+                                   "-n", self.NAMESPACE, "run", "-d", "--config", str(spec), cid],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=handle, timeout=60)
+        self.ids.append(cid)
+        if proc.returncode != 0:
+            raise RuntimeUnavailable("ctr run exited %d: %s" % (proc.returncode, err.read_text().strip()))
+        for line in self.ctr("task", "ls").stdout.splitlines()[1:]:
+            fields = line.split()
+            if fields and fields[0] == cid:
+                return int(fields[1])
+        raise RuntimeUnavailable("ctr task ls does not list %s" % cid)
+
+    def start(self, requested: dict = REQUESTED) -> tuple:
+        """(sandbox, app) Containers; the pod's sysctls are on the sandbox only, as the CRI
+        plugin does it."""
+        _need("ctr", "runc")
+        sandbox_id = ("5a" * 32)
+        app_id = ("a9" * 32)
+        common = {"io.kubernetes.cri.sandbox-id": sandbox_id, "io.kubernetes.cri.sandbox-name": self.pod_name,
+                  "io.kubernetes.cri.sandbox-namespace": self.pod_namespace,
+                  "io.kubernetes.cri.sandbox-uid": self.POD_UID}
+        sandbox_pid = self._start(sandbox_id, self._spec(
+            sandbox_id, dict(common, **{"io.kubernetes.cri.container-type": "sandbox"}), requested))
+        app_pid = self._start(app_id, self._spec(
+            app_id, dict(common, **{"io.kubernetes.cri.container-type": "container",
+                                    "io.kubernetes.cri.container-name": "app",
+                                    "io.kubernetes.cri.image-name": self.IMAGE}), {}, join_pid=sandbox_pid))
+        sandbox = Container("containerd", sandbox_id, "POD", None, sandbox_pid, dict(requested))
+        app = Container("containerd", app_id, "app", self.IMAGE, app_pid, dict(requested))
+        return sandbox, app
+
+    def stop(self) -> None:
+        for cid in reversed(self.ids):
+            self.ctr("task", "kill", "-s", "KILL", cid, check=False)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and cid in self.ctr("task", "ls", "-q", check=False).stdout.split():
+                self.ctr("task", "rm", "-f", cid, check=False)
+                time.sleep(0.05)
+            self.ctr("container", "rm", cid, check=False)
+        self.ids = []
