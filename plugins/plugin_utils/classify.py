@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .knowledge import PER_NAMESPACE_CLASSES, Entry, Gate, Knowledge, RuntimeSpec
-from .versions import KernelVersion, format_kernel, gate_reached, try_parse_kernel
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import PER_NAMESPACE_CLASSES, Entry, Gate, Knowledge, RuntimeSpec
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import KernelVersion, format_kernel, gate_reached, try_parse_kernel
 
 UNKNOWN_VALUE = "<value>"
 
@@ -210,18 +210,24 @@ def decide(known: Mapping[str, Any], entry: Optional[Entry], probe: Optional[Map
         return result(*verdict, f"probe: absent in a fresh namespace set [{k_evidence}]", "probe",
                       _conflict((k_class, k_ns), verdict))
 
+    if entry is not None and entry.shared_table:
+        # One table entry serves every namespace and its handler reads the caller's namespace:
+        # a probe's inode or value comparison says nothing about who owns the setting.
+        return result(k_class, k_ns, f"{k_evidence} [probe: present in a fresh namespace set; one table entry "
+                      "serves every namespace: the knowledge decides]", "knowledge")
+
     owner = probe.get("owner")
+    child_mode = probe.get("mode") or host_mode  # the compact probe omits a mode equal to the host's
     host_w = _writable(host_mode)
-    child_w = _writable(probe.get("mode"))
-    modes = f"mode {probe.get('mode') or '?'} in a fresh namespace, {host_mode or '?'} on the host"
+    child_w = _writable(child_mode)
+    modes = f"mode {child_mode or '?'} in a fresh namespace, {host_mode or '?'} on the host"
 
     if owner is None:
-        shared = k_ns == "uts" or bool(entry and entry.shared_table)
+        shared = k_ns == "uts"  # a site entry for a UTS key may lack shared_table
         if k_ns != "none" and k_class in PER_NAMESPACE_CLASSES and (
                 shared or (probed_namespaces is not None and k_ns not in probed_namespaces)):
-            # UTS keys and kernel.ns_last_pid share one table entry whose handler reads the
-            # caller's namespace; a namespace type the probe did not create cannot give the key
-            # a new entry either. In both cases only the knowledge can say.
+            # A namespace type the probe did not create cannot give the key a new entry: only
+            # the knowledge can say.
             why = ("one table entry serves every namespace: the knowledge decides" if shared
                    else f"the probe did not create a {k_ns} namespace")
             return result(k_class, k_ns, f"{k_evidence} [probe: same table entry; {why}]", "knowledge")
@@ -273,9 +279,34 @@ def host_keys(facts: Mapping[str, Any]) -> Dict[str, Optional[str]]:
         for key, record in (host.get(section) or {}).items():
             keys[key] = (record or {}).get("mode")
     probe = facts.get("probe") or {}
-    for key in (probe.get("keys") or {}):
+    for key in (probe.get("keys") or {}):  # the per-key probe form also names keys
         keys.setdefault(key, None)
     return keys
+
+
+class _PerKeyProbe:
+    """The per-key probe form (``probe.keys.<key>``) behind the compact form's interface."""
+
+    def __init__(self, probe: Mapping[str, Any]) -> None:
+        self.keys = probe.get("keys") or {}
+
+    def evidence(self, key: str) -> Optional[Mapping[str, Any]]:
+        return self.keys.get(key)
+
+
+def probe_reader(probe: Optional[Mapping[str, Any]]):
+    """An object with ``evidence(key)`` over either probe form of docs/facts.md, or None.
+
+    The module's compact form lists only exceptions (absent, mode_differs, value_differs,
+    owner, unknown); its own ``ProbeIndex`` turns that into per-key evidence, so both sides read
+    the facts the same way.
+    """
+    if not probe or not probe.get("enabled", True):
+        return None
+    if "keys" in probe:
+        return _PerKeyProbe(probe)
+    from ansible_collections.nsguard.sysctl.plugins.module_utils.probe import ProbeIndex  # stdlib-only helper
+    return ProbeIndex(probe)
 
 
 def classify_host(kb: Knowledge, facts: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
@@ -284,14 +315,15 @@ def classify_host(kb: Knowledge, facts: Mapping[str, Any]) -> Dict[str, Dict[str
     release = ((host.get("kernel") or {}).get("release"))
     version = try_parse_kernel(release)
     probe = facts.get("probe") or {}
-    probe_keys = (probe.get("keys") or {}) if probe.get("enabled", True) else {}
+    reader = probe_reader(probe)
     probed = tuple(probe.get("namespaces") or ()) or None
     out: Dict[str, Dict[str, Any]] = {}
     for key, host_mode in sorted(host_keys(facts).items()):
         found = kb.lookup(key)
         entry = found[0] if found else None
         known = _known(kb, key, version, found)
-        out[key] = decide(known, entry, probe_keys.get(key), host_mode, probed)
+        evidence = reader.evidence(key) if reader is not None else None
+        out[key] = decide(known, entry, evidence, host_mode, probed)
     return out
 
 

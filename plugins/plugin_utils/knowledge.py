@@ -253,7 +253,7 @@ def _entry(raw: Mapping[str, Any], file: str) -> Entry:
         for g in raw.get("gates", ())
     )
     # Gates apply oldest first; the schema does not force an order, sorting here does.
-    from .versions import parse_kernel  # local import keeps the module import cheap
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import parse_kernel
     gates = tuple(sorted(gates, key=lambda g: parse_kernel(g.since)))
     return Entry(
         id=raw["id"], match=tuple(raw["match"]), namespace=raw["namespace"], klass=raw["class"],

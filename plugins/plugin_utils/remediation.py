@@ -1,0 +1,345 @@
+# -*- coding: utf-8 -*-
+# Copyright: nsguard.sysctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Render remediation tasks: plain Ansible task dicts, ready for a play.
+
+A finding is fixed where the setting lives:
+
+* a global key (and a host-only key, which is global too) on the **host**, with
+  ``ansible.posix.sysctl`` and a file under ``/etc/sysctl.d/`` so that it survives a reboot;
+* a per-namespace key in the **container's own spec**: ``community.docker.docker_container``
+  ``sysctls``, ``containers.podman.podman_container`` ``sysctl``, a Kubernetes pod template
+  ``securityContext.sysctls`` patch through ``kubernetes.core.k8s``, or an LXC config line.
+
+Host tasks carry :data:`HOST_GUARD`, which keeps them from ever running inside a container
+(from a container a global write either fails or changes the host for every other container,
+and the sysctl.d file would land in the container's filesystem). The guard trusts, in order:
+
+1. the nsguard facts, when they were gathered: the kernel gives the initial user and PID
+   namespaces fixed inode numbers (``PROC_USER_INIT_INO`` 0xEFFFFFFD = 4026531837 and
+   ``PROC_PID_INIT_INO`` 0xEFFFFFFC = 4026531836, include/linux/proc_ns.h, stable since 3.8), so
+   "our process is in both" is a fact, not a guess;
+2. otherwise Ansible's virtual facts: no ``container`` among ``virtualization_tech_guest``
+   and no container type as a *guest* role. A container host that is itself a VM (role
+   ``guest``, type ``kvm``) passes; an OpenVZ host (type ``openvz``, role ``host``) passes;
+3. no facts at all: the task is skipped (fail closed).
+
+Ansible's virtual facts alone are not enough: they call any machine with a stray
+``/.dockerenv`` a docker guest (a VM whose image was built with docker, like this project's
+test machine) and miss podman containers that are not run as root.
+
+Container-spec tasks for docker, podman and Kubernetes recreate the container (or roll the
+workload) from the options they are given, so they run only when
+``nsguard_sysctl_container_spec_apply`` is true; they are meant to be merged into the task,
+Compose file or manifest that defines the container.
+
+Plain Python, no Ansible import.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+__all__ = [
+    "CONTAINER_GUEST_TYPES",
+    "HOST_GUARD",
+    "SPEC_GUARD",
+    "RemediationOptions",
+    "host_sysctl_task",
+    "sysctl_file_for",
+    "container_sysctl_tasks",
+    "container_privilege_tasks",
+    "k8s_owner_guess",
+    "remediation",
+    "task_value",
+]
+
+# What Ansible's setup module reports as virtualization_type for a container guest
+# (ansible/module_utils/facts/virtual/linux.py plus /run/systemd/container values).
+CONTAINER_GUEST_TYPES = ("docker", "lxc", "openvz", "podman", "container", "containerd",
+                         "systemd-nspawn", "rkt", "wsl")
+
+PROC_USER_INIT_INO = 4026531837
+PROC_PID_INIT_INO = 4026531836
+
+HOST_GUARD = (
+    "(ansible_facts.nsguard_sysctl.host.ns.user | default(0) | int == %d"
+    " and ansible_facts.nsguard_sysctl.host.ns.pid | default(0) | int == %d)"
+    " if ansible_facts.nsguard_sysctl.host.ns is defined else"
+    " (ansible_facts.virtualization_type is defined"
+    " and 'container' not in (ansible_facts.virtualization_tech_guest | default([]))"
+    " and not (ansible_facts.virtualization_role | default('') == 'guest'"
+    " and ansible_facts.virtualization_type in %s))"
+) % (PROC_USER_INIT_INO, PROC_PID_INIT_INO, "[" + ", ".join("'%s'" % t for t in CONTAINER_GUEST_TYPES) + "]")
+
+SPEC_GUARD = "nsguard_sysctl_container_spec_apply | default(false) | bool"
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class RemediationOptions:
+    """Where host files go and how container specs are addressed."""
+
+    sysctl_d_dir: str = "/etc/sysctl.d"
+    file_prefix: str = "90"
+    lxc_path: str = "/var/lib/lxc"
+    reload: bool = True
+
+    @classmethod
+    def from_mapping(cls, data: Optional[Mapping[str, Any]]) -> "RemediationOptions":
+        data = dict(data or {})
+        unknown = sorted(set(data) - {"sysctl_d_dir", "file_prefix", "lxc_path", "reload"})
+        if unknown:
+            raise ValueError("unknown remediation option(s): %s" % ", ".join(unknown))
+        return cls(**data)
+
+
+def task_value(value: Any) -> str:
+    """A sysctl value as a task argument: fields separated by one space (``sysctl -n`` prints
+    tabs; ansible.posix.sysctl and the runtimes compare whitespace-split fields)."""
+    return " ".join(str(value).split())
+
+
+def sysctl_file_for(key: str, persisted: Optional[Mapping[str, Any]] = None,
+                    options: RemediationOptions = RemediationOptions()) -> str:
+    """The file the host task writes.
+
+    If the key is already persisted in a file the administrator owns (``/etc/sysctl.conf`` or
+    the configured sysctl.d directory), fix it there: a second file would leave two values and
+    the later one in systemd-sysctl's order wins. Otherwise a file of our own, named to sort
+    after any vendor file (``/usr/lib``, ``/run``) that persists the key, so ours is applied last.
+    """
+    entry = ((persisted or {}).get("keys") or {}).get(key) or {}
+    source = entry.get("file") if isinstance(entry, Mapping) else None
+    own_dir = options.sysctl_d_dir.rstrip("/") or "/"
+    if source and (os.path.dirname(source) == own_dir or source == "/etc/sysctl.conf"):
+        return source
+    safe_key = _SAFE_NAME.sub("_", key)
+    name = "%s-nsguard-%s.conf" % (options.file_prefix, safe_key)
+    if source and os.path.basename(source) >= name:
+        name = "%s-zz-nsguard-%s.conf" % (os.path.basename(source).split("-", 1)[0] or "99", safe_key)
+        if os.path.basename(source) >= name:
+            name = "zz-nsguard-%s.conf" % safe_key
+    return os.path.join(own_dir, name)
+
+
+def _tags(rule: str, where: str) -> List[str]:
+    return ["nsguard", rule, "nsguard_%s" % where.replace("-", "_")]
+
+
+def host_sysctl_task(rule: str, key: str, value: Any, *, persisted: Optional[Mapping[str, Any]] = None,
+                     options: RemediationOptions = RemediationOptions(), why: str = "",
+                     reload: Optional[bool] = None, sysctl_file: Optional[str] = None) -> Dict[str, Any]:
+    """``ansible.posix.sysctl`` on the host: set now, persist in sysctl.d, never from a container."""
+    value = task_value(value)
+    name = "%s %s=%s on the host" % (rule, key, value)
+    if why:
+        name += " (%s)" % why
+    return {
+        "name": name,
+        "ansible.posix.sysctl": {
+            "name": key,
+            "value": value,
+            "state": "present",
+            "sysctl_file": sysctl_file or sysctl_file_for(key, persisted, options),
+            "sysctl_set": True,
+            "reload": options.reload if reload is None else reload,
+        },
+        "when": HOST_GUARD,
+        "tags": _tags(rule, "host"),
+    }
+
+
+def _label(identity: Mapping[str, Any]) -> str:
+    for field in ("name", "netns_name", "id"):
+        if identity.get(field):
+            return str(identity[field])
+    return "unidentified"
+
+
+_DEPLOYMENT_POD = re.compile(r"^(?P<owner>.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$")
+_STATEFUL_POD = re.compile(r"^(?P<owner>.+)-\d+$")
+_DAEMONSET_POD = re.compile(r"^(?P<owner>.+)-[a-z0-9]{5}$")
+
+
+def k8s_owner_guess(pod_name: str) -> Dict[str, str]:
+    """Guess the workload that owns a pod from the generated name (pods themselves are
+    immutable, so the fix goes into the owner's pod template). A guess: check it."""
+    for regex, kind in ((_DEPLOYMENT_POD, "Deployment"), (_STATEFUL_POD, "StatefulSet"),
+                        (_DAEMONSET_POD, "DaemonSet")):
+        match = regex.match(pod_name)
+        if match:
+            return {"api_version": "apps/v1", "kind": kind, "name": match.group("owner")}
+    return {"api_version": "v1", "kind": "Pod", "name": pod_name}
+
+
+def _merged(requested: Optional[Mapping[str, Any]], set_to: Mapping[str, Any]) -> Dict[str, str]:
+    """The container's full sysctl map after the change (a value of None removes a key):
+    runtimes replace the whole map, so keep what the container already asks for."""
+    merged = {k: task_value(v) for k, v in (requested or {}).items()}
+    for key, value in set_to.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = task_value(value)
+    return dict(sorted(merged.items()))
+
+
+def _describe(set_to: Mapping[str, Any]) -> str:
+    parts = ["%s=%s" % (k, task_value(v)) if v is not None else "without %s" % k for k, v in set_to.items()]
+    return ", ".join(parts)
+
+
+_K8S_RUNTIMES = ("containerd", "cri-o", "crio", "docker", "kubernetes")
+_ENGINE_MODULES = {"docker": "community.docker.docker_container", "podman": "containers.podman.podman_container"}
+
+
+def _is_pod(identity: Mapping[str, Any]) -> bool:
+    runtime = (identity.get("runtime") or "unknown").lower()
+    return bool(identity.get("pod_name")) and runtime in _K8S_RUNTIMES
+
+
+def _k8s_patch_task(rule: str, identity: Mapping[str, Any], pod_spec: Mapping[str, Any], what: str) -> Dict[str, Any]:
+    """A strategic-merge patch of the pod template of the pod's (guessed) owner."""
+    owner = k8s_owner_guess(str(identity["pod_name"]))
+    namespace = identity.get("pod_namespace") or "default"
+    definition = {"spec": pod_spec} if owner["kind"] == "Pod" else {"spec": {"template": {"spec": pod_spec}}}
+    return {
+        "name": "%s %s in the pod template of %s %s/%s" % (rule, what, owner["kind"], namespace, owner["name"]),
+        "kubernetes.core.k8s": {
+            "state": "patched",
+            "api_version": owner["api_version"],
+            "kind": owner["kind"],
+            "name": owner["name"],
+            "namespace": namespace,
+            "definition": definition,
+        },
+        "delegate_to": "localhost",
+        "when": SPEC_GUARD,
+        "tags": _tags(rule, "container-spec"),
+    }
+
+
+def _engine_task(rule: str, identity: Mapping[str, Any], runtime: str, what: str,
+                 options: Mapping[str, Any]) -> Dict[str, Any]:
+    """docker_container / podman_container for an existing container, recreated with ``options``."""
+    module_args: Dict[str, Any] = {"name": identity["name"], "state": "started"}
+    if identity.get("image"):
+        module_args["image"] = identity["image"]
+    module_args.update(options)
+    return {
+        "name": "%s %s in the spec of %s container %s" % (rule, what, runtime, _label(identity)),
+        _ENGINE_MODULES[runtime]: module_args,
+        "when": SPEC_GUARD,
+        "tags": _tags(rule, "container-spec"),
+    }
+
+
+def container_sysctl_tasks(rule: str, identity: Mapping[str, Any], set_to: Mapping[str, Any], *,
+                           requested: Optional[Mapping[str, Any]] = None,
+                           options: RemediationOptions = RemediationOptions()) -> List[Dict[str, Any]]:
+    """Tasks that put ``set_to`` (key -> value, or None to drop the key) into the container's
+    own spec. Returns ``[]`` when the runtime has no spec Ansible can edit (unidentified
+    processes, runc bundles, systemd-nspawn); the finding's message says where to fix it."""
+    runtime = (identity.get("runtime") or "unknown").lower()
+    label = _label(identity)
+    what = _describe(set_to)
+    merged = _merged(requested, set_to)
+    tags = _tags(rule, "container-spec")
+    if _is_pod(identity):
+        sysctls = [{"name": k, "value": v} for k, v in merged.items()]
+        return [_k8s_patch_task(rule, identity, {"securityContext": {"sysctls": sysctls}}, what)]
+    if runtime in _ENGINE_MODULES and identity.get("name"):
+        option = "sysctls" if runtime == "docker" else "sysctl"
+        return [_engine_task(rule, identity, runtime, what, {option: merged})]
+    if runtime == "lxc" and identity.get("name"):
+        path = os.path.join(options.lxc_path, str(identity["name"]), "config")
+        tasks = []
+        for key, value in set_to.items():
+            line_re = r"^\s*lxc\.sysctl\.%s\s*=" % re.escape(key)
+            args: Dict[str, Any] = {"path": path, "regexp": line_re}
+            if value is None:
+                args["state"] = "absent"
+                title = "%s without lxc.sysctl.%s in the config of LXC container %s" % (rule, key, label)
+            else:
+                args.update({"line": "lxc.sysctl.%s = %s" % (key, task_value(value)), "state": "present"})
+                title = "%s lxc.sysctl.%s = %s in the config of LXC container %s" % (
+                    rule, key, task_value(value), label)
+            tasks.append({"name": title, "ansible.builtin.lineinfile": args, "tags": tags})
+        return tasks
+    if runtime == "netns" and identity.get("netns_name") and all(v is not None for v in set_to.values()):
+        # A named network namespace has no spec: the fix belongs in whatever creates it; this
+        # applies it to the running namespace (argv, no shell).
+        return [{
+            "name": "%s %s in network namespace %s" % (rule, what, identity["netns_name"]),
+            "ansible.builtin.command": {
+                "argv": ["ip", "netns", "exec", str(identity["netns_name"]), "sysctl", "-w"]
+                + ["%s=%s" % (k, task_value(v)) for k, v in set_to.items()],
+            },
+            "changed_when": True,
+            "tags": tags,
+        }]
+    return []
+
+
+_PRIV_CAPS = ("SYS_ADMIN", "NET_ADMIN")
+
+
+def container_privilege_tasks(rule: str, identity: Mapping[str, Any], *, privileged: bool,
+                              proc_sys_rw: bool, caps: Iterable[str] = (),
+                              options: RemediationOptions = RemediationOptions()) -> List[Dict[str, Any]]:
+    """Tasks that take away a container's means of writing global sysctls (NSG006)."""
+    runtime = (identity.get("runtime") or "unknown").lower()
+    label = _label(identity)
+    caps = sorted({c.upper().replace("CAP_", "") for c in caps} & set(_PRIV_CAPS))
+    tags = _tags(rule, "container-spec")
+    if _is_pod(identity):
+        ctx: Dict[str, Any] = {"privileged": False, "allowPrivilegeEscalation": False}
+        if caps:
+            ctx["capabilities"] = {"drop": caps}
+        if proc_sys_rw:
+            ctx["procMount"] = "Default"
+        container_name = (identity.get("labels") or {}).get("io.kubernetes.container.name") or identity.get("name")
+        return [_k8s_patch_task(rule, identity, {"containers": [{"name": container_name, "securityContext": ctx}]},
+                                "unprivileged container %s" % container_name)]
+    if runtime in _ENGINE_MODULES and identity.get("name"):
+        options_: Dict[str, Any] = {"privileged": False}
+        if caps:
+            options_["cap_drop"] = caps
+        return [_engine_task(rule, identity, runtime, "unprivileged", options_)]
+    if runtime == "lxc" and identity.get("name"):
+        path = os.path.join(options.lxc_path, str(identity["name"]), "config")
+        tasks = [{
+            "name": "%s /proc/sys read-only (proc:mixed) for LXC container %s" % (rule, label),
+            "ansible.builtin.lineinfile": {
+                "path": path,
+                "regexp": r"^\s*lxc\.mount\.auto\s*=",
+                "line": "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed",
+                "state": "present",
+            },
+            "tags": tags,
+        }]
+        if caps:
+            tasks.append({
+                "name": "%s drop %s for LXC container %s" % (rule, " ".join(c.lower() for c in caps), label),
+                "ansible.builtin.lineinfile": {
+                    "path": path,
+                    "regexp": r"^\s*lxc\.cap\.drop\s*=\s*%s\s*$" % re.escape(" ".join(c.lower() for c in caps)),
+                    "line": "lxc.cap.drop = %s" % " ".join(c.lower() for c in caps),
+                    "state": "present",
+                },
+                "tags": tags,
+            })
+        return tasks
+    return []
+
+
+def remediation(where: str, tasks: List[Dict[str, Any]], note: str = "") -> Dict[str, Any]:
+    """The ``remediation`` field of a finding."""
+    out: Dict[str, Any] = {"where": where, "tasks": tasks}
+    if note:
+        out["note"] = note
+    return out

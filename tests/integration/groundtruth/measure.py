@@ -1,0 +1,627 @@
+"""Measure, through the running kernel, the class of every key under /proc/sys.
+
+Everything happens in forked children that unshare throwaway namespaces (ctypes; Python 3.11
+has no os.unshare/os.setns) and die when done; nothing is left behind. Steps:
+
+1. Snapshot the host; snapshot the view of a fresh namespace of each type alone (net, ipc, uts,
+   pid via a grandchild, user) and of a fresh set of all of net+ipc+uts+pid together. A key
+   absent in the fresh set is host-only; the type whose fresh namespace gives the key another
+   table entry (inode, same procfs, same moment) owns it.
+2. In a fresh set, open every key for writing (permission, no write), and write a distinctive
+   value to every key that has its own entry there (and to a few harmless shared limits), then
+   compare the host: a change is a leak (own entry) or a global key (shared entry), restored at
+   once. A shared key the write did not reach the host with is attributed to a namespace type by
+   repeating the write in one type at a time.
+3. The same in a fresh user namespace (uid 0 mapped to 0) for keys a user namespace owns.
+4. Inheritance: for per-namespace keys whose fresh value equals the host's, set a distinctive
+   value on the host (all at once), create a fresh namespace, read, restore (all at once). UTS
+   keys copy from the creating namespace: checked with a nested UTS namespace instead.
+5. Per-device keys (net.ipv4.conf.<dev>.*, neigh.<dev>.*): the host's devices are absent in a
+   fresh netns, so veth devices with the same names are created there, and the same existence
+   and write checks run on their keys.
+6. Read-only-everywhere keys with equal values are moved by an action where one exists
+   (MRT_INIT / MRT6_INIT make a netns's conf.all.mc_forwarding 1).
+
+Policy (which writes are allowed and with which values) is in ``policy.py``. Every host write
+goes through :class:`HostLedger`, which restores it (only if nobody changed the key since).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ansible_collections.nsguard.sysctl.plugins.module_utils import nsenter, procsys
+
+from . import policy
+
+TYPES = ("net", "ipc", "uts", "pid", "user")
+SET_TYPES = ("net", "ipc", "uts", "pid")
+DEVICE_KEY = re.compile(r"^net\.(ipv4|ipv6)\.(conf|neigh)\.([^.]+)\.")
+NOT_DEVICES = ("all", "default")
+PER_NS = ("isolated", "isolated-inherited")
+TIMEOUT = 20.0
+
+
+def is_device_key(key: str) -> bool:
+    match = DEVICE_KEY.match(key)
+    return bool(match) and match.group(3) not in NOT_DEVICES
+
+
+def device_of(key: str) -> Optional[str]:
+    match = DEVICE_KEY.match(key)
+    if not match or match.group(3) in NOT_DEVICES:
+        return None
+    return match.group(3).replace("/", ".")
+
+
+# --------------------------------------------------------------------------- children
+
+def snapshot(subdirs: Optional[Sequence[str]] = None) -> Dict[str, list]:
+    """``{key: [mode, inode, value or None]}`` as the calling process sees /proc/sys."""
+    out: Dict[str, list] = {}
+    for sub in (subdirs or [""]):
+        for key, path, st_mode, ino in procsys.iter_entries(procsys.PROC_SYS, sub):
+            value = None
+            if st_mode & 0o444:
+                try:
+                    value = procsys.read_key_file(path)
+                except OSError:
+                    value = None
+            out[key] = [procsys.mode_string(st_mode), ino, value]
+    return out
+
+
+def read_values(keys: Sequence[str]) -> Dict[str, Optional[str]]:
+    out: Dict[str, Optional[str]] = {}
+    for key in keys:
+        try:
+            out[key] = procsys.read_key_file(procsys.key_to_path(key))
+        except OSError:
+            out[key] = None
+    return out
+
+
+def write_value(key: str, value: str) -> Optional[str]:
+    """Write ``value``; None on success, else the errno name."""
+    try:
+        fd = os.open(procsys.key_to_path(key), os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+    try:
+        # An empty value must still be a write: "" would be a zero-length no-op.
+        os.write(fd, value.encode() if value else b"\n")
+        return None
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+    finally:
+        os.close(fd)
+
+
+def open_for_write(key: str) -> Optional[str]:
+    """The permission check of a write, without writing: None when open(O_WRONLY) works."""
+    try:
+        fd = os.open(procsys.key_to_path(key), os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+    os.close(fd)
+    return None
+
+
+def write_plan(plan: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Run in a throwaway namespace: open test for every planned key, writes where asked.
+
+    ``plan[key] = {"values": [candidate, ...]}`` (empty: open test only). The first candidate
+    the kernel accepts is kept (and read back); the namespace dies with the child.
+    """
+    out: Dict[str, Dict[str, Any]] = {}
+    for key, item in plan.items():
+        before = read_values([key])[key]
+        record: Dict[str, Any] = {"open": open_for_write(key), "before": before, "wrote": None,
+                                  "errors": [], "after": None}
+        if record["open"] is None:
+            for value in item.get("values") or ():
+                if policy.same_value(value, before):
+                    continue
+                err = write_value(key, value)
+                if err is None:
+                    record["wrote"] = value
+                    record["after"] = read_values([key])[key]
+                    break
+                record["errors"].append(err)
+        out[key] = record
+    return out
+
+
+def _in_namespaces(types: Sequence[str], fn: Callable[[], Any], user_map: bool = False) -> Callable[[], Any]:
+    """A child target: unshare ``types`` (a pid namespace runs ``fn`` in a grandchild)."""
+    def target():
+        flags = 0
+        for t in types:
+            flags |= nsenter.NS_FLAGS[t]
+        nsenter.unshare(flags)
+        if user_map:
+            # Map uid/gid 0 to 0: the process keeps kuid 0 and full capabilities in the new
+            # user namespace (the "unshare -U -r as root" case).
+            for name, text in (("uid_map", "0 0 1"), ("setgroups", "deny"), ("gid_map", "0 0 1")):
+                with open(f"/proc/self/{name}", "w") as handle:
+                    handle.write(text)
+        if "pid" in types:
+            return nsenter.run_in_grandchild(fn)
+        return fn()
+    return target
+
+
+def run_children(jobs: Dict[str, Callable[[], Any]], parallel: int = 2) -> Dict[str, Any]:
+    answers = nsenter.run_parallel([nsenter.Job(n, t) for n, t in jobs.items()], parallel=parallel, timeout=TIMEOUT)
+    out = {}
+    for name in jobs:
+        answer = answers.get(name) or {}
+        if not answer.get("ok"):
+            raise RuntimeError(f"throwaway namespace job {name!r} failed: {answer.get('error')}")
+        out[name] = answer["value"]
+    return out
+
+
+# --------------------------------------------------------------------------- host ledger
+
+@dataclass
+class HostLedger:
+    """Every host value this measurement changed, restored only if still ours."""
+
+    original: Dict[str, str] = field(default_factory=dict)
+    written: Dict[str, str] = field(default_factory=dict)
+    restore_problems: List[str] = field(default_factory=list)
+    restored: int = 0
+
+    def note(self, key: str, original: str, written: str) -> None:
+        self.original.setdefault(key, original)
+        self.written[key] = written
+
+    def write(self, key: str, value: str, original: str) -> Optional[str]:
+        """Write ``value`` on the host; noted before the write so a crash still restores it."""
+        fresh_note = key not in self.written
+        previous = self.written.get(key)
+        self.note(key, original, value)
+        err = write_value(key, value)
+        if err is not None:  # nothing changed
+            if fresh_note:
+                self.written.pop(key, None)
+                self.original.pop(key, None)
+            else:
+                self.written[key] = previous
+        return err
+
+    def restore(self, keys: Optional[Sequence[str]] = None) -> None:
+        # Newest first: coupled keys (pm_type <-> path_manager) unwind in the order they moved.
+        for key in reversed(list(keys if keys is not None else self.written)):
+            if key not in self.written:
+                continue
+            current = read_values([key])[key]
+            written, original = self.written.pop(key), self.original.pop(key)
+            if policy.same_value(current, original):
+                continue
+            if not policy.same_value(current, written):
+                # Someone else changed it since our write: theirs now, not ours to undo.
+                self.restore_problems.append(f"{key}: changed by someone else to {current!r}; left alone")
+                continue
+            err = write_value(key, original)
+            if err is not None or not policy.same_value(read_values([key])[key], original):
+                self.restore_problems.append(f"{key}: could not restore {original!r} ({err})")
+            else:
+                self.restored += 1
+
+
+# --------------------------------------------------------------------------- the measurement
+
+@dataclass
+class KeyTruth:
+    key: str
+    klass: Optional[str] = None          # None: not established (reason says why)
+    namespace: Optional[str] = None
+    category: str = ""                   # host-only, per-device, per-namespace, mirror, global, leaking, untested
+    how: str = ""                        # the observations that decided
+    reason: Optional[str] = None         # why not established
+    exists: Optional[bool] = None
+    owner: Optional[str] = None
+    open_error: Optional[str] = None
+    host_changed: Optional[bool] = None
+    inherited: Optional[bool] = None
+
+
+@dataclass
+class GroundTruth:
+    kernel: str
+    keys: Dict[str, KeyTruth]
+    host_writes: int
+    ledger: HostLedger
+    duration_s: float
+    devices: List[str]
+    notes: List[str] = field(default_factory=list)
+
+    def established(self) -> Dict[str, KeyTruth]:
+        return {k: t for k, t in self.keys.items() if t.klass is not None}
+
+    def untested(self) -> Dict[str, KeyTruth]:
+        return {k: t for k, t in self.keys.items() if t.klass is None}
+
+
+def _owner(key: str, host: Dict[str, list], views: Dict[str, Dict[str, list]]) -> Optional[str]:
+    for t in TYPES:
+        seen = views[t].get(key)
+        if seen is not None and seen[1] != host[key][1]:
+            return t
+    return None
+
+
+def _writable(mode: str) -> bool:
+    return bool(int(mode, 8) & 0o222)
+
+
+def measure(ledger: HostLedger) -> GroundTruth:
+    started = time.monotonic()
+    kernel = os.uname().release
+    host = snapshot()
+    views = run_children({t: _in_namespaces([t], snapshot) for t in TYPES}
+                         | {"set": _in_namespaces(SET_TYPES, snapshot)})
+    host_after = procsys.stat_keys()
+    # Permission to write, checked without writing (open(O_WRONLY) runs sysctl_perm only).
+    host_open = {k: open_for_write(k) for k in host}
+    truth: Dict[str, KeyTruth] = {}
+    unstable = {k for k in host if host_after.get(k, (None, None))[1] != host[k][1]}
+    congestion = (host.get("net.ipv4.tcp_available_congestion_control") or [None, None, ""])[2].split()
+
+    owner = {k: _owner(k, host, views) for k in host if k not in unstable}
+    fresh = views["set"]
+
+    # ---- step 2: writes in a fresh set ----------------------------------------------------
+    plan: Dict[str, Dict[str, Any]] = {}
+    for key, (mode, _ino, value) in host.items():
+        if key not in fresh or key in unstable or key.startswith("user."):
+            continue
+        values: List[str] = []
+        if not policy.matches(key, policy.NEVER_WRITE):
+            if owner.get(key) in ("net", "ipc", "pid"):
+                values = policy.candidates(key, fresh[key][2], congestion)
+            elif key in policy.HARMLESS_GLOBAL:
+                values = policy.candidates(key, value, congestion)
+        plan[key] = {"values": values}
+    set_writes = run_children({"w": _in_namespaces(SET_TYPES, lambda: write_plan(plan))})["w"]
+    host_changed = _host_changes(set_writes, host, ledger)
+
+    # A shared key whose write stayed in the namespace: which namespace type keeps it?
+    shared_ns = [k for k, r in set_writes.items() if r["wrote"] is not None and owner.get(k) is None
+                 and not host_changed.get(k)]
+    shared_owner: Dict[str, str] = {}
+    for t in SET_TYPES:
+        sub = {k: plan[k] for k in shared_ns if k not in shared_owner}
+        if not sub:
+            break
+        res = run_children({t: _in_namespaces([t], lambda sub=sub: write_plan(sub))})[t]
+        changed = _host_changes(res, host, ledger)
+        for k, r in res.items():
+            if r["wrote"] is not None and not changed.get(k):
+                shared_owner[k] = t
+
+    # ---- step 3: user namespace -------------------------------------------------------------
+    user_keys = [k for k in host if k in views["user"] and owner.get(k) == "user"]
+    user_plan = {k: {"values": policy.candidates(k, views["user"][k][2])} for k in user_keys}
+    user_writes = run_children({"u": _in_namespaces(["user"], lambda: write_plan(user_plan), user_map=True)})["u"]
+    host_changed.update(_host_changes(user_writes, host, ledger))
+    all_writes = dict(set_writes)
+    all_writes.update(user_writes)
+
+    # ---- step 4: inheritance ----------------------------------------------------------------
+    no_shm = _no_shm_segments()
+    inherit_keys: Dict[str, str] = {}
+    inherit_errors: Dict[str, str] = {}
+    inherit_skipped: Dict[str, str] = {}
+    for key, rec in all_writes.items():
+        o = owner.get(key)
+        original = host[key][2]
+        pristine = (views[o].get(key) or [None, None, None])[2] if o else None
+        if not (o in ("net", "ipc", "pid", "user") and rec["wrote"] is not None and not host_changed.get(key)
+                and not is_device_key(key) and key not in procsys.VOLATILE_KEYS
+                and original is not None and policy.same_value(pristine, original)):
+            continue
+        if policy.matches(key, policy.DISRUPTIVE_ON_HOST):
+            inherit_skipped[key] = "policy.DISRUPTIVE_ON_HOST"
+            continue
+        if key == "kernel.shm_rmid_forced" and not no_shm:
+            inherit_skipped[key] = "the host has System V shared memory segments that 1 would destroy"
+            continue
+        # The host may refuse a value the fresh namespace took (other limits): try the others.
+        errors = []
+        for value in policy.candidates(key, original, congestion):
+            err = ledger.write(key, value, original)
+            if err is None:
+                inherit_keys[key] = value
+                break
+            errors.append(err)
+        else:
+            inherit_errors[key] = ", ".join(errors) or "no distinctive value"
+    inherited: Dict[str, bool] = {}
+    if inherit_keys:
+        inherit_types = sorted({owner[k] for k in inherit_keys})
+        try:
+            seen = run_children({"i": _in_namespaces(inherit_types, lambda: read_values(list(inherit_keys)),
+                                                     user_map="user" in inherit_types)})["i"]
+        finally:
+            ledger.restore(list(inherit_keys))
+        for key, value in inherit_keys.items():
+            inherited[key] = policy.same_value(seen.get(key), value)
+    uts_inherit = run_children({"uts": _nested_uts_check})["uts"]
+
+    # ---- step 5: per-device keys --------------------------------------------------------------
+    devices = sorted({d for k in host if (d := device_of(k)) and d != "lo"})
+    device_result = run_children({"dev": _in_namespaces(["net"], lambda: _device_check(devices, host, congestion))})["dev"]
+    device_changed = _host_changes(device_result["writes"], host, ledger)
+
+    # ---- step 6: actions for read-only keys ---------------------------------------------------
+    actions = run_children({"mrt": _in_namespaces(["net"], _multicast_routing_check)})["mrt"]
+
+    # ---- classify every host key ------------------------------------------------------------
+    for key, (mode, _ino, value) in sorted(host.items()):
+        t = KeyTruth(key=key, exists=key in fresh, owner=owner.get(key))
+        truth[key] = t
+        rec = all_writes.get(key) or {}
+        t.open_error = rec.get("open")
+        t.host_changed = host_changed.get(key)
+        if key in unstable:
+            _untested(t, "the host's inode changed during the measurement (dentry cache eviction)")
+        elif is_device_key(key):
+            _device_truth(t, key, host, fresh, rec, device_result, device_changed)
+        elif not t.exists:
+            _set(t, "host-only", "none", "host-only", "absent in a fresh namespace set")
+        elif t.owner is None:
+            _shared_truth(t, key, mode, rec, shared_owner, uts_inherit)
+        else:
+            _own_truth(t, key, host_open[key], value, views, rec, inherited, inherit_errors, inherit_skipped,
+                       actions)
+    ledger.restore()
+    return GroundTruth(kernel=kernel, keys=truth, host_writes=len(ledger.original) + ledger.restored,
+                       ledger=ledger, duration_s=time.monotonic() - started, devices=devices)
+
+
+def _host_changes(results: Dict[str, Dict[str, Any]], host: Dict[str, list], ledger: HostLedger) -> Dict[str, bool]:
+    """Which written keys the host now shows changed; those are noted in the ledger and restored."""
+    written = [k for k, r in results.items() if r["wrote"] is not None and k in host]
+    now = read_values(written)
+    changed: Dict[str, bool] = {}
+    for key in written:
+        original = host[key][2]
+        wrote = results[key]["wrote"]
+        if key in procsys.VOLATILE_KEYS:
+            moved = policy.same_value(now[key], wrote)
+        else:
+            moved = not policy.same_value(now[key], original)
+        changed[key] = moved
+        if moved and original is not None:
+            ledger.note(key, original, now[key] or wrote)
+    ledger.restore([k for k, v in changed.items() if v])
+    return changed
+
+
+def _no_shm_segments() -> bool:
+    try:
+        with open("/proc/sysvipc/shm") as handle:
+            return len(handle.read().strip().splitlines()) <= 1  # the header only
+    except OSError:
+        return False
+
+
+def _nested_uts_check() -> Dict[str, bool]:
+    """In a fresh UTS namespace set a name, create another inside it: does it copy the name?"""
+    out = {}
+    nsenter.unshare(nsenter.CLONE_NEWUTS)
+    for key in ("kernel.hostname", "kernel.domainname"):
+        value = "nsguard-gt-" + key[-4:]
+        if write_value(key, value) is not None:
+            continue
+        out[key] = value
+    nsenter.unshare(nsenter.CLONE_NEWUTS)
+    seen = read_values(list(out))
+    return {k: policy.same_value(seen[k], v) for k, v in out.items()}
+
+
+def _device_check(devices: Sequence[str], host: Dict[str, list], congestion: Sequence[str]) -> Dict[str, Any]:
+    """In a fresh netns: veth devices named like the host's, then their keys' existence and writes."""
+    names = list(devices)
+    spare = None
+    if len(names) % 2:
+        spare = "nsgt-spare0"
+        names.append(spare)
+    errors = []
+    for a, b in zip(names[0::2], names[1::2]):
+        proc = subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b],
+                              capture_output=True, text=True, timeout=10)
+        if proc.returncode != 0:
+            errors.append(f"ip link add {a} veth peer {b}: {proc.stderr.strip()}")
+    view = snapshot(["net/ipv4/conf", "net/ipv6/conf", "net/ipv4/neigh", "net/ipv6/neigh"])
+    plan = {}
+    for key in host:
+        if not is_device_key(key) or device_of(key) == "lo" or key not in view:
+            continue
+        values = [] if policy.matches(key, policy.NEVER_WRITE) else policy.candidates(key, view[key][2], congestion)
+        plan[key] = {"values": values}
+    return {"present": sorted(k for k in view if is_device_key(k)), "writes": write_plan(plan), "errors": errors}
+
+
+def _multicast_routing_check() -> Dict[str, Any]:
+    """Open multicast routing (MRT_INIT, MRT6_INIT) in a fresh netns and read conf.all.mc_forwarding."""
+    keys = ["net.ipv4.conf.all.mc_forwarding", "net.ipv6.conf.all.mc_forwarding"]
+    before = read_values(keys)
+    socks = []
+    errors = {}
+    try:
+        s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)
+        socks.append(s4)
+        s4.setsockopt(socket.IPPROTO_IP, 200, 1)  # MRT_INIT
+    except OSError as exc:
+        errors[keys[0]] = str(exc)
+    try:
+        s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        socks.append(s6)
+        s6.setsockopt(socket.IPPROTO_IPV6, 200, 1)  # MRT6_INIT
+    except OSError as exc:
+        errors[keys[1]] = str(exc)
+    after = read_values(keys)
+    for s in socks:
+        s.close()
+    return {"before": before, "after": after, "errors": errors}
+
+
+# --------------------------------------------------------------------------- per-key verdicts
+
+def _set(t: KeyTruth, klass: str, namespace: str, category: str, how: str) -> None:
+    t.klass, t.namespace, t.category, t.how = klass, namespace, category, how
+
+
+def _untested(t: KeyTruth, reason: str) -> None:
+    t.klass, t.namespace, t.category, t.reason = None, None, "untested", reason
+
+
+def _device_truth(t: KeyTruth, key: str, host: Dict[str, list], fresh: Dict[str, list], rec: Dict[str, Any],
+                  device_result: Dict[str, Any], device_changed: Dict[str, bool]) -> None:
+    if device_of(key) == "lo":
+        # lo exists in every netns: its keys are measured like any per-namespace key.
+        if not t.exists or t.owner != "net":
+            _untested(t, f"lo key without its own entry in a fresh netns (exists {t.exists}, owner {t.owner})")
+        elif rec.get("wrote") is not None and t.host_changed:
+            _set(t, "leaking", "none", "leaking", "lo key: a write in a fresh netns changed the host")
+        else:
+            _set(t, "isolated", "net", "per-device", _describe_write("lo key, own entry in a fresh netns", rec))
+        return
+    if key in fresh:
+        _untested(t, "device key present in a fresh netns although the device is not there")
+        return
+    if key not in device_result["present"]:
+        _untested(t, f"no such key on a veth named {device_of(key)} in a fresh netns "
+                     f"({'; '.join(device_result['errors']) or 'device-type specific key'})")
+        return
+    wrec = device_result["writes"].get(key) or {}
+    if device_changed.get(key):
+        _set(t, "leaking", "none", "leaking", "device key: a write in a fresh netns changed the host")
+        t.host_changed = True
+        return
+    t.open_error = wrec.get("open")
+    t.host_changed = False if wrec.get("wrote") is not None else None
+    _set(t, "isolated", "net", "per-device",
+         _describe_write(f"absent in a fresh netns; present on a veth named {device_of(key)} created there", wrec))
+
+
+def _describe_write(prefix: str, rec: Dict[str, Any]) -> str:
+    if rec.get("wrote") is not None:
+        return f"{prefix}; wrote {rec['wrote']!r} there, host unchanged"
+    if rec.get("open") is not None:
+        return f"{prefix}; write refused there ({rec['open']})"
+    return f"{prefix}; writable there, no distinctive value accepted {rec.get('errors')}"
+
+
+def _shared_truth(t: KeyTruth, key: str, mode: str, rec: Dict[str, Any], shared_owner: Dict[str, str],
+                  uts_inherit: Dict[str, bool]) -> None:
+    wrote = rec.get("wrote")
+    if wrote is not None and not t.host_changed:
+        ns = shared_owner.get(key)
+        if ns is None:
+            _untested(t, "a write in a fresh set stayed there, but no single namespace type kept it")
+            return
+        if ns == "uts":
+            if key not in uts_inherit:
+                _untested(t, "UTS key: nested-namespace copy check failed")
+                return
+            klass = "isolated-inherited" if uts_inherit[key] else "isolated"
+            how = "copied from the creating UTS namespace" if uts_inherit[key] else "not copied"
+        else:
+            klass, how = "isolated", "fresh value of its own"
+        _set(t, klass, ns, "per-namespace",
+             f"one table entry; wrote {wrote!r} in a fresh {ns} namespace, host unchanged; {how}")
+        return
+    if wrote is not None and t.host_changed:
+        _set(t, "global", "none", "global", f"same table entry; wrote {wrote!r} in a fresh set and the HOST changed")
+        return
+    if not _writable(mode):
+        _set(t, "global", "none", "global", f"same table entry, read-only everywhere (mode {mode})")
+        return
+    opened = rec.get("open")
+    if opened is not None:
+        _set(t, "global", "none", "global", f"same table entry; a write in a fresh set is refused ({opened}) "
+             "as it is on the host")
+        return
+    _set(t, "global", "none", "global", "same table entry as the host and writable from a fresh set "
+         "(open for write works); value write not made: " + _why_not_written(key))
+
+
+def _why_not_written(key: str) -> str:
+    if policy.matches(key, policy.NEVER_WRITE):
+        return "an action or a one-way switch"
+    return "a shared key not on the harmless list (the write would be the host's)"
+
+
+def _own_truth(t: KeyTruth, key: str, host_open: Optional[str], value: Optional[str],
+               views: Dict[str, Dict[str, list]], rec: Dict[str, Any], inherited: Dict[str, bool],
+               inherit_errors: Dict[str, str], inherit_skipped: Dict[str, str], actions: Dict[str, Any]) -> None:
+    o = t.owner
+    view = views[o].get(key) or [None, None, None]
+    child_mode, child_value = view[0], view[2]
+    mode = f"{child_mode} there"
+    opened = rec.get("open")
+    # Writable means root can open it for writing (ipc *_next_id are 0444 yet writable by root).
+    host_w, child_w = host_open is None, opened is None
+    if host_w and not child_w:
+        if policy.same_value(child_value, value):
+            _set(t, "mirror", "none", "mirror", f"own entry in a fresh {o} namespace, mode {mode}, writable on the "
+                 f"host, write refused there ({opened}), value equal to the host's")
+        else:
+            _set(t, "isolated", o, "per-namespace", f"own entry in a fresh {o} namespace, read-only there, "
+                 "value of its own")
+        return
+    if not host_w and not child_w:
+        if key in procsys.VOLATILE_KEYS:
+            _untested(t, "read-only everywhere and volatile: values cannot be compared")
+        elif not policy.same_value(child_value, value):
+            _set(t, "isolated", o, "per-namespace", f"own entry in a fresh {o} namespace, read-only everywhere, "
+                 f"value {child_value!r} there vs {value!r} on the host")
+        elif key in actions["after"] and not policy.same_value(actions["after"][key], actions["before"][key]):
+            _set(t, "isolated", o, "per-namespace", f"read-only everywhere; multicast routing opened in a fresh "
+                 f"netns moved it there ({actions['before'][key]} -> {actions['after'][key]}), not on the host")
+        else:
+            _untested(t, "read-only everywhere with the host's value in a fresh namespace; nothing a "
+                         "namespace can do changes it (mirror or per-namespace cannot be told apart)")
+        return
+    wrote = rec.get("wrote")
+    if wrote is None:
+        if policy.matches(key, policy.NEVER_WRITE):
+            _untested(t, "own writable entry in a fresh namespace; a write could not be undone on the host "
+                         "if it leaked (policy.NEVER_WRITE)")
+        elif value is None:
+            _untested(t, f"own writable entry in a fresh {o} namespace, but unreadable (mode {child_mode}): "
+                         "no value to write or compare")
+        else:
+            _untested(t, f"own writable entry; no distinctive value known or accepted {rec.get('errors')}")
+        return
+    if t.host_changed:
+        _set(t, "leaking", "none", "leaking", f"own entry in a fresh {o} namespace; wrote {wrote!r} there and "
+             "the HOST changed")
+        return
+    prefix = f"own entry in a fresh {o} namespace; wrote {wrote!r} there, host unchanged"
+    fresh_value = child_value  # the pristine snapshot: a coupled key may have moved it before the write
+    if value is None:
+        _set(t, "isolated", o, "per-namespace", prefix + "; no value to copy (unreadable)")
+    elif key in procsys.VOLATILE_KEYS or not policy.same_value(fresh_value, value):
+        _set(t, "isolated", o, "per-namespace", prefix + f"; fresh value {fresh_value!r} vs host {value!r}")
+    elif key in inherited:
+        t.inherited = inherited[key]
+        klass = "isolated-inherited" if inherited[key] else "isolated"
+        _set(t, klass, o, "per-namespace", prefix + ("; host set to a distinctive value: a fresh namespace "
+             + ("copied it" if inherited[key] else "did not copy it")))
+    elif key in inherit_errors:
+        _untested(t, f"per-namespace; inheritance check: the host refused every distinctive value ({inherit_errors[key]})")
+    else:
+        _untested(t, "per-namespace with the host's value in a fresh namespace; inheritance check not made: "
+                     + inherit_skipped.get(key, "no reason recorded"))
