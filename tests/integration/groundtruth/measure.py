@@ -178,8 +178,10 @@ class HostLedger:
     written: Dict[str, str] = field(default_factory=dict)
     restore_problems: List[str] = field(default_factory=list)
     restored: int = 0
+    touched: Dict[str, str] = field(default_factory=dict)  # every key ever changed: its first original
 
     def note(self, key: str, original: str, written: str) -> None:
+        self.touched.setdefault(key, original)
         self.original.setdefault(key, original)
         self.written[key] = written
 
@@ -384,7 +386,7 @@ def measure(ledger: HostLedger) -> GroundTruth:
             _own_truth(t, key, host_open[key], value, views, rec, inherited, inherit_errors, inherit_skipped,
                        actions)
     ledger.restore()
-    return GroundTruth(kernel=kernel, keys=truth, host_writes=len(ledger.original) + ledger.restored,
+    return GroundTruth(kernel=kernel, keys=truth, host_writes=len(ledger.touched),
                        ledger=ledger, duration_s=time.monotonic() - started, devices=devices)
 
 
