@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import PER_NAMESPACE_CLASSES, Entry, Gate, Knowledge, RuntimeSpec
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import KernelVersion, format_kernel, gate_reached, try_parse_kernel
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import (
+    KernelVersion, format_kernel, gate_reached, parse_kernel, try_parse_kernel)
 
 UNKNOWN_VALUE = "<value>"
 
@@ -144,8 +145,11 @@ def _knowledge_evidence(entry: Optional[Entry], matched: Optional[str], gate: Op
 
 
 def scope(kb: Knowledge, key: str, kernel: Optional[str] = None, value: Optional[str] = None) -> Dict[str, Any]:
-    """The class of ``key`` on ``kernel`` (a release string; None = latest) from the knowledge alone."""
-    version = try_parse_kernel(kernel) if kernel is not None else None
+    """The class of ``key`` on ``kernel`` (a release string; None = latest) from the knowledge alone.
+
+    Raises :class:`KernelVersionError` for a ``kernel`` that is not a kernel release.
+    """
+    version = parse_kernel(kernel) if kernel is not None else None
     found = kb.lookup(key)
     entry, matched = found if found else (None, None)
     if entry is None:
