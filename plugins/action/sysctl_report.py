@@ -46,8 +46,10 @@ _ARGSPEC = {
 
 
 def _plain(value: Any) -> Any:
-    """hostvars hand out Ansible's own containers and tagged strings; the renderers (YAML's
-    SafeDumper in particular) want plain Python. One JSON round trip is the cheapest exact copy."""
+    """A plain-Python copy, for the small values only (a malformed entry). Facts and findings are
+    passed through as Ansible holds them: its tagged dict/list/str/int subclass the builtins,
+    which every renderer handles, and copying the findings of 2,000 hosts would double the
+    controller's memory (bench/bench_reports.py)."""
     return json.loads(json.dumps(value, default=to_text))
 
 
@@ -81,7 +83,7 @@ def _catalog() -> Optional[Dict[str, Dict[str, Any]]]:
     for rule in items or []:
         get = rule.get if isinstance(rule, Mapping) else (lambda k, r=rule: getattr(r, k, None))
         rid = get("id")
-        if rid:
+        if rid and get("enabled") is not False:
             out[str(rid)] = {"name": get("name") or get("rule_name") or get("slug"), "severity": get("severity"),
                              "summary": get("summary") or get("short_description") or get("title")}
     return out or None
@@ -122,12 +124,16 @@ class ActionModule(ActionBase):
                 entry.update(status="unreachable", message="unreachable during the play; see its task output")
             elif facts is None:
                 entry.update(status="failed", message="no ansible_facts.%s: the facts task did not run on this host" % facts_var)
-            if entry["status"] == "ok":
-                entry["facts"] = _plain(facts)
-                entry["findings"] = _plain(findings) if findings is not None else []
+            if facts is not None and not isinstance(facts, Mapping):
+                entry["facts"] = _plain(facts)  # build_fleet reports it as a problem
             elif facts is not None:
-                # keep what is known (gathered_at, kernel) but no stale findings
-                entry["facts"] = _plain({k: facts.get(k) for k in ("gathered_at", "host") if k in facts})
+                trimmed = report.trim_facts(facts)
+                if entry["status"] != "ok":
+                    # keep what is known (when, which kernel) but no stale containers or findings
+                    trimmed = {"gathered_at": trimmed["gathered_at"], "host": trimmed["host"]}
+                entry["facts"] = trimmed
+            if entry["status"] == "ok":
+                entry["findings"] = findings if findings is not None else []
             inputs[host] = entry
         return inputs
 

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import IO, Any, Dict, List, Mapping, Tuple
+from typing import IO, Any, Dict, Iterator, List, Mapping, Tuple
 
 import yaml
 
 from .render_common import clean_text
 from .report import iter_findings_by_host
 
-__all__ = ["render_remediation", "CONTAINER_VIRT_TYPES", "build_plays"]
+__all__ = ["render_remediation", "CONTAINER_VIRT_TYPES", "HOST_GUARD", "build_plays", "iter_plays"]
 
 # ansible_facts.virtualization_type values that mean "this host is itself a container"
 CONTAINER_VIRT_TYPES = ["docker", "podman", "lxc", "openvz", "container", "containerd", "systemd-nspawn", "wsl"]
@@ -48,7 +48,8 @@ class _Unsafe(str):
     """A string written with the !unsafe tag (Ansible never templates it)."""
 
 
-class _Dumper(yaml.SafeDumper):
+# libyaml's emitter when PyYAML has it (10x faster on a 2,000-host fleet); same output rules
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
     pass
 
 
@@ -63,7 +64,6 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 
 _Dumper.add_representer(_Unsafe, _represent_unsafe)
 _Dumper.add_multi_representer(str, _represent_str)
-_Dumper.add_representer(_Unsafe, _represent_unsafe)
 
 
 def _protect(value: Any, key: str = "") -> Any:
@@ -76,7 +76,16 @@ def _protect(value: Any, key: str = "") -> Any:
         if key not in _CONDITIONALS and _JINJA.search(text):
             return _Unsafe(text)
         return text
-    return value
+    # Ansible's tagged int/float subclasses are not representable by SafeDumper: plain copies
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if value is None:
+        return None
+    return str(value)
 
 
 def _tags(task: Mapping[str, Any]) -> List[str]:
@@ -140,9 +149,8 @@ def _collect(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[Li
     return host, spec
 
 
-def build_plays(model: Mapping[str, Any]) -> Tuple[List[Dict[str, Any]], List[str]]:
-    plays: List[Dict[str, Any]] = []
-    problems: List[str] = []
+def iter_plays(model: Mapping[str, Any], problems: List[str]) -> Iterator[Dict[str, Any]]:
+    """One play per host with remediation tasks, in host order; refused tasks go to ``problems``."""
     for host, findings in iter_findings_by_host(model):
         if not findings:
             continue
@@ -171,12 +179,23 @@ def build_plays(model: Mapping[str, Any]) -> Tuple[List[Dict[str, Any]], List[st
         prelude.append({"name": "Virtualization facts (host-side tasks never run inside a container)",
                         "ansible.builtin.setup": {"gather_subset": ["!all", "!min", "virtual"]}, "tags": ["always"]})
         play.update({"gather_facts": False, "tasks": prelude + tasks})
-        plays.append(play)
+        yield play
+
+
+def build_plays(model: Mapping[str, Any]) -> Tuple[List[Dict[str, Any]], List[str]]:
+    problems: List[str] = []
+    plays = list(iter_plays(model, problems))
     return plays, problems
 
 
+def _dump_play(play: Dict[str, Any], out: IO[str]) -> None:
+    # one play at a time: each dump is "- name: ...", and consecutive ones form one YAML list,
+    # so a 2,000-host playbook never exists as one node graph in memory
+    yaml.dump([_protect(play)], out, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+              allow_unicode=True, width=120, explicit_start=False)
+
+
 def render_remediation(model: Mapping[str, Any], out: IO[str]) -> None:
-    plays, problems = build_plays(model)
     out.write("---\n")
     out.write("# nsguard.sysctl remediation playbook, generated %s from %s.\n" % (
         clean_text(model["generated_at"]), "the play" if model["source"] == "play" else "the fact cache"))
@@ -188,10 +207,14 @@ def render_remediation(model: Mapping[str, Any], out: IO[str]) -> None:
         for row in not_ok:
             out.write("#   %s: %s%s\n" % (clean_text(row["name"]), row["status"],
                                           ": " + clean_text(row["message"]) if row["message"] else ""))
+    problems: List[str] = []
+    count = 0
+    for play in iter_plays(model, problems):
+        _dump_play(play, out)
+        count += 1
+    if not count:
+        _dump_play({"name": "nsguard.sysctl: nothing to remediate", "hosts": "localhost", "gather_facts": False,
+                    "tasks": [{"name": "Nothing to remediate",
+                               "ansible.builtin.debug": {"msg": "no findings with remediation tasks"}}]}, out)
     for problem in problems:
         out.write("# skipped: %s\n" % clean_text(problem))
-    if not plays:
-        plays = [{"name": "nsguard.sysctl: nothing to remediate", "hosts": "localhost", "gather_facts": False,
-                  "tasks": [{"name": "Nothing to remediate", "ansible.builtin.debug": {"msg": "no findings with remediation tasks"}}]}]
-    yaml.dump(_protect(plays), out, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-              allow_unicode=True, width=120, explicit_start=False)

@@ -29,7 +29,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 __all__ = [
     "REPORT_VERSION", "SEVERITIES", "STATUSES", "FAIL_ON", "DEFAULT_DOCS_BASE_URL",
-    "build_fleet", "should_fail", "summary_line", "rule_help_uri", "container_label",
+    "build_fleet", "trim_facts", "should_fail", "summary_line", "rule_help_uri", "container_label",
+    "write_reports", "FORMATS",
 ]
 
 REPORT_VERSION = 1
@@ -163,6 +164,28 @@ def _conntrack(host: str, facts: Mapping[str, Any], labels: Mapping[str, str]) -
         "peak_use": max((r["use"] or 0 for r in rows), default=0) if ct_max else None,
     }
     return summary, rows
+
+
+_SET_FIELDS = ("id", "identity", "init", "differs_from_host", "conntrack_count", "errors")
+
+
+def trim_facts(facts: Mapping[str, Any]) -> Dict[str, Any]:
+    """The part of ``ansible_facts.nsguard_sysctl`` the reports read.
+
+    The per-key tables (``host.keys``, ``probe.keys``, each set's ``view``) are most of the facts
+    and no report shows them; a caller that must copy facts (the action copies Ansible's
+    wrapped values into plain ones) copies only this.
+    """
+    host = facts.get("host") if isinstance(facts.get("host"), Mapping) else {}
+    sets = facts.get("namespace_sets")
+    return {
+        "gathered_at": facts.get("gathered_at"),
+        "host": {"kernel": host.get("kernel"), "hostname": host.get("hostname")},
+        "namespace_sets": [{k: s.get(k) for k in _SET_FIELDS} if isinstance(s, Mapping) else s for s in sets]
+        if isinstance(sets, list) else sets,
+        "conntrack": facts.get("conntrack"),
+        "errors": facts.get("errors"),
+    }
 
 
 def build_fleet(hosts: Mapping[str, Mapping[str, Any]], *, rules: Optional[Mapping[str, Mapping[str, Any]]] = None,
