@@ -11,7 +11,9 @@ linked. A unit test (tests/unit/plugin_utils/test_knowledge_doc.py) keeps it up 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +34,7 @@ def _importable() -> None:
     link = root / "ansible_collections" / "nsguard" / "sysctl"
     link.parent.mkdir(parents=True)
     link.symlink_to(REPO)
+    atexit.register(shutil.rmtree, root, True)  # the link only; rmtree does not follow it
     sys.path.insert(0, str(root))
 
 
