@@ -276,7 +276,8 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
     ignore = list(params.get("ignore_keys") or [])
     probe = ctx.facts.get("probe") or {}
     fresh_differs = set(probe.get("value_differs") or [])
-    tuned: Dict[str, Tuple[Dict[str, Any], List[str]]] = {}
+    # key -> (class info, reasons, only the probe says so)
+    tuned: Dict[str, Tuple[Dict[str, Any], List[str], bool]] = {}
     candidates = set((ctx.persisted.get("keys") or {})) | fresh_differs
     for key in sorted(candidates):
         info = ctx.klass(key)
@@ -289,17 +290,20 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
         entry = ctx.persisted_entry(key)
         if entry and _norm(entry.get("value")) == _norm(host_value):
             why.append("persisted in %s:%s" % (entry.get("file"), entry.get("line")))
-        if info["class"] == "isolated" and key in fresh_differs:
+        by_probe = info["class"] == "isolated" and key in fresh_differs
+        if by_probe:
             why.append("a fresh %s namespace starts at another value" % info["namespace"])
         if why:
-            tuned[key] = (info, why)
+            tuned[key] = (info, why, by_probe and len(why) == 1)
     out = []
     for nset in ctx.sets:
         own = set(nset.get("differs_from_host") or [])
         requested = nset.get("requested") or {}
-        for key, (info, why) in sorted(tuned.items()):
+        for key, (info, why, probe_only) in sorted(tuned.items()):
             if info["namespace"] not in own or key in requested:
                 continue
+            if probe_only and "user" in own:
+                continue  # read through another user namespace, some values print differently
             value, state = ctx.set_value(nset, key)
             if state != "differs" or _norm(value) == _norm(ctx.host_value(key)):
                 continue
