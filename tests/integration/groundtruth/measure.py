@@ -398,10 +398,9 @@ def _host_changes(results: Dict[str, Dict[str, Any]], host: Dict[str, list], led
     for key in written:
         original = host[key][2]
         wrote = results[key]["wrote"]
-        if key in procsys.VOLATILE_KEYS:
-            moved = policy.same_value(now[key], wrote)
-        else:
-            moved = not policy.same_value(now[key], original)
+        # A write that reached the host leaves exactly our value there. Comparing with that (not
+        # with "different from before") keeps another test's concurrent change from counting.
+        moved = policy.same_value(now[key], wrote) and not policy.same_value(original, wrote)
         changed[key] = moved
         if moved and original is not None:
             ledger.note(key, original, now[key] or wrote)
