@@ -24,15 +24,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import glob
+import http.client as http_client
 import json
 import os
 import socket
 import subprocess
-
-try:
-    import http.client as http_client
-except ImportError:  # pragma: no cover - Python 2 is not supported, keeps sanity's compile quiet
-    http_client = None
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import nsscan, procinfo
 from ansible_collections.nsguard.sysctl.plugins.module_utils import runtimes_parse as rp
@@ -146,6 +142,7 @@ class RuntimeIndex(object):
         self._seen_files = set()
         self._podman_done = set()
         self._lxc_info_done = False
+        self._reported = set()    # records some identify() returned
 
     # -- paths and files --------------------------------------------------------------------
 
@@ -186,21 +183,24 @@ class RuntimeIndex(object):
             self._error(errors, path, "malformed JSON: %s" % exc)
             return None
 
-    def _parse_once(self, path, parser, errors):
-        # type: (str, object, list) -> object
+    def _parse_once(self, path, parser, errors, owner=None):
+        # type: (str, object, list, object) -> object
         """``parser(json_doc)`` of a file not parsed before; ``None`` when the file is missing,
-        was parsed already, or is malformed (then the error, naming the file, is recorded)."""
+        was parsed already, or is malformed. A malformed file's error (naming it) goes to the
+        record of ``owner`` (the container it describes), so the set it belongs to reports it;
+        without an owner, to :attr:`errors`."""
         if path in self._seen_files:
             return None
         self._seen_files.add(path)
+        sink = self._record(owner)["errors"] if owner else self.errors
         doc = self._read_json(path, errors)
         if doc is None:
-            self.errors.extend(errors)
+            sink.extend(errors)
             return None
         try:
             return parser(doc)
         except ValueError as exc:
-            self._error(None, path, str(exc))
+            self._error(sink, path, str(exc))
             return None
 
     def _error(self, errors, path, message):
@@ -361,7 +361,8 @@ class RuntimeIndex(object):
                 config_path = cdir + "/config.v2.json"
                 errors = []
                 hostconfig = self._read_json(cdir + "/hostconfig.json", errors)
-                fields = self._parse_once(config_path, lambda doc, hc=hostconfig: rp.parse_docker_container(doc, hc or {}), errors)
+                fields = self._parse_once(config_path, lambda doc, hc=hostconfig: rp.parse_docker_container(doc, hc or {}),
+                                          errors, owner=os.path.basename(cdir))
                 if fields is None:
                     continue
                 fields["requested_source"] = cdir + "/hostconfig.json" if fields.get("requested") else None
@@ -386,13 +387,13 @@ class RuntimeIndex(object):
         # type: (str, object, object, object) -> None
         """One OCI bundle (``config.json`` and, for containerd, ``init.pid``)."""
         path = bundle.rstrip("/") + "/config.json"
-        errors = []
-        fields = self._parse_once(path, rp.parse_oci_config, errors)
-        if fields is None:
-            return
         cid = os.path.basename(bundle.rstrip("/"))
         if bundle.rstrip("/").endswith("/userdata"):
             cid = os.path.basename(os.path.dirname(bundle.rstrip("/")))
+        errors = []
+        fields = self._parse_once(path, rp.parse_oci_config, errors, owner=cid)
+        if fields is None:
+            return
         fields["id"] = cid
         if not fields.get("runtime"):
             # containerd namespace "moby" is dockerd's; "k8s.io" without annotations is unusual.
@@ -449,7 +450,8 @@ class RuntimeIndex(object):
         for pattern in self.paths["runc_roots"]:
             for state_path in self._glob(pattern.rstrip("/") + "/*/state.json"):
                 errors = []
-                fields = self._parse_once(state_path, rp.parse_runc_state, errors)
+                fields = self._parse_once(state_path, rp.parse_runc_state, errors,
+                                          owner=os.path.basename(os.path.dirname(state_path)))
                 if fields is None:
                     continue
                 fields.update(self._host_flags(fields.get("namespaces", {})))
@@ -463,13 +465,13 @@ class RuntimeIndex(object):
                 if config_path in self._seen_files:
                     continue
                 self._seen_files.add(config_path)
+                name = os.path.basename(os.path.dirname(config_path))
                 errors = []
                 text = self._read(config_path, errors)
                 if text is None:
-                    self.errors.extend(errors)
+                    self._record("lxc:" + name)["errors"].extend(errors)
                     continue
                 fields = rp.parse_lxc_config(text)
-                name = os.path.basename(os.path.dirname(config_path))
                 fields.update({"id": name, "name": name, "lxcpath": lxcpath,
                                "requested_source": config_path})
                 self._add("lxc:" + name, "file:" + config_path, fields, errors)
@@ -517,6 +519,17 @@ class RuntimeIndex(object):
                 return handle.read()
         except OSError:
             return None
+
+    def unreported_errors(self):
+        # type: () -> list
+        """Scan errors no :meth:`identify` result carried: files of no container, and files of
+        containers no namespace set matched (e.g. a malformed state of a stopped container).
+        The caller adds them to the gather's top-level errors."""
+        out = list(self.errors)
+        for key in sorted(self._records):
+            if key not in self._reported:
+                out.extend(self._records[key]["errors"])
+        return out
 
     # -- identify ---------------------------------------------------------------------------
 
@@ -823,6 +836,7 @@ class RuntimeIndex(object):
             strength, _sources = matches[key]
             return (strength, RANK.get(self._merged(key).get("runtime") or "unknown", 0))
         key = max(sorted(matches), key=order)
+        self._reported.add(key)
         merged = self._merged(key)
         identity = result["identity"]
         for name in IDENTITY_FIELDS:

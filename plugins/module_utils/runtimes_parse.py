@@ -42,7 +42,8 @@ CGROUP_PATTERNS = (
 # Kubernetes with the cgroupfs driver names neither runtime nor scope: /kubepods/<qos>/pod<uid>/<id>.
 _KUBEPODS = re.compile(r"(?:^|/)kubepods\b")
 _K8S_POD = re.compile(r"pod(%s)(?:\.slice)?(?:/|$)" % _POD_UID)
-_K8S_CONTAINER = re.compile(r"pod%s(?:\.slice)?/(?:[a-z-]+-)?(%s)(?:\.scope)?(?:/|$)" % (_POD_UID, _HEX64))
+# Scopes named by a runtime are matched above; what is left is the bare id (cgroupfs driver).
+_K8S_CONTAINER = re.compile(r"pod%s(?:\.slice)?/(%s)(?:/|$)" % (_POD_UID, _HEX64))
 _SYSTEMD_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 
 
