@@ -12,7 +12,7 @@ module: sysctl_report
 short_description: Write fleet-wide reports and a remediation playbook from every host's findings
 version_added: "0.1.0"
 description:
-  - Runs on the controller, once for the whole play (use C(run_once: true)). It reads each host's
+  - Runs on the controller, once for the whole play (set C(run_once) to V(true)). It reads each host's
     facts (C(ansible_facts.nsguard_sysctl), see R(sysctl_facts,nsguard.sysctl.sysctl_facts_module))
     and findings (as the C(nsguard.sysctl.sysctl_lint) action returns them) from C(hostvars), and
     writes, in O(dest), C(fleet.json), C(fleet.md), C(fleet.html), C(fleet.sarif),
@@ -20,7 +20,7 @@ description:
   - Hosts of the play that were unreachable or failed are listed in every output with their
     status, never dropped. A host is C(failed) when it is in C(ansible_failed_hosts), or when it
     has no facts; C(unreachable) when Ansible removed it from the play without failing it.
-  - Every file is written atomically (a temporary file in O(dest), fsync, rename): an interrupted
+  - Every file is written atomically (a temporary file in O(dest), fsync, rename), so an interrupted
     run leaves the previous report whole. A format that cannot be written fails the task after
     the other formats are written.
   - Prints a final summary line with the number of hosts per status and findings per severity.
