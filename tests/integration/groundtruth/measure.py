@@ -20,7 +20,8 @@ has no os.unshare/os.setns) and die when done; nothing is left behind. Steps:
    fresh netns, so veth devices with the same names are created there, and the same existence
    and write checks run on their keys.
 6. Read-only-everywhere keys with equal values are moved by an action where one exists
-   (MRT_INIT / MRT6_INIT make a netns's conf.all.mc_forwarding 1).
+   (MRT_INIT / MRT6_INIT make a netns's conf.all.mc_forwarding 1; an nft conntrack rule and five
+   UDP datagrams on lo make its nf_conntrack_count 5).
 
 Policy (which writes are allowed and with which values) is in ``policy.py``. Every host write
 goes through :class:`HostLedger`, which restores it (only if nobody changed the key since).
@@ -365,7 +366,8 @@ def measure(ledger: HostLedger) -> GroundTruth:
     device_changed = _host_changes(device_result["writes"], host, ledger)
 
     # ---- step 6: actions for read-only keys ---------------------------------------------------
-    actions = run_children({"mrt": _in_namespaces(["net"], _multicast_routing_check)})["mrt"]
+    actions = run_children({"act": _in_namespaces(["net"], _action_checks)})["act"]
+    actions["host"] = read_values(list(actions["after"]))
 
     # ---- classify every host key ------------------------------------------------------------
     for key, (mode, _ino, value) in sorted(host.items()):
@@ -453,9 +455,17 @@ def _device_check(devices: Sequence[str], host: Dict[str, list], congestion: Seq
     return {"present": sorted(k for k in view if is_device_key(k)), "writes": write_plan(plan), "errors": errors}
 
 
-def _multicast_routing_check() -> Dict[str, Any]:
-    """Open multicast routing (MRT_INIT, MRT6_INIT) in a fresh netns and read conf.all.mc_forwarding."""
-    keys = ["net.ipv4.conf.all.mc_forwarding", "net.ipv6.conf.all.mc_forwarding"]
+NFT_COUNT_RULES = "table inet nsguard_gt {\n chain out {\n  type filter hook output priority 0;\n  ct state new counter\n }\n}\n"
+
+
+def _action_checks() -> Dict[str, Any]:
+    """In a fresh netns, do what moves read-only per-namespace values, reading them before and after.
+
+    MRT_INIT / MRT6_INIT open multicast routing (conf.all.mc_forwarding becomes 1); an nft rule
+    that uses conntrack plus five UDP datagrams to 127.0.0.1 make nf_conntrack_count 5. The table
+    and sockets die with the namespace.
+    """
+    keys = ["net.ipv4.conf.all.mc_forwarding", "net.ipv6.conf.all.mc_forwarding", "net.netfilter.nf_conntrack_count"]
     before = read_values(keys)
     socks = []
     errors = {}
@@ -471,6 +481,16 @@ def _multicast_routing_check() -> Dict[str, Any]:
         s6.setsockopt(socket.IPPROTO_IPV6, 200, 1)  # MRT6_INIT
     except OSError as exc:
         errors[keys[1]] = str(exc)
+    try:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, timeout=10)
+        subprocess.run(["nft", "-f", "-"], input=NFT_COUNT_RULES, text=True, check=True, capture_output=True,
+                       timeout=10)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        socks.append(udp)
+        for port in range(9, 14):
+            udp.sendto(b"x", ("127.0.0.1", port))
+    except (OSError, subprocess.SubprocessError) as exc:
+        errors[keys[2]] = str(exc)
     after = read_values(keys)
     for s in socks:
         s.close()
@@ -583,14 +603,16 @@ def _own_truth(t: KeyTruth, key: str, host_open: Optional[str], value: Optional[
                  "value of its own")
         return
     if not host_w and not child_w:
-        if key in procsys.VOLATILE_KEYS:
-            _untested(t, "read-only everywhere and volatile: values cannot be compared")
+        moved = key in actions["after"] and not policy.same_value(actions["after"][key], actions["before"][key])
+        if moved and not policy.same_value(actions["host"][key], actions["after"][key]):
+            _set(t, "isolated", o, "per-namespace", f"read-only everywhere; an action in a fresh netns moved it "
+                 f"there ({actions['before'][key]} -> {actions['after'][key]}), the host shows {actions['host'][key]}")
+        elif key in procsys.VOLATILE_KEYS:
+            _untested(t, "read-only everywhere and volatile: values cannot be compared "
+                         + str(actions["errors"].get(key, "")))
         elif not policy.same_value(child_value, value):
             _set(t, "isolated", o, "per-namespace", f"own entry in a fresh {o} namespace, read-only everywhere, "
                  f"value {child_value!r} there vs {value!r} on the host")
-        elif key in actions["after"] and not policy.same_value(actions["after"][key], actions["before"][key]):
-            _set(t, "isolated", o, "per-namespace", f"read-only everywhere; multicast routing opened in a fresh "
-                 f"netns moved it there ({actions['before'][key]} -> {actions['after'][key]}), not on the host")
         else:
             _untested(t, "read-only everywhere with the host's value in a fresh namespace; nothing a "
                          "namespace can do changes it (mirror or per-namespace cannot be told apart)")
