@@ -16,7 +16,9 @@ PACKAGES=(
   runc             # the OCI runtime used by docker, podman and the bare runc tests
   podman
   docker.io        # dockerd 20.10 + containerd 1.6 (+ containerd-shim-runc-v2, ctr)
+  containerd       # ctr: the harness's Kubernetes-shaped pod runs on dockerd's containerd
   lxc
+  lxc-templates    # lxc-create -t busybox
   iproute2         # ip netns
   nftables         # nft: inspect and restore what dockerd/netavark add
   conntrack
@@ -37,6 +39,11 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# NSG_FORCE_INSTALL=1 runs apt-get even when everything is there (to check the slow path).
+if [ "${NSG_FORCE_INSTALL:-0}" = 1 ]; then
+  missing=("${PACKAGES[@]}")
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-test-host.sh: all ${#PACKAGES[@]} packages already installed"

@@ -487,8 +487,8 @@ class RuntimeIndex(object):
                     continue
                 fields = rp.parse_machine_file(text)
                 name = fields.get("name") or os.path.basename(path)
-                if fields.get("service") not in (None, "systemd-nspawn", "nspawn") and fields.get("class") != "container":
-                    continue
+                if fields.get("service") != "systemd-nspawn" or fields.get("class") not in (None, "container"):
+                    continue  # libvirt VMs and other machined registrations are not ours to name
                 self._add("nspawn:" + name, "file:" + path, {"runtime": "systemd-nspawn", "id": name, "name": name,
                                                             "pid": fields.get("pid")})
 

@@ -218,3 +218,34 @@ def test_explicit_paths_without_discovery(copied):
     assert result["identity"]["runtime"] == "lxc"
     assert result["requested"] == {"net.core.somaxconn": "1024"}
     assert result["identity"]["image"] == "lxc-busybox"
+
+
+def _fake_process(proc: Path, pid: int, comm: str, ppid: int, argv: list, cgroup: str) -> None:
+    """Constructed /proc entries (systemd-nspawn cannot run on this machine: no system bus)."""
+    base = proc / str(pid)
+    base.mkdir(parents=True)
+    fields = ["S", str(ppid)] + ["0"] * 17 + ["4242"] + ["0"] * 10
+    (base / "stat").write_text("%d (%s) %s\n" % (pid, comm, " ".join(fields)))
+    (base / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (base / "cgroup").write_text("0::%s\n" % cgroup)
+
+
+def test_systemd_nspawn_by_machined_and_by_parent(copied):
+    proc = copied / "proc"
+    _fake_process(proc, 90001, "systemd", 90000, ["/sbin/init"], "/machine.slice/machine-web\\x2d1.scope/init.scope")
+    machines = copied / "root" / "run" / "systemd" / "machines"
+    machines.mkdir(parents=True)
+    (machines / "web-1").write_text("NAME=web-1\nSERVICE=systemd-nspawn\nCLASS=container\nLEADER=90001\n")
+    (machines / "vm1").write_text("NAME=vm1\nSERVICE=libvirt-qemu\nCLASS=vm\nLEADER=90009\n")
+    _fake_process(proc, 90010, "systemd-nspawn", 1, ["systemd-nspawn", "--register=no", "--keep-unit",
+                                                    "-D", "/var/lib/machines/db", "--private-network"], "/")
+    _fake_process(proc, 90011, "systemd-nspawn", 90010, ["systemd-nspawn"], "/")
+    _fake_process(proc, 90012, "sh", 90011, ["sh"], "/")
+    index = recorded_index(copied)
+    web = index.identify(pids=[90001], init_pid=90001)
+    assert (web["identity"]["runtime"], web["identity"]["name"]) == ("systemd-nspawn", "web-1")
+    assert "pid:90001" in web["identity"]["sources"]
+    db = index.identify(pids=[90012], init_pid=90012)
+    assert (db["identity"]["runtime"], db["identity"]["name"], db["host_network"]) == ("systemd-nspawn", "db", False)
+    assert db["requested"] == {}
+    assert index.identify(pids=[90009], init_pid=90009)["identity"]["runtime"] == "unknown"
