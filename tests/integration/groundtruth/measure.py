@@ -65,16 +65,9 @@ def device_of(key: str) -> Optional[str]:
 
 def snapshot(subdirs: Optional[Sequence[str]] = None) -> Dict[str, list]:
     """``{key: [mode, inode, value or None]}`` as the calling process sees /proc/sys."""
-    out: Dict[str, list] = {}
-    for sub in (subdirs or [""]):
-        for key, path, st_mode, ino in procsys.iter_entries(procsys.PROC_SYS, sub):
-            value = None
-            if st_mode & 0o444:
-                try:
-                    value = procsys.read_key_file(path)
-                except OSError:
-                    value = None
-            out[key] = [procsys.mode_string(st_mode), ino, value]
+    keys, unreadable = procsys.read_tree(subdirs=subdirs, with_inodes=True)
+    out = {k: [r["mode"], r["ino"], r["value"]] for k, r in keys.items()}
+    out.update({k: [r["mode"], r["ino"], None] for k, r in unreadable.items()})
     return out
 
 
@@ -469,18 +462,15 @@ def _action_checks() -> Dict[str, Any]:
     before = read_values(keys)
     socks = []
     errors = {}
-    try:
-        s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)
-        socks.append(s4)
-        s4.setsockopt(socket.IPPROTO_IP, 200, 1)  # MRT_INIT
-    except OSError as exc:
-        errors[keys[0]] = str(exc)
-    try:
-        s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-        socks.append(s6)
-        s6.setsockopt(socket.IPPROTO_IPV6, 200, 1)  # MRT6_INIT
-    except OSError as exc:
-        errors[keys[1]] = str(exc)
+    mrt = ((socket.AF_INET, socket.IPPROTO_IGMP, socket.IPPROTO_IP),       # MRT_INIT = 200
+           (socket.AF_INET6, socket.IPPROTO_ICMPV6, socket.IPPROTO_IPV6))  # MRT6_INIT = 200
+    for key, (family, proto, level) in zip(keys, mrt):
+        try:
+            sock = socket.socket(family, socket.SOCK_RAW, proto)
+            socks.append(sock)
+            sock.setsockopt(level, 200, 1)
+        except OSError as exc:
+            errors[key] = str(exc)
     try:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True, timeout=10)
         subprocess.run(["nft", "-f", "-"], input=NFT_COUNT_RULES, text=True, check=True, capture_output=True,
