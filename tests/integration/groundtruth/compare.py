@@ -41,6 +41,11 @@ class Score:
             n = self.by_category[cat]
             c, p = self.classifier_by_category[cat], self.prefix_by_category[cat]
             lines.append(f"{cat:<14} {n:>5} {c:>5} {self.pct(c, n):>10} {p:>5} {self.pct(p, n):>10}")
+        dev = "per-device"
+        n = self.compared - self.by_category[dev]
+        c = self.classifier_agree - self.classifier_by_category[dev]
+        p = self.prefix_agree - self.prefix_by_category[dev]
+        lines.append(f"{'all but device':<14} {n:>5} {c:>5} {self.pct(c, n):>10} {p:>5} {self.pct(p, n):>10}")
         lines.append(f"{'all':<14} {self.compared:>5} {self.classifier_agree:>5} "
                      f"{self.pct(self.classifier_agree, self.compared):>10} {self.prefix_agree:>5} "
                      f"{self.pct(self.prefix_agree, self.compared):>10}")
