@@ -206,6 +206,13 @@ def decide(known: Mapping[str, Any], entry: Optional[Entry], probe: Optional[Map
     if not probe or probe.get("exists") is None:
         return result(k_class, k_ns, k_evidence, base_by)
 
+    # The namespace type whose fresh instance would show this key's behaviour: its owner, or for
+    # global net.* keys (host-only, mirrors, leaks) the network namespace. A probe that did not
+    # create one (it failed, or was told not to) has no evidence about the key.
+    relevant = k_ns if k_ns != "none" else ("net" if known.get("key", "").startswith("net.") else None)
+    if relevant is not None and probed_namespaces is not None and relevant not in probed_namespaces:
+        return result(k_class, k_ns, f"{k_evidence} [probe: no fresh {relevant} namespace was probed]", base_by)
+
     if not probe.get("exists"):
         if entry is not None and entry.per_device:
             return result(k_class, k_ns, f"{k_evidence} [probe: absent in a fresh net namespace: "
@@ -227,14 +234,11 @@ def decide(known: Mapping[str, Any], entry: Optional[Entry], probe: Optional[Map
     modes = f"mode {child_mode or '?'} in a fresh namespace, {host_mode or '?'} on the host"
 
     if owner is None:
-        shared = k_ns == "uts"  # a site entry for a UTS key may lack shared_table
-        if k_ns != "none" and k_class in PER_NAMESPACE_CLASSES and (
-                shared or (probed_namespaces is not None and k_ns not in probed_namespaces)):
-            # A namespace type the probe did not create cannot give the key a new entry: only
-            # the knowledge can say.
-            why = ("one table entry serves every namespace: the knowledge decides" if shared
-                   else f"the probe did not create a {k_ns} namespace")
-            return result(k_class, k_ns, f"{k_evidence} [probe: same table entry; {why}]", "knowledge")
+        if k_ns == "uts" and k_class in PER_NAMESPACE_CLASSES:
+            # UTS keys share one table entry (a site entry may lack shared_table): only the
+            # knowledge can say.
+            return result(k_class, k_ns, f"{k_evidence} [probe: same table entry; one table entry serves every "
+                          "namespace: the knowledge decides]", "knowledge")
         if host_w and child_w is False:
             verdict = ("mirror", "none")
             return result(*verdict, f"probe: {modes} [{k_evidence}]", "probe", _conflict((k_class, k_ns), verdict))
@@ -339,6 +343,6 @@ def _known(kb: Knowledge, key: str, version: Optional[KernelVersion],
         klass, namespace, gate = "global", "none", None
     else:
         klass, namespace, gate = _gate_state(entry, version)
-    return {"class": klass, "namespace": namespace, "entry": entry.id if entry else None,
+    return {"key": key, "class": klass, "namespace": namespace, "entry": entry.id if entry else None,
             "per_device": bool(entry and entry.per_device),
             "evidence": _knowledge_evidence(entry, matched, gate, version)}

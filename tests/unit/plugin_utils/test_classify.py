@@ -246,6 +246,18 @@ def test_probe_skipped_namespace_type_defers_to_knowledge():
     assert (got["class"], got["decided_by"], got["conflict"]) == ("isolated", "knowledge", None)
 
 
+def test_failed_net_probe_is_no_evidence_for_global_net_keys():
+    f = facts()
+    f["probe"]["namespaces"] = ["ipc", "uts", "user", "pid"]   # the net probe failed
+    f["probe"]["absent"], f["probe"]["mode_differs"], f["probe"]["owner"]["net"] = [], {}, []
+    out = classify(f)
+    for key, klass in (("net.core.netdev_max_backlog", "host-only"), ("net.core.rmem_max", "mirror"),
+                       ("net.core.somaxconn", "isolated")):
+        got = out[key]
+        assert (got["class"], got["decided_by"], got["conflict"]) == (klass, "knowledge", None), got
+    assert out["vm.max_map_count"]["decided_by"] == "probe"
+
+
 def test_unknown_probe_evidence_defers_to_knowledge():
     f = facts()
     f["probe"]["unknown"] = ["net.core.netdev_max_backlog"]
