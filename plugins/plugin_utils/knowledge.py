@@ -23,10 +23,6 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 
 import yaml
 
-try:  # jsonschema is a hard requirement (requirements.txt); the message says so if missing
-    import jsonschema
-except ImportError as exc:  # pragma: no cover - exercised only on a broken install
-    raise ImportError("nsguard.sysctl needs the 'jsonschema' Python package on the controller") from exc
 
 CLASSES = ("isolated", "isolated-inherited", "mirror", "host-only", "global", "leaking")
 NAMESPACES = ("net", "ipc", "uts", "user", "pid", "none")
@@ -231,6 +227,11 @@ def _json_path(parts: Iterable[Any]) -> str:
 def validate_document(document: Any, file: str, schema: Optional[Mapping[str, Any]] = None) -> None:
     """Raise :class:`KnowledgeError` for the first (deepest) schema violation in ``document``."""
     schema = schema or _schema()
+    try:  # imported here so that importing this module never needs it (ansible-test import sanity)
+        import jsonschema
+    except ImportError as exc:  # pragma: no cover - a controller without requirements.txt
+        raise KnowledgeError(file, None, "cannot validate: the controller needs the 'jsonschema' Python "
+                             "package (pip install -r requirements.txt)") from exc
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: (-len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:

@@ -285,3 +285,14 @@ def test_notes_carry_the_semantics_people_get_wrong():
     assert "counted per mount namespace" in kb.entry("fs.mount-max").notes
     assert "gc_thresh" in kb.entry("net.ipv4.neigh.default.gc_thresh1").notes
     assert "initial user namespace" in kb.entry("fs.inotify.max_user_watches").notes
+
+
+def test_empty_or_non_mapping_file(tmp_path):
+    path = write(tmp_path, "empty.yml", "")
+    with pytest.raises(KnowledgeError) as info:
+        build_knowledge([tmp_path])
+    assert (info.value.file, info.value.path) == (str(path), "$") and "not of type 'object'" in info.value.message
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(KnowledgeError) as info:
+        build_knowledge([tmp_path])
+    assert info.value.path == "$"
