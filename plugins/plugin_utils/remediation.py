@@ -120,9 +120,11 @@ def sysctl_file_for(key: str, persisted: Optional[Mapping[str, Any]] = None,
     safe_key = _SAFE_NAME.sub("_", key)
     name = "%s-nsguard-%s.conf" % (options.file_prefix, safe_key)
     if source and os.path.basename(source) >= name:
-        name = "%s-zz-nsguard-%s.conf" % (os.path.basename(source).split("-", 1)[0] or "99", safe_key)
-        if os.path.basename(source) >= name:
-            name = "zz-nsguard-%s.conf" % safe_key
+        # systemd-sysctl applies files in name order, the last one wins: "<stem>.zz-..." sorts
+        # right after "<stem>.conf" whatever the stem is
+        stem = os.path.basename(source)
+        stem = stem[:-len(".conf")] if stem.endswith(".conf") else stem
+        name = "%s.zz-nsguard-%s.conf" % (stem, safe_key)
     return os.path.join(own_dir, name)
 
 
@@ -160,9 +162,12 @@ def _label(identity: Mapping[str, Any]) -> str:
     return "unidentified"
 
 
-_DEPLOYMENT_POD = re.compile(r"^(?P<owner>.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$")
+# Kubernetes names generated suffixes with rand.SafeEncodeString: no vowels, no 0/1/3
+# (k8s.io/apimachinery/pkg/util/rand), so "node-exporter" is not mistaken for a hash.
+_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
+_DEPLOYMENT_POD = re.compile(r"^(?P<owner>.+)-%s{6,10}-%s{5}$" % (_SAFE, _SAFE))
 _STATEFUL_POD = re.compile(r"^(?P<owner>.+)-\d+$")
-_DAEMONSET_POD = re.compile(r"^(?P<owner>.+)-[a-z0-9]{5}$")
+_DAEMONSET_POD = re.compile(r"^(?P<owner>.+)-%s{5}$" % _SAFE)
 
 
 def k8s_owner_guess(pod_name: str) -> Dict[str, str]:

@@ -229,12 +229,12 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
             notes = []
             if not per_namespace:
                 if host_target is None:
+                    # one workload's value would break another: no task, say who disagrees
                     others = sorted({"%s (%s %s)" % (set_label(s), key, e.describe())
                                      for s, e in by_key_all[key] if str(s.get("id")) != str(nset.get("id"))})
                     notes.append("no single value satisfies every workload on this host%s" % (
                         ": " + "; ".join(others) if others else ""))
-                else:
-                    target = host_target
+                target = host_target
             why = " ".join(dict.fromkeys(exp.why for exp, _ in failing if exp.why))
             if per_namespace:
                 tasks = rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, {key: target},
