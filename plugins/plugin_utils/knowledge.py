@@ -233,12 +233,12 @@ def validate_document(document: Any, file: str, schema: Optional[Mapping[str, An
         raise KnowledgeError(file, None, "cannot validate: the controller needs the 'jsonschema' Python "
                              "package (pip install -r requirements.txt)") from exc
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(document), key=lambda e: (-len(e.absolute_path), list(map(str, e.absolute_path))))
+    # The deepest error names the exact field (jsonschema's best_match prefers shallow ones);
+    # ties go to the first path in document order, so the message is stable.
+    errors = sorted(validator.iter_errors(document),
+                    key=lambda e: (-len(e.absolute_path), [str(p) for p in e.absolute_path]))
     if errors:
-        best = jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]
-        # best_match prefers shallow errors; the deepest one names the exact field.
-        deepest = errors[0] if len(errors[0].absolute_path) >= len(best.absolute_path) else best
-        raise KnowledgeError(file, _json_path(deepest.absolute_path), deepest.message)
+        raise KnowledgeError(file, _json_path(errors[0].absolute_path), errors[0].message)
 
 
 def _sources(raw: Iterable[Mapping[str, Any]]) -> Tuple[Source, ...]:
