@@ -489,8 +489,8 @@ class RuntimeIndex(object):
                 name = fields.get("name") or os.path.basename(path)
                 if fields.get("service") != "systemd-nspawn" or fields.get("class") not in (None, "container"):
                     continue  # libvirt VMs and other machined registrations are not ours to name
-                self._add("nspawn:" + name, "file:" + path, {"runtime": "systemd-nspawn", "id": name, "name": name,
-                                                            "pid": fields.get("pid")})
+                fields = {"runtime": "systemd-nspawn", "id": name, "name": name, "pid": fields.get("pid")}
+                self._add("nspawn:" + name, "file:" + path, fields)
 
     def _scan_netns(self):
         # type: () -> None
@@ -636,7 +636,7 @@ class RuntimeIndex(object):
         out = []
         seen = set()
         current = pid
-        for _ in range(MAX_ANCESTORS):
+        for _step in range(MAX_ANCESTORS):
             st = self._procs.get(current) if current else None
             if st is None:
                 try:
@@ -682,8 +682,9 @@ class RuntimeIndex(object):
             return key
         if kind == "nspawn" and opts.get("name"):
             key = "nspawn:" + opts["name"]
-            self._add(key, "cmdline:systemd-nspawn", {"runtime": "systemd-nspawn", "id": opts["name"],
-                                                     "name": opts["name"], "host_network": opts.get("host_network")})
+            fields = {"runtime": "systemd-nspawn", "id": opts["name"], "name": opts["name"],
+                      "host_network": opts.get("host_network")}
+            self._add(key, "cmdline:systemd-nspawn", fields)
             return key
         return None
 
@@ -734,7 +735,7 @@ class RuntimeIndex(object):
         argv = [binary] + root_args + ["inspect", "--type", "container"] + ids
         try:
             proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=self.timeout,
-                                  env=dict(os.environ, LC_ALL="C"))
+                                  env=dict(os.environ, LC_ALL="C"), check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             self.errors.append({"stage": "identify", "message": "podman inspect: %s" % exc})
             return
@@ -771,7 +772,8 @@ class RuntimeIndex(object):
                 continue
             argv = [binary, "-P", merged.get("lxcpath") or "/var/lib/lxc", "-n", merged.get("name") or key[4:], "-pH"]
             try:
-                proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=self.timeout)
+                proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=self.timeout,
+                                      check=False)
             except (OSError, subprocess.TimeoutExpired) as exc:
                 self.errors.append({"stage": "identify", "message": "lxc-info: %s" % exc})
                 continue

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from tests.integration.harness import containers as ct
-from tests.integration.harness.fixtures import (  # noqa: F401  (pytest finds fixtures by name)
+# pytest finds fixtures by name: importing them is using them.
+from tests.integration.harness.fixtures import (  # noqa: F401 pylint: disable=unused-import
     TIMINGS, all_containers, busybox_rootfs, docker_container, docker_engine, host_state, k8s_pod,
     lxc_container, lxc_runtime, podman_container, podman_runtime, runc_container, runc_runtime, runtime_workdir,
 )

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.ansible_run import gather_facts_via_playbook
-from tests.integration.harness.fixtures import (  # noqa: F401  (pytest finds fixtures by name)
+# pytest finds fixtures by name: importing them is using them.
+from tests.integration.harness.fixtures import (  # noqa: F401 pylint: disable=unused-import
     all_containers, busybox_rootfs, docker_container, docker_engine, host_state, k8s_pod, lxc_container,
     lxc_runtime, podman_container, podman_runtime, runc_container, runc_runtime, runtime_workdir,
 )

@@ -49,7 +49,7 @@ class Container:
 
 
 def _run(argv, timeout=60, check=True, **kwargs) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs, check=False)
     if check and proc.returncode != 0:
         raise RuntimeUnavailable("%s exited %d: %s" % (" ".join(argv[:4]), proc.returncode,
                                                        (proc.stderr or proc.stdout).strip()[-600:]))
@@ -138,7 +138,8 @@ class DockerEngine:
         self.cli("import", "-c", 'CMD ["/bin/sh"]', str(tarball), self.IMAGE)
         return self.IMAGE
 
-    def run(self, name: str, requested: dict = REQUESTED, extra=()) -> Container:
+    def run(self, name: str, requested: dict | None = None, extra=()) -> Container:
+        requested = dict(REQUESTED if requested is None else requested)
         cid = self.cli("run", "-d", "--name", name, "--network", "none", "--label", "nsguard.test=runtimes",
                        *_sysctl_flags(requested), *extra, self.IMAGE, *SLEEP).stdout.strip()
         self.containers.append(cid)
@@ -196,7 +197,8 @@ class Podman:
     # podman's default rlimits (1048576) cannot be set, so ask for what the host allows.
     RUN_FLAGS = ("--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
 
-    def run(self, name: str, requested: dict = REQUESTED) -> Container:
+    def run(self, name: str, requested: dict | None = None) -> Container:
+        requested = dict(REQUESTED if requested is None else requested)
         cid = self.cli("run", "-d", "--name", name, "--label", "nsguard.test=runtimes", *self.RUN_FLAGS,
                        *_sysctl_flags(requested), self.IMAGE, *SLEEP).stdout.strip().splitlines()[-1]
         self.containers.append(cid)
@@ -244,7 +246,8 @@ class Runc:
         (bundle / "config.json").write_text(json.dumps(config, indent=2))
         return bundle
 
-    def run(self, name: str, rootfs: Path, requested: dict = REQUESTED) -> Container:
+    def run(self, name: str, rootfs: Path, requested: dict | None = None) -> Container:
+        requested = dict(REQUESTED if requested is None else requested)
         proc = self.try_run(name, rootfs, requested)
         if proc.returncode != 0:
             raise RuntimeUnavailable("runc run exited %d: %s" % (proc.returncode, proc.stderr.strip()))
@@ -260,19 +263,19 @@ class Runc:
         log = bundle / "runc.stderr"
         with open(log, "w") as err:
             proc = subprocess.run(["runc", "run", "-d", "--bundle", str(bundle), name], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=err, timeout=60)
+                                  stdout=subprocess.DEVNULL, stderr=err, timeout=60, check=False)
         return subprocess.CompletedProcess(proc.args, proc.returncode, "", log.read_text())
 
     def stop(self) -> None:
         for name in self.containers:
-            state = subprocess.run(["runc", "state", name], capture_output=True, text=True)
+            state = subprocess.run(["runc", "state", name], capture_output=True, text=True, check=False)
             if state.returncode != 0:
                 continue
             pid = json.loads(state.stdout).get("pid")
-            subprocess.run(["runc", "kill", name, "KILL"], capture_output=True)
+            subprocess.run(["runc", "kill", name, "KILL"], capture_output=True, check=False)
             if pid:
                 _wait_pid_gone(int(pid), 10)
-            subprocess.run(["runc", "delete", "-f", name], capture_output=True)
+            subprocess.run(["runc", "delete", "-f", name], capture_output=True, check=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +313,7 @@ class Lxc:
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         self.procs[name] = proc
         wait = subprocess.run(["lxc-wait", "-P", str(self.workdir), "-n", name, "-s", "RUNNING|STOPPED",
-                               "-t", str(int(timeout))], capture_output=True, text=True, timeout=timeout + 5)
+                               "-t", str(int(timeout))], capture_output=True, text=True, timeout=timeout + 5, check=False)
         state = _run(["lxc-info", "-P", str(self.workdir), "-n", name, "-sH"], check=False).stdout.strip()
         if wait.returncode != 0 or state != "RUNNING":
             proc.wait(timeout)
@@ -322,7 +325,8 @@ class Lxc:
         except OSError:
             return ""
 
-    def run(self, name: str, requested: dict = REQUESTED) -> Container:
+    def run(self, name: str, requested: dict | None = None) -> Container:
+        requested = dict(REQUESTED if requested is None else requested)
         self.create(name, requested)
         self.start_container(name)
         pid_text = _run(["lxc-info", "-P", str(self.workdir), "-n", name, "-pH"], check=False).stdout.strip()
@@ -334,13 +338,13 @@ class Lxc:
     def stop(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is None:
-                subprocess.run(["lxc-stop", "-P", str(self.workdir), "-n", name, "-k"], capture_output=True, timeout=30)
+                subprocess.run(["lxc-stop", "-P", str(self.workdir), "-n", name, "-k"], capture_output=True, timeout=30, check=False)
                 try:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
-            subprocess.run(["lxc-destroy", "-P", str(self.workdir), "-n", name], capture_output=True, timeout=30)
+            subprocess.run(["lxc-destroy", "-P", str(self.workdir), "-n", name], capture_output=True, timeout=30, check=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,7 +394,7 @@ class ContainerdPod:
             # ctr -d: the task inherits ctr's stdio, so no pipes (see Runc.try_run).
             proc = subprocess.run(["ctr", "-a", str(self.engine.exec_root / "containerd" / "containerd.sock"),
                                    "-n", self.NAMESPACE, "run", "-d", "--config", str(spec), cid],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=handle, timeout=60)
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=handle, timeout=60, check=False)
         self.ids.append(cid)
         if proc.returncode != 0:
             raise RuntimeUnavailable("ctr run exited %d: %s" % (proc.returncode, err.read_text().strip()))
@@ -400,9 +404,10 @@ class ContainerdPod:
                 return int(fields[1])
         raise RuntimeUnavailable("ctr task ls does not list %s" % cid)
 
-    def start(self, requested: dict = REQUESTED) -> tuple:
+    def start(self, requested: dict | None = None) -> tuple:
         """(sandbox, app) Containers; the pod's sysctls are on the sandbox only, as the CRI
         plugin does it."""
+        requested = dict(REQUESTED if requested is None else requested)
         _need("ctr", "runc")
         sandbox_id = ("5a" * 32)
         app_id = ("a9" * 32)

@@ -56,13 +56,13 @@ def write_sysctl(key: str, value: str) -> None:
 
 
 def _links() -> set:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=False).stdout
     return {line.split(": ")[1].split("@")[0] for line in out.splitlines() if ": " in line}
 
 
 def _nft_tables() -> set:
     try:
-        out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
     except FileNotFoundError:
         return set()
     return {line[len("table "):].strip() for line in out.splitlines() if line.startswith("table ")}
@@ -146,7 +146,7 @@ class HostState:
         for workdir in workdirs:
             prefix = str(workdir).rstrip("/") + "/"
             for point in sorted((p for p in _mount_points() if p.startswith(prefix)), key=len, reverse=True):
-                if subprocess.run(["umount", "-l", point], capture_output=True).returncode == 0:
+                if subprocess.run(["umount", "-l", point], capture_output=True, check=False).returncode == 0:
                     done.append("umount %s" % point)
         for key, before in self.sysctls.items():
             if before is not None and read_sysctl(key) != before:
@@ -157,10 +157,10 @@ class HostState:
                     done.append("sysctl %s: could not restore: %s" % (key, exc))
         now = HostState.snapshot()
         for link in sorted((now.links - self.links) & set(RUNTIME_LINKS)):
-            subprocess.run(["ip", "link", "del", link], capture_output=True)
+            subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
             done.append("ip link del %s" % link)
         for table in sorted((now.nft_tables - self.nft_tables) & set(RUNTIME_NFT_TABLES)):
-            subprocess.run(["nft", "delete", "table"] + table.split(), capture_output=True)
+            subprocess.run(["nft", "delete", "table"] + table.split(), capture_output=True, check=False)
             done.append("nft delete table %s" % table)
         for hierarchy, names in now.cgroups.items():
             for name in sorted(names - self.cgroups.get(hierarchy, set())):

@@ -21,7 +21,20 @@ CONTAINERS = [c for c in EXPECTED if c["runtime"] != "netns"]
 NETNS = next(c for c in EXPECTED if c["runtime"] == "netns")
 
 
-def recorded_index(base: Path = FIX, **kwargs) -> RuntimeIndex:
+def materialize(dest: Path) -> Path:
+    """A copy of the recorded host with the shims' ``cwd`` links made from ``cwd.link``."""
+    shutil.copytree(FIX, dest)
+    for link in dest.glob("proc/*/cwd.link"):
+        os.symlink(link.read_text().strip(), link.with_name("cwd"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    return materialize(tmp_path_factory.mktemp("recorded") / "host")
+
+
+def recorded_index(base: Path, **kwargs) -> RuntimeIndex:
     return RuntimeIndex(use_cli=False, root=str(base / "root"), proc=str(base / "proc"), **kwargs)
 
 
@@ -32,14 +45,12 @@ def by_runtime(runtime, name=None):
 @pytest.fixture
 def copied(tmp_path):
     """A writable copy of the recorded host, to break things in."""
-    dest = tmp_path / "host"
-    shutil.copytree(FIX, dest, symlinks=True)
-    return dest
+    return materialize(tmp_path / "host")
 
 
 @pytest.mark.parametrize("expected", CONTAINERS, ids=lambda c: "%s-%s" % (c["runtime"], c["name"]))
-def test_identifies_every_recorded_container(expected):
-    result = recorded_index().identify(pids=[expected["pid"]], init_pid=expected["pid"], ns={})
+def test_identifies_every_recorded_container(expected, recorded):
+    result = recorded_index(recorded).identify(pids=[expected["pid"]], init_pid=expected["pid"], ns={})
     ident = result["identity"]
     assert (ident["runtime"], ident["id"], ident["name"], ident["image"]) == (
         expected["runtime"], expected["id"], expected["name"], expected["image"])
@@ -53,10 +64,10 @@ def test_identifies_every_recorded_container(expected):
 
 
 @pytest.mark.parametrize("expected", CONTAINERS, ids=lambda c: "%s-%s" % (c["runtime"], c["name"]))
-def test_offline_index_agrees_with_live_one(expected):
+def test_offline_index_agrees_with_live_one(expected, recorded):
     """The recorded tree answers as the live host did (the live index could also use CLIs)."""
     live = LIVE[expected["id"]]
-    offline = recorded_index().identify(pids=[expected["pid"]], init_pid=expected["pid"], ns={})
+    offline = recorded_index(recorded).identify(pids=[expected["pid"]], init_pid=expected["pid"], ns={})
     for field in ("runtime", "id", "name", "image", "pod_name", "pod_namespace"):
         assert offline["identity"][field] == live["identity"][field], field
     assert offline["requested"] == live["requested"]
@@ -66,11 +77,11 @@ def test_offline_index_agrees_with_live_one(expected):
             # It joined the sandbox's namespaces by /proc path; only the live host could stat it.
             assert (offline[flag], live[flag]) == (None, False)
         else:
-            assert offline[flag] == live[flag] is False
+            assert offline[flag] is False and live[flag] is False
 
 
-def test_evidence_for_each_runtime():
-    index = recorded_index()
+def test_evidence_for_each_runtime(recorded):
+    index = recorded_index(recorded)
     docker = index.identify(pids=[by_runtime("docker")["pid"]], init_pid=by_runtime("docker")["pid"])
     sources = docker["identity"]["sources"]
     assert any(s.startswith("cgroup:/docker/") for s in sources)
@@ -84,26 +95,26 @@ def test_evidence_for_each_runtime():
     assert any(s.startswith("parent:lxc:") for s in lxc["identity"]["sources"])
 
 
-def test_docker_separates_user_sysctls_from_runtime_defaults():
+def test_docker_separates_user_sysctls_from_runtime_defaults(recorded):
     docker = by_runtime("docker")
-    result = recorded_index().identify(pids=[docker["pid"]], init_pid=docker["pid"])
+    result = recorded_index(recorded).identify(pids=[docker["pid"]], init_pid=docker["pid"])
     # The bundle holds what runc applied; hostconfig.json holds what the user asked for.
     assert result["requested_source"].endswith("/config.json")
     assert result["requested_defaults"] == sorted(set(result["requested"]) - {"net.core.somaxconn"})
     assert result["requested_defaults"]  # docker 20.10 adds ip_unprivileged_port_start, ping_group_range
 
 
-def test_pod_sysctls_come_from_the_sandbox():
+def test_pod_sysctls_come_from_the_sandbox(recorded):
     app = by_runtime("containerd", "app")
     sandbox = by_runtime("containerd", "POD")
-    result = recorded_index().identify(pids=[app["pid"]], init_pid=app["pid"])
+    result = recorded_index(recorded).identify(pids=[app["pid"]], init_pid=app["pid"])
     assert result["requested"] == {"net.core.somaxconn": "1024"}
     assert sandbox["id"] in result["requested_source"]
     assert result["identity"]["labels"]["io.containerd.namespace"] == "k8s.io"
 
 
-def test_named_netns_without_processes():
-    result = recorded_index().identify(pids=[], init_pid=None, ns={"net": NETNS["net"]})
+def test_named_netns_without_processes(recorded):
+    result = recorded_index(recorded).identify(pids=[], init_pid=None, ns={"net": NETNS["net"]})
     assert result["identity"]["runtime"] == "netns"
     assert result["identity"]["netns_name"] == result["identity"]["name"] == NETNS["name"]
 
@@ -132,8 +143,8 @@ def test_missing_everything_is_unknown_not_an_error(tmp_path):
     assert "4242" in result["errors"][0]["message"] and "exited" in result["errors"][0]["message"]
 
 
-def test_vanished_pid_in_a_recorded_host():
-    result = recorded_index().identify(pids=[999999], init_pid=999999, ns={})
+def test_vanished_pid_in_a_recorded_host(recorded):
+    result = recorded_index(recorded).identify(pids=[999999], init_pid=999999, ns={})
     assert result["identity"]["runtime"] == "unknown"
     assert "pid 999999" in result["errors"][0]["message"]
 
@@ -237,8 +248,8 @@ def test_systemd_nspawn_by_machined_and_by_parent(copied):
     machines.mkdir(parents=True)
     (machines / "web-1").write_text("NAME=web-1\nSERVICE=systemd-nspawn\nCLASS=container\nLEADER=90001\n")
     (machines / "vm1").write_text("NAME=vm1\nSERVICE=libvirt-qemu\nCLASS=vm\nLEADER=90009\n")
-    _fake_process(proc, 90010, "systemd-nspawn", 1, ["systemd-nspawn", "--register=no", "--keep-unit",
-                                                    "-D", "/var/lib/machines/db", "--private-network"], "/")
+    nspawn = ["systemd-nspawn", "--register=no", "--keep-unit", "-D", "/var/lib/machines/db", "--private-network"]
+    _fake_process(proc, 90010, "systemd-nspawn", 1, nspawn, "/")
     _fake_process(proc, 90011, "systemd-nspawn", 90010, ["systemd-nspawn"], "/")
     _fake_process(proc, 90012, "sh", 90011, ["sh"], "/")
     index = recorded_index(copied)
