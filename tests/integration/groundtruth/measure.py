@@ -124,8 +124,13 @@ def write_plan(plan: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
                     continue
                 err = write_value(key, value)
                 if err is None:
+                    after = read_values([key])[key]
+                    if policy.same_value(after, before):
+                        # The kernel rounded it back (ms values are kept in jiffies): no change.
+                        record["errors"].append(f"{value!r} reads back as {after!r}")
+                        continue
                     record["wrote"] = value
-                    record["after"] = read_values([key])[key]
+                    record["after"] = after
                     break
                 record["errors"].append(err)
         out[key] = record
@@ -180,37 +185,57 @@ class HostLedger:
         self.written[key] = written
 
     def write(self, key: str, value: str, original: str) -> Optional[str]:
-        """Write ``value`` on the host; noted before the write so a crash still restores it."""
+        """Write ``value`` on the host; None when the host now shows a value other than ``original``.
+
+        Noted before the write so that a crash still restores it; after it, the value the kernel
+        shows is what is recorded (a value in ms is kept in jiffies: 1001 reads back as 1004).
+        """
         fresh_note = key not in self.written
         previous = self.written.get(key)
         self.note(key, original, value)
         err = write_value(key, value)
-        if err is not None:  # nothing changed
-            if fresh_note:
-                self.written.pop(key, None)
-                self.original.pop(key, None)
-            else:
-                self.written[key] = previous
-        return err
+        shown = read_values([key])[key]
+        if err is None and not policy.same_value(shown, original):
+            self.written[key] = shown
+            return None
+        if shown is not None and not policy.same_value(shown, original):
+            self.written[key] = shown  # refused yet changed: keep it to restore
+            return err or "changed"
+        if fresh_note:
+            self.written.pop(key, None)
+            self.original.pop(key, None)
+        else:
+            self.written[key] = previous
+        return err or f"{value!r} reads back as the original {shown!r}"
 
     def restore(self, keys: Optional[Sequence[str]] = None) -> None:
         # Newest first: coupled keys (pm_type <-> path_manager) unwind in the order they moved.
+        done: Dict[str, str] = {}
         for key in reversed(list(keys if keys is not None else self.written)):
             if key not in self.written:
                 continue
             current = read_values([key])[key]
             written, original = self.written.pop(key), self.original.pop(key)
             if policy.same_value(current, original):
+                done[key] = original
                 continue
             if not policy.same_value(current, written):
                 # Someone else changed it since our write: theirs now, not ours to undo.
                 self.restore_problems.append(f"{key}: changed by someone else to {current!r}; left alone")
                 continue
             err = write_value(key, original)
+            done[key] = original
             if err is not None or not policy.same_value(read_values([key])[key], original):
                 self.restore_problems.append(f"{key}: could not restore {original!r} ({err})")
             else:
                 self.restored += 1
+        # Second pass: restoring one alias of a setting can move another we already restored
+        # (net.ipv6.route.gc_min_interval in s and gc_min_interval_ms share one variable).
+        for key, original in done.items():
+            if not policy.same_value(read_values([key])[key], original):
+                err = write_value(key, original)
+                if err is not None or not policy.same_value(read_values([key])[key], original):
+                    self.restore_problems.append(f"{key}: moved by a coupled key, could not restore {original!r}")
 
 
 # --------------------------------------------------------------------------- the measurement
@@ -317,6 +342,7 @@ def measure(ledger: HostLedger) -> GroundTruth:
     inherit_keys: Dict[str, str] = {}
     inherit_errors: Dict[str, str] = {}
     inherit_skipped: Dict[str, str] = {}
+    aliases: Dict[str, str] = {}
     for key, rec in all_writes.items():
         o = owner.get(key)
         original = host[key][2]
@@ -328,6 +354,10 @@ def measure(ledger: HostLedger) -> GroundTruth:
         if policy.matches(key, policy.DISRUPTIVE_ON_HOST):
             inherit_skipped[key] = "policy.DISRUPTIVE_ON_HOST"
             continue
+        if key + "_ms" in host:
+            # The same variable in a coarser unit: measured through the _ms alias (below).
+            aliases[key] = key + "_ms"
+            continue
         if key == "kernel.shm_rmid_forced" and not no_shm:
             inherit_skipped[key] = "the host has System V shared memory segments that 1 would destroy"
             continue
@@ -336,7 +366,7 @@ def measure(ledger: HostLedger) -> GroundTruth:
         for value in policy.candidates(key, original, congestion):
             err = ledger.write(key, value, original)
             if err is None:
-                inherit_keys[key] = value
+                inherit_keys[key] = ledger.written[key]  # as the kernel shows it
                 break
             errors.append(err)
         else:
@@ -351,6 +381,11 @@ def measure(ledger: HostLedger) -> GroundTruth:
             ledger.restore(list(inherit_keys))
         for key, value in inherit_keys.items():
             inherited[key] = policy.same_value(seen.get(key), value)
+    for key, alias in aliases.items():
+        if alias in inherited:
+            inherited[key] = inherited[alias]
+        else:
+            inherit_skipped[key] = f"alias of {alias}, whose inheritance was not measured"
     uts_inherit = run_children({"uts": _nested_uts_check})["uts"]
 
     # ---- step 5: per-device keys --------------------------------------------------------------
@@ -395,10 +430,12 @@ def _host_changes(results: Dict[str, Dict[str, Any]], host: Dict[str, list], led
         wrote = results[key]["wrote"]
         # A write that reached the host leaves exactly our value there. Comparing with that (not
         # with "different from before") keeps another test's concurrent change from counting.
-        moved = policy.same_value(now[key], wrote) and not policy.same_value(original, wrote)
+        shown = results[key].get("after")  # as the kernel showed it in the namespace
+        moved = (not policy.same_value(now[key], original)
+                 and (policy.same_value(now[key], wrote) or policy.same_value(now[key], shown)))
         changed[key] = moved
         if moved and original is not None:
-            ledger.note(key, original, now[key] or wrote)
+            ledger.note(key, original, now[key])
     ledger.restore([k for k, v in changed.items() if v])
     return changed
 
