@@ -6,9 +6,10 @@
 - Every task carries the id of each rule that asked for it as a tag (``--tags NSG001``).
 - Identical tasks that several findings of one host ask for (50 containers requesting the same
   ``vm.max_map_count``) are written once, with the union of the tags.
-- Host-side tasks (``remediation.where: host``) sit in a block guarded by the host's
-  virtualization facts, so they never run when the target itself is a container, and a
-  host-side task that tries to reach elsewhere (``delegate_to``, ``connection``) is refused.
+- Host-side tasks (``remediation.where: host``) sit in a block that runs only when the target's
+  module process is in the kernel's initial pid and user namespaces, so they never run when the
+  target itself is a container, and a host-side task that tries to reach elsewhere
+  (``delegate_to``, ``connection``) is refused.
 - Container-spec tasks (``where: container-spec``) change how a container is started and may
   recreate it; they carry the ``never`` tag too and run only when their rule id or
   ``container-spec`` is asked for with ``--tags``.
@@ -31,13 +32,17 @@ import yaml
 from .render_common import clean_text
 from .report import iter_findings_by_host
 
-__all__ = ["render_remediation", "CONTAINER_VIRT_TYPES", "HOST_GUARD", "build_plays", "iter_plays"]
+__all__ = ["render_remediation", "HOST_GUARD", "INIT_PID_NS", "INIT_USER_NS", "build_plays", "iter_plays"]
 
-# ansible_facts.virtualization_type values that mean "this host is itself a container"
-CONTAINER_VIRT_TYPES = ["docker", "podman", "lxc", "openvz", "container", "containerd", "systemd-nspawn", "wsl"]
-# Fails closed: without the virtualization facts the host-side block does not run.
-HOST_GUARD = ("ansible_facts.virtualization_role is defined and not (ansible_facts.virtualization_role == 'guest' "
-              "and ansible_facts.virtualization_type | default('') in %s)" % json.dumps(CONTAINER_VIRT_TYPES).replace('"', "'"))
+# The host itself runs in the kernel's initial pid and user namespaces, whose nsfs inode numbers
+# are fixed (PROC_PID_INIT_INO, PROC_USER_INIT_INO in include/linux/proc_ns.h). A container (own
+# pid or user namespace) never has both, whatever Ansible's virtualization facts guess (they
+# call some VMs "docker"). The play stats /proc/self/ns/{pid,user} of the module process first.
+INIT_PID_NS, INIT_USER_NS = 4026531836, 4026531837
+NS_VAR = "nsguard_sysctl_remediation_ns"
+# Fails closed: without the namespace inodes (stat skipped, no /proc) the host-side block does not run.
+HOST_GUARD = ("%s is defined and (%s.results | map(attribute='stat.inode', default=0) | list) == [%d, %d]"
+              % (NS_VAR, NS_VAR, INIT_PID_NS, INIT_USER_NS))
 _CONDITIONALS = {"when", "changed_when", "failed_when", "until"}
 _REACH_ELSEWHERE = ("delegate_to", "connection", "remote_user", "local_action")
 _JINJA = re.compile(r"\{\{|\{%|\{#")
@@ -66,14 +71,18 @@ _Dumper.add_representer(_Unsafe, _represent_unsafe)
 _Dumper.add_multi_representer(str, _represent_str)
 
 
-def _protect(value: Any, key: str = "") -> Any:
+def _protect(value: Any, key: str = "", mark: bool = True) -> Any:
+    """Plain Python for SafeDumper; with ``mark``, Jinja-looking strings become ``!unsafe``
+    (applied to the findings' tasks only: the play's own tasks template on purpose)."""
     if isinstance(value, Mapping):
-        return {str(k): _protect(v, str(k)) for k, v in value.items()}
+        return {str(k): _protect(v, str(k), mark) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_protect(v, key) for v in value]
+        return [_protect(v, key, mark) for v in value]
+    if isinstance(value, _Unsafe):
+        return value
     if isinstance(value, str):
         text = str(value)
-        if key not in _CONDITIONALS and _JINJA.search(text):
+        if mark and key not in _CONDITIONALS and _JINJA.search(text):
             return _Unsafe(text)
         return text
     # Ansible's tagged int/float subclasses are not representable by SafeDumper: plain copies
@@ -133,7 +142,7 @@ def _collect(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[Li
                     f["host"], f["rule"], clean_text(task.get("name", "")),
                     ", ".join(k for k in _REACH_ELSEWHERE if k in task)))
                 continue
-            body = {k: v for k, v in task.items() if k != "tags"}
+            body = _protect({k: v for k, v in task.items() if k != "tags"})
             ident = json.dumps(body, sort_keys=True, default=str)
             tags = _tags(task)
             for extra in [f["rule"]] + (["container-spec", "never"] if where == "container-spec" else []):
@@ -147,6 +156,47 @@ def _collect(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[Li
     host = [_ordered(b, t) for b, t in groups["host"].values()]
     spec = [_ordered(b, t) for b, t in groups["container-spec"].values()]
     return host, spec
+
+
+TARGETS_VAR = "nsguard_sysctl_remediation_hosts"
+
+
+def _remediated_hosts(model: Mapping[str, Any]) -> List[str]:
+    """Hosts with at least one host-side or container-spec task, in report order."""
+    hosts: List[str] = []
+    for host, findings in iter_findings_by_host(model):
+        for f in findings:
+            remediation = f.get("remediation")
+            if (isinstance(remediation, Mapping) and remediation.get("where") in ("host", "container-spec")
+                    and remediation.get("tasks")):
+                hosts.append(host)
+                break
+    return hosts
+
+
+def inspect_play(hosts: List[str]) -> Dict[str, Any]:
+    """The first play: on every remediated host at once (forks apply), read what the guards need.
+
+    Registered variables and facts persist across the plays of one run, so the per-host plays
+    that follow only run their own tasks. Tagged always: --tags never skips the guard's input.
+    """
+    return {
+        "name": "nsguard.sysctl remediation: inspect the targets",
+        "hosts": "all",   # host names may hold pattern characters; filtered by the list below
+        "gather_facts": False,
+        "vars": {TARGETS_VAR: hosts},
+        "tasks": [
+            {"name": "Only the hosts this playbook remediates", "ansible.builtin.meta": "end_host",
+             "when": "inventory_hostname not in %s" % TARGETS_VAR, "tags": ["always"]},
+            # host-side tasks run only in the initial pid and user namespaces (HOST_GUARD)
+            {"name": "Namespaces of the target", "ansible.builtin.stat": {
+                "path": "/proc/self/ns/{{ item }}", "follow": True, "get_checksum": False, "get_mime": False,
+                "get_attributes": False}, "loop": ["pid", "user"], "register": NS_VAR, "tags": ["always"]},
+            # the findings' own conditions may read these
+            {"name": "Virtualization facts", "ansible.builtin.setup": {"gather_subset": ["!all", "!min", "virtual"]},
+             "tags": ["always"]},
+        ],
+    }
 
 
 def iter_plays(model: Mapping[str, Any], problems: List[str]) -> Iterator[Dict[str, Any]]:
@@ -165,7 +215,6 @@ def iter_plays(model: Mapping[str, Any], problems: List[str]) -> Iterator[Dict[s
             tasks.append({"name": "Container spec changes (run only with --tags <rule id> or container-spec)",
                           "block": spec_tasks})
         play: Dict[str, Any] = {"name": "nsguard.sysctl remediation for %s" % host}
-        prelude: List[Dict[str, Any]] = []
         if _PLAIN_HOST.match(host):
             play["hosts"] = host
         else:
@@ -173,25 +222,23 @@ def iter_plays(model: Mapping[str, Any], problems: List[str]) -> Iterator[Dict[s
             # pattern: target all and end every other host before anything connects
             play["hosts"] = "all"
             play["vars"] = {"nsguard_sysctl_remediation_target": host}
-            prelude.append({"name": "Keep only the host this play is for", "ansible.builtin.meta": "end_host",
-                            "when": "inventory_hostname != nsguard_sysctl_remediation_target", "tags": ["always"]})
-        # the container guard reads the virtualization facts; gather only those, whatever --tags says
-        prelude.append({"name": "Virtualization facts (host-side tasks never run inside a container)",
-                        "ansible.builtin.setup": {"gather_subset": ["!all", "!min", "virtual"]}, "tags": ["always"]})
-        play.update({"gather_facts": False, "tasks": prelude + tasks})
+            tasks.insert(0, {"name": "Keep only the host this play is for", "ansible.builtin.meta": "end_host",
+                             "when": "inventory_hostname != nsguard_sysctl_remediation_target", "tags": ["always"]})
+        play.update({"gather_facts": False, "tasks": tasks})
         yield play
 
 
 def build_plays(model: Mapping[str, Any]) -> Tuple[List[Dict[str, Any]], List[str]]:
     problems: List[str] = []
     plays = list(iter_plays(model, problems))
-    return plays, problems
+    hosts = _remediated_hosts(model)
+    return ([inspect_play(hosts)] if hosts else []) + plays, problems
 
 
 def _dump_play(play: Dict[str, Any], out: IO[str]) -> None:
     # one play at a time: each dump is "- name: ...", and consecutive ones form one YAML list,
     # so a 2,000-host playbook never exists as one node graph in memory
-    yaml.dump([_protect(play)], out, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+    yaml.dump([_protect(play, mark=False)], out, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
               allow_unicode=True, width=120, explicit_start=False)
 
 
@@ -209,6 +256,9 @@ def render_remediation(model: Mapping[str, Any], out: IO[str]) -> None:
                                           ": " + clean_text(row["message"]) if row["message"] else ""))
     problems: List[str] = []
     count = 0
+    hosts = _remediated_hosts(model)
+    if hosts:
+        _dump_play(inspect_play(hosts), out)
     for play in iter_plays(model, problems):
         _dump_play(play, out)
         count += 1
