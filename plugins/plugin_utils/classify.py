@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import PER_NAMESPACE_CLASSES, Entry, Gate, Knowledge, RuntimeSpec
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import (
+    PER_NAMESPACE_CLASSES, Entry, Gate, Knowledge, RuntimeSpec)
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import (
     KernelVersion, format_kernel, gate_reached, parse_kernel, try_parse_kernel)
 
@@ -329,13 +330,13 @@ def classify_host(kb: Knowledge, facts: Mapping[str, Any]) -> Dict[str, Dict[str
     for key, host_mode in sorted(host_keys(facts).items()):
         found = kb.lookup(key)
         entry = found[0] if found else None
-        known = _known(kb, key, version, found)
+        known = _known(key, version, found)
         evidence = reader.evidence(key) if reader is not None else None
         out[key] = decide(known, entry, evidence, host_mode, probed)
     return out
 
 
-def _known(kb: Knowledge, key: str, version: Optional[KernelVersion],
+def _known(key: str, version: Optional[KernelVersion],
            found: Optional[Tuple[Entry, str]]) -> Dict[str, Any]:
     """The part of :func:`scope` ``decide`` needs, without runtimes and sources (hot path)."""
     entry, matched = found if found else (None, None)

@@ -65,7 +65,7 @@ def truth(facts, ledger) -> GroundTruth:
     return measure(ledger)
 
 
-def _report(truth: GroundTruth, result, host_keys: int) -> str:
+def _report(truth: GroundTruth, result) -> str:
     untested = result.untested
     lines = [
         f"ground truth on {truth.kernel}: {len(truth.keys)} keys under /proc/sys, measured in {truth.duration_s:.2f} s, "
@@ -93,7 +93,7 @@ def _report(truth: GroundTruth, result, host_keys: int) -> str:
 def test_classifier_agrees_with_the_kernel(truth, facts, capsys):
     classes = classify_host(load_knowledge(), facts)
     result = score(truth, classes)
-    text = _report(truth, result, len(truth.keys))
+    text = _report(truth, result)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(text)
     with capsys.disabled():

@@ -35,7 +35,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import nsenter, procsys
 
@@ -407,7 +407,7 @@ def measure(ledger: HostLedger) -> GroundTruth:
         if key in unstable:
             _untested(t, "the host's inode changed during the measurement (dentry cache eviction)")
         elif is_device_key(key):
-            _device_truth(t, key, host, fresh, rec, device_result, device_changed)
+            _device_truth(t, key, fresh, rec, device_result, device_changed)
         elif not t.exists:
             _set(t, "host-only", "none", "host-only", "absent in a fresh namespace set")
         elif t.owner is None:
@@ -534,7 +534,7 @@ def _untested(t: KeyTruth, reason: str) -> None:
     t.klass, t.namespace, t.category, t.reason = None, None, "untested", reason
 
 
-def _device_truth(t: KeyTruth, key: str, host: Dict[str, list], fresh: Dict[str, list], rec: Dict[str, Any],
+def _device_truth(t: KeyTruth, key: str, fresh: Dict[str, list], rec: Dict[str, Any],
                   device_result: Dict[str, Any], device_changed: Dict[str, bool]) -> None:
     if device_of(key) == "lo":
         # lo exists in every netns: its keys are measured like any per-namespace key.
