@@ -78,12 +78,19 @@ def _runc_spec(directory: Path) -> dict:
     return json.loads((directory / "config.json").read_text())
 
 
-def _wait_pid_gone(pid: int, timeout: float) -> bool:
+def _wait_pid_gone(pid: int, timeout: float, zombie_ok: bool = True) -> bool:
+    """Gone, or (``zombie_ok``) a zombie: an orphaned container init is reaped by PID 1
+    whenever that gets to it, which can take a second or two here."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not os.path.exists("/proc/%d" % pid):
+        try:
+            with open("/proc/%d/stat" % pid) as handle:
+                stat = handle.read()
+        except OSError:
             return True
-        time.sleep(0.05)
+        if zombie_ok and stat[stat.rindex(")") + 2:].startswith("Z"):
+            return True
+        time.sleep(0.02)
     return False
 
 

@@ -10,6 +10,7 @@ snapshot, so namespaces, links, tables and cgroups of other engineers' tests are
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-# Host sysctls a runtime may change. ip_forward first: writing it resets conf.*.forwarding.
+# Host sysctls a runtime is known to change (dockerd and netavark enable forwarding). Only
+# these: other engineers' tests change other host keys meanwhile (and restore them), so
+# "restoring" e.g. somaxconn to our snapshot could undo their change in the middle of their test.
+# ip_forward first: writing it resets conf.*.forwarding.
 WATCHED_SYSCTLS = (
     "net.ipv4.ip_forward",
     "net.ipv4.conf.all.forwarding",
@@ -26,11 +30,6 @@ WATCHED_SYSCTLS = (
     "net.ipv6.conf.default.forwarding",
     "net.ipv4.conf.all.accept_redirects",
     "net.ipv4.conf.default.accept_redirects",
-    "net.core.somaxconn",
-    "net.ipv4.ping_group_range",
-    "net.ipv4.ip_unprivileged_port_start",
-    "vm.max_map_count",
-    "kernel.pid_max",
 )
 RUNTIME_LINKS = ("docker0", "podman0", "lxcbr0", "cni-podman0")
 RUNTIME_NFT_TABLES = ("ip nat", "ip filter", "ip6 nat", "ip6 filter", "inet netavark", "ip netavark")
@@ -168,10 +167,50 @@ class HostState:
                     if _rmdir_tree(Path(hierarchy) / name):
                         done.append("rmdir %s/%s" % (hierarchy, name))
         for directory, existed in self.dirs.items():
-            if not existed and os.path.exists(directory):
+            if existed or not os.path.exists(directory):
+                continue
+            user = _in_use(directory)
+            if user:
+                done.append("left %s: %s" % (directory, user))
+            else:
                 shutil.rmtree(directory, ignore_errors=True)
                 done.append("rm -r %s" % directory)
         return done
+
+
+# Processes that keep state in these directories whatever their command line says.
+_DIR_USERS = {"/run/containerd": ("containerd", "containerd-shim"), "/run/docker": ("dockerd",),
+              "/run/containers": ("conmon", "podman", "crio"), "/run/libpod": ("conmon", "podman"),
+              "/var/lib/containers": ("conmon", "podman", "crio"), "/run/lxc": ("lxc-start",),
+              "/run/runc": ("conmon", "containerd-shim"), "/var/lib/docker": ("dockerd",)}
+
+
+def _in_use(directory: str) -> str:
+    """Why a runtime directory we did not find at the snapshot must stay: someone else's
+    runtime process is still running (ours are all stopped by now), or a runc container whose
+    state is there is still alive. Empty string: free to remove."""
+    users = _DIR_USERS.get(directory, ())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            comm = Path("/proc/%s/comm" % entry).read_text().strip()
+            cmdline = Path("/proc/%s/cmdline" % entry).read_bytes()
+        except OSError:
+            continue
+        if comm.startswith(users) if users else False:
+            return "%s (pid %s) is running" % (comm, entry)
+        if directory.encode() + b"/" in cmdline:
+            return "pid %s (%s) uses it" % (entry, comm)
+    if directory == "/run/runc":
+        for state in Path(directory).glob("*/state.json"):
+            try:
+                pid = json.loads(state.read_text()).get("init_process_pid")
+            except (OSError, ValueError):
+                continue
+            if pid and os.path.exists("/proc/%d" % pid):
+                return "runc container %s is running" % state.parent.name
+    return ""
 
 
 def _rmdir_tree(path: Path) -> bool:
