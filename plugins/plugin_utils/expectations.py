@@ -397,8 +397,8 @@ def expectations_from_data(document: Any, source: str) -> Tuple[List[Expectation
             try:
                 constraints = tuple(_entry_constraints(entry))
             except ConstraintError as exc:
-                errors.append({"file": where, "path": "$.expect[%s]" % (key if isinstance(doc["expect"], Mapping)
-                                                                       else position), "message": str(exc)})
+                index = key if isinstance(doc["expect"], Mapping) else position
+                errors.append({"file": where, "path": _json_path(["expect", index]), "message": str(exc)})
                 continue
             out.append(Expectation(
                 profile=name, title=title, key=key, constraints=constraints,
