@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 __all__ = [
     "CONTAINER_GUEST_TYPES",
@@ -245,14 +245,18 @@ def _engine_task(rule: str, identity: Mapping[str, Any], runtime: str, what: str
 
 def container_sysctl_tasks(rule: str, identity: Mapping[str, Any], set_to: Mapping[str, Any], *,
                            requested: Optional[Mapping[str, Any]] = None,
-                           options: RemediationOptions = RemediationOptions()) -> List[Dict[str, Any]]:
+                           options: RemediationOptions = RemediationOptions(),
+                           engine_defaults: Sequence[str] = ()) -> List[Dict[str, Any]]:
     """Tasks that put ``set_to`` (key -> value, or None to drop the key) into the container's
-    own spec. Returns ``[]`` when the runtime has no spec Ansible can edit (unidentified
-    processes, runc bundles, systemd-nspawn); the finding's message says where to fix it."""
+    own spec, keeping what it already asks for except the keys its engine adds on its own
+    (``engine_defaults``: Docker and Podman set ping_group_range and ip_unprivileged_port_start).
+    Returns ``[]`` when the runtime has no spec Ansible can edit (unidentified processes, runc
+    bundles, systemd-nspawn); the finding's message says where to fix it."""
     runtime = (identity.get("runtime") or "unknown").lower()
     label = _label(identity)
     what = _describe(set_to)
-    merged = _merged(requested, set_to)
+    own = {k: v for k, v in (requested or {}).items() if k not in set(engine_defaults) or k in set_to}
+    merged = _merged(own, set_to)
     tags = _tags(rule, "container-spec")
     if _is_pod(identity):
         sysctls = [{"name": k, "value": v} for k, v in merged.items()]

@@ -46,9 +46,14 @@ def _host_task_unless_lower(ctx: Context, rule: Rule, key: str, wanted: Any, why
     return [rem.host_sysctl_task(rule.id, key, wanted, persisted=ctx.persisted, options=ctx.options, why=why)], ""
 
 
+def _spec_tasks(ctx: Context, rule: Rule, nset: Mapping[str, Any], set_to: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """Container-spec tasks for ``nset``, keeping its own requests (not its engine's defaults)."""
+    return rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, set_to, requested=nset.get("requested"),
+                                      options=ctx.options, engine_defaults=nset.get("requested_defaults") or ())
+
+
 def _spec_removal(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str) -> List[Dict[str, Any]]:
-    return rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, {key: None},
-                                      requested=nset.get("requested"), options=ctx.options)
+    return _spec_tasks(ctx, rule, nset, {key: None})
 
 
 def _no_spec_note(nset: Mapping[str, Any]) -> str:
@@ -237,8 +242,7 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
                 target = host_target
             why = " ".join(dict.fromkeys(exp.why for exp, _ in failing if exp.why))
             if per_namespace:
-                tasks = rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, {key: target},
-                                                   requested=nset.get("requested"), options=ctx.options) if target else []
+                tasks = _spec_tasks(ctx, rule, nset, {key: target}) if target else []
                 remediation = _container_where(tasks, nset, "; ".join(notes))
             else:
                 tasks = ([rem.host_sysctl_task(rule.id, key, target, persisted=ctx.persisted, options=ctx.options,
@@ -309,8 +313,7 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
                 continue
             inherited = info["class"] == "isolated-inherited"
             host_value = ctx.host_value(key)
-            tasks = rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, {key: host_value},
-                                               requested=requested, options=ctx.options)
+            tasks = _spec_tasks(ctx, rule, nset, {key: host_value})
             how = ("is copied from the host only when the namespace is created: the host changed it afterwards "
                    "(or the container changed its own)" if inherited else
                    "starts at the kernel default in every new namespace: the host's tuning never reaches containers")
@@ -622,8 +625,7 @@ def check_set_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List
             continue
         target = combined_target(constraints, value)
         if info["class"] in PER_NAMESPACE:
-            tasks = rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, {key: target},
-                                               requested=nset.get("requested"), options=ctx.options) if target else []
+            tasks = _spec_tasks(ctx, rule, nset, {key: target}) if target else []
             remediation = _container_where(tasks, nset)
         else:
             remediation = rem.remediation("host", [rem.host_sysctl_task(

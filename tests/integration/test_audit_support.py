@@ -9,7 +9,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 import yaml
+
+from tests.integration.nsfixtures import NsSet
 
 PLAYBOOK_BIN = str(Path(sys.executable).parent / "ansible-playbook")
 
@@ -89,12 +90,7 @@ class Spawned:
         return self.proc.pid
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait(timeout=10)
+        NsSet(self.proc, self.proc.pid, ()).kill()  # SIGKILL to its process group, reaped
         if self.binary_dir is not None:
             shutil.rmtree(self.binary_dir, ignore_errors=True)
 
@@ -119,7 +115,7 @@ def spawn_named(comm: str, argv0: str, flags=("-n", "-i", "-u"), timeout: float 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:  # wait for the exec to replace bash
         try:
-            if Path("/proc/%d/comm" % proc.pid).read_text().strip() == comm:
+            if Path("/proc/%d/comm" % proc.pid).read_bytes().strip() == comm.encode():
                 return spawned
         except OSError:
             break
@@ -150,7 +146,7 @@ def named_netns(prefix: str = "nsg-it") -> NamedNetns:
     while time.monotonic() < deadline:  # the sleep has entered the namespace
         try:
             if os.readlink("/proc/%d/ns/net" % proc.pid) != os.readlink("/proc/self/ns/net") and \
-                    Path("/proc/%d/comm" % proc.pid).read_text().strip() == "sleep":
+                    Path("/proc/%d/comm" % proc.pid).read_bytes().strip() == b"sleep":
                 break
         except OSError:
             pass
