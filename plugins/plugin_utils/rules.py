@@ -23,6 +23,7 @@ Plain Python (PyYAML, jsonschema), no Ansible import.
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ __all__ = [
     "example_classification",
     "worst_severity",
     "count_by_severity",
+    "rule_markdown",
 ]
 
 CATALOG_DIR = Path(__file__).resolve().parents[2] / "rules" / "catalog"
@@ -633,3 +635,64 @@ def glob_any(patterns: Iterable[str], text: str) -> bool:
 
 def ceil_to(value: float, step: int) -> int:
     return int(math.ceil(value / step) * step)
+
+
+# --------------------------------------------------------------------------- documentation
+
+def rule_markdown(rule: Rule) -> str:
+    """docs/rules/<ID>.md for a rule, generated from its catalog file (tests keep them in sync)."""
+    def block(data: Any) -> str:
+        return "```yaml\n%s```\n" % yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True)
+
+    lines = [
+        "<!-- generated from rules/catalog/%s by plugins/plugin_utils/rules.py rule_markdown(); do not edit -->"
+        % Path(rule.file).name,
+        "# %s %s" % (rule.id, rule.name),
+        "",
+        "**%s**" % rule.title,
+        "",
+        "| severity | applies to | classes | tags |",
+        "|---|---|---|---|",
+        "| %s | %s | %s | %s |" % (rule.severity, rule.applies_to, ", ".join(rule.classes) or "-",
+                                  ", ".join(rule.tags) or "-"),
+        "",
+        "## Why",
+        "",
+        rule.rationale,
+        "",
+        "## Message",
+        "",
+        "```",
+        " ".join(rule.message.split()),
+        "```",
+        "",
+    ]
+    if rule.message_vars:
+        lines += ["| variable | meaning |", "|---|---|"]
+        lines += ["| `$%s` | %s |" % (k, v) for k, v in rule.message_vars.items()]
+        lines.append("")
+    if rule.parameters:
+        lines += ["## Parameters", "",
+                  "Set them with `nsguard_sysctl_rule_params: {%s: {name: value}}` (action option `rule_params`)."
+                  % rule.id, "", "| parameter | type | default | description |", "|---|---|---|---|"]
+        for name, spec in rule.parameters.items():
+            lines.append("| `%s` | %s | `%s` | %s |" % (name, spec["type"], json.dumps(spec["default"]),
+                                                      " ".join(str(spec["description"]).split())))
+        lines.append("")
+    lines += ["## Remediation", "", "Where: **%s**. %s" % (rule.remediation["where"],
+                                                          " ".join(rule.remediation["summary"].split())), ""]
+    if rule.remediation.get("template"):
+        lines.append(block(rule.remediation["template"]))
+    lines += ["## Examples", ""]
+    for kind in ("positive", "negative"):
+        for example in rule.examples[kind]:
+            lines += ["### %s: %s" % ("Reported" if kind == "positive" else "Not reported", example["description"]), ""]
+            shown = {"facts": example["facts"]}
+            for extra in ("classes", "expectations", "params"):
+                if example.get(extra):
+                    shown[extra] = example[extra]
+            lines.append(block(shown))
+    lines += ["## References", ""]
+    for ref in rule.references:
+        lines.append("- [%s](%s)%s" % (ref["title"], ref["url"], " (%s)" % ref["kind"] if ref.get("kind") else ""))
+    return "\n".join(lines).rstrip() + "\n"

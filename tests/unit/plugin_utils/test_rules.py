@@ -201,3 +201,15 @@ def test_findings_sorted_worst_first_and_counted():
     assert severities == sorted(severities, key=lambda s: -R.SEVERITY_RANK[s])
     assert R.count_by_severity(found)["error"] >= 1 and R.worst_severity(found) == "error"
     assert R.worst_severity([]) is None
+
+
+def test_rule_pages_are_generated_from_the_catalog():
+    """docs/rules/<ID>.md match the catalog; docs/rules.md lists every rule and profile."""
+    docs = Path(R.CATALOG_DIR).parents[1] / "docs"
+    overview = (docs / "rules.md").read_text()
+    for rule in CATALOG:
+        page = docs / "rules" / ("%s.md" % rule.id)
+        assert page.read_text() == R.rule_markdown(rule), "regenerate %s with rules.rule_markdown()" % page
+        assert "[%s](rules/%s.md) | %s |" % (rule.id, rule.id, rule.name) in overview
+    for expectation in PROFILES:
+        assert "`%s` | `%s` | %s" % (expectation.key, expectation.describe(), expectation.severity) in overview
