@@ -74,12 +74,12 @@ options:
     default: []
   rule_params:
     description:
-      - Rule id -> parameter values, e.g. C({NSG005: {max_per_core: 65536, count_warning_ratio: 0.8}}).
+      - 'Rule id -> parameter values, for example C({"NSG005": {"max_per_core": 65536, "count_warning_ratio": 0.8}}).'
       - The parameters of each rule and their defaults are listed in C(docs/rules.md).
     type: dict
     default: {}
   rule_overrides:
-    description: Rule id -> C({enabled, severity}), e.g. C({NSG004: {severity: info}}).
+    description: 'Rule id -> C({enabled, severity}), for example C({"NSG004": {"severity": "info"}}).'
     type: dict
     default: {}
   skip_rules:
