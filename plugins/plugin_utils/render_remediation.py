@@ -121,8 +121,12 @@ def _ordered(task: Mapping[str, Any], tags: List[str]) -> Dict[str, Any]:
 
 
 def _collect(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """Host-side and container-spec tasks of one host, deduplicated, tags merged."""
-    groups: Dict[str, Dict[str, Tuple[Dict[str, Any], List[str]]]] = {"host": {}, "container-spec": {}}
+    """Host-side and container-spec tasks of one host, deduplicated, tags merged.
+
+    Two tasks are the same when all but their name and tags are equal (the name usually says
+    which container asked); the first name is kept with the number of the others.
+    """
+    groups: Dict[str, Dict[str, Tuple[Dict[str, Any], List[str], List[int]]]] = {"host": {}, "container-spec": {}}
     for f in findings:
         remediation = f.get("remediation")
         if not isinstance(remediation, Mapping):
@@ -143,19 +147,26 @@ def _collect(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[Li
                     ", ".join(k for k in _REACH_ELSEWHERE if k in task)))
                 continue
             body = _protect({k: v for k, v in task.items() if k != "tags"})
-            ident = json.dumps(body, sort_keys=True, default=str)
+            ident = json.dumps({k: v for k, v in body.items() if k != "name"}, sort_keys=True, default=str)
             tags = _tags(task)
             for extra in [f["rule"]] + (["container-spec", "never"] if where == "container-spec" else []):
                 if extra not in tags:
                     tags.append(extra)
             if ident in groups[where]:
-                seen = groups[where][ident][1]
+                _, seen, merged = groups[where][ident]
                 seen.extend(t for t in tags if t not in seen)
+                merged[0] += 1
             else:
-                groups[where][ident] = (body, tags)
-    host = [_ordered(b, t) for b, t in groups["host"].values()]
-    spec = [_ordered(b, t) for b, t in groups["container-spec"].values()]
-    return host, spec
+                groups[where][ident] = (body, tags, [0])
+    out = {}
+    for where, group in groups.items():
+        out[where] = []
+        for body, tags, merged in group.values():
+            if merged[0] and isinstance(body.get("name"), str):
+                name = "%s (and %d more finding%s)" % (body["name"], merged[0], "s" if merged[0] > 1 else "")
+                body = dict(body, name=_Unsafe(name) if isinstance(body["name"], _Unsafe) else name)
+            out[where].append(_ordered(body, tags))
+    return out["host"], out["container-spec"]
 
 
 TARGETS_VAR = "nsguard_sysctl_remediation_hosts"
