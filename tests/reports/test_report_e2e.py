@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -166,3 +167,42 @@ def test_fail_on_sets_the_exit_status(fleet_run):
     proc = run_playbook(fleet_run["book"], "--limit", "node2", "-e", "report_dir=%s" % out3,
                         "-e", "nsguard_sysctl_fail_on=never", inventory=fleet_run["inv"])
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A private redis-server on a loopback port (community.general.redis fact cache)."""
+    pytest.importorskip("redis", reason="the community.general.redis cache plugin needs the Python redis package")
+    binary = shutil.which("redis-server")
+    if not binary:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    port = _closed_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield "127.0.0.1:%d:0" % port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_report_playbook_from_a_redis_fact_cache(fleet_run, redis_server):
+    env = {"ANSIBLE_CACHE_PLUGIN": "community.general.redis", "ANSIBLE_CACHE_PLUGIN_CONNECTION": redis_server,
+           "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600"}
+    out = fleet_run["tmp"] / "out-redis-audit"
+    proc = run_playbook(fleet_run["book"], "-e", "report_dir=%s" % out, inventory=fleet_run["inv"], env=env)
+    assert proc.returncode == 4, proc.stdout[-3000:] + proc.stderr[-2000:]
+    again = fleet_run["tmp"] / "out-redis"
+    proc = run_playbook("nsguard.sysctl.report", "-e", "nsguard_sysctl_report_dir=%s" % again,
+                        inventory=fleet_run["inv"], env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    first = json.loads((out / "fleet.json").read_text())
+    cached = json.loads((again / "fleet.json").read_text())
+    assert cached["source"] == "cache" and not errors_of(fleet_validator(), cached)
+    assert {h["name"]: h["status"] for h in cached["hosts"]} == {
+        "node1": "ok", "node2": "ok", "node3": "ok", "broken": "unreachable", "dead": "unreachable"}
+    assert cached["findings"] == first["findings"]
