@@ -36,10 +36,30 @@ VOLATILE_KEYS = frozenset([
 READ_CHUNK = 65536
 
 
+def text_safe(text):
+    # type: (str) -> str
+    """A name read from the filesystem as text that survives UTF-8 JSON.
+
+    ``os.scandir``/``os.listdir`` give undecodable bytes as lone surrogates; Ansible refuses a
+    module result that holds one, and an interface name may hold any byte but ``/``, ``:``,
+    blanks and NUL (a container with its own netns names its devices), so every such name
+    in the facts is escaped as ``\\xNN``, the way values are.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def path_to_key(relpath):
     # type: (str) -> str
-    """``net/ipv4/conf/eth0.100/rp_filter`` -> ``net.ipv4.conf.eth0/100.rp_filter`` (as sysctl)."""
-    return ".".join(part.replace(".", "/") for part in relpath.split("/"))
+    """``net/ipv4/conf/eth0.100/rp_filter`` -> ``net.ipv4.conf.eth0/100.rp_filter`` (as sysctl).
+
+    Undecodable bytes in a name come out escaped (:func:`text_safe`); such a key is read
+    through the path the walk found, never through :func:`key_to_path`.
+    """
+    return text_safe(".".join(part.replace(".", "/") for part in relpath.split("/")))
 
 
 def key_to_path(key, root=PROC_SYS):
