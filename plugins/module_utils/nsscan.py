@@ -46,8 +46,10 @@ def parse_stat(text):
 
 def read_stat(pid, proc="/proc"):
     # type: (int, str) -> dict
-    with open("%s/%d/stat" % (proc, pid), "r") as handle:
-        return parse_stat(handle.read())
+    """Read as bytes: ``comm`` is whatever the process named itself (any byte but NUL), and a
+    decoding error here used to drop the process, and a one-process container with it."""
+    with open("%s/%d/stat" % (proc, pid), "rb") as handle:
+        return parse_stat(handle.read().decode("utf-8", "backslashreplace"))
 
 
 def read_cmdline(pid, proc="/proc", limit=512):
@@ -63,11 +65,14 @@ def parse_mountinfo_nsfs(text):
     # type: (str) -> dict
     """``{(nstype, inode): [mount points]}`` for nsfs bind mounts in a mountinfo text."""
     out = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         parts = line.split(" - ", 1)
         if len(parts) != 2:
             continue
-        left, right = parts[0].split(), parts[1].split()
+        # The kernel separates fields with one space and escapes blanks inside them; str.split()
+        # would also split at \x1c-\x1f, \x85 and other characters a mount point may hold.
+        left = [f for f in parts[0].split(" ") if f]
+        right = [f for f in parts[1].split(" ") if f]
         if not right or right[0] != "nsfs" or len(left) < 5:
             continue
         root, mount_point = left[3], _unescape(left[4])
@@ -89,7 +94,7 @@ def _unescape(field):
         return field
     out, i = [], 0
     while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) and field[i + 1:i + 4].isdigit():
+        if field[i] == "\\" and len(field[i + 1:i + 4]) == 3 and all(c in "01234567" for c in field[i + 1:i + 4]):
             out.append(chr(int(field[i + 1:i + 4], 8)))
             i += 4
         else:
@@ -102,10 +107,12 @@ def nsfs_mounts(proc="/proc"):
     # type: (str) -> dict
     """nsfs bind mounts as the module's own mount namespace sees them."""
     try:
-        with open("%s/self/mountinfo" % proc, "r") as handle:
-            return parse_mountinfo_nsfs(handle.read())
+        with open("%s/self/mountinfo" % proc, "rb") as handle:
+            raw = handle.read()
     except OSError:
         return {}
+    # Mount points are paths of any bytes; surrogateescape keeps them openable.
+    return parse_mountinfo_nsfs(raw.decode("utf-8", "surrogateescape"))
 
 
 def named_netns(mounts, dirs=NAMED_NETNS_DIRS):
