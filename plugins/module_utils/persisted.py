@@ -17,6 +17,8 @@ __metaclass__ = type
 import fnmatch
 import os
 
+from ansible_collections.nsguard.sysctl.plugins.module_utils import procsys
+
 SYSCTL_D_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 SYSCTL_CONF = "/etc/sysctl.conf"
 MAX_FILE_BYTES = 1024 * 1024
@@ -107,6 +109,9 @@ def resolve(assignments, host_keys=()):
     """
     result = {}
     excluded = set()
+    # sysctl.d(5): "Keys for which an explicit pattern exists will be excluded from any glob
+    # matching" -- wherever the explicit line is, before or after the glob.
+    explicit = set(item["key"] for item in assignments if not item["pattern"])
     for item in assignments:
         key = item["key"]
         entry = {k: item[k] for k in ("value", "file", "line", "ignore_errors")}
@@ -116,7 +121,7 @@ def resolve(assignments, host_keys=()):
             continue
         if item["pattern"]:
             for name in host_keys:
-                if name not in excluded and fnmatch.fnmatchcase(name, key):
+                if name not in excluded and name not in explicit and fnmatch.fnmatchcase(name, key):
                     result[name] = dict(entry, pattern=key)
             continue
         result[key] = entry
@@ -143,4 +148,12 @@ def read_persisted(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF, host_keys=()):
         parsed, bad = parse_sysctl_text(raw.decode("utf-8", "replace"), path)
         assignments.extend(parsed)
         errors.extend(bad)
-    return {"files": files, "keys": resolve(assignments, host_keys), "errors": errors}
+    return {"files": [procsys.text_safe(f) for f in files], "keys": _text_safe_keys(resolve(assignments, host_keys)),
+            "errors": [dict(e, file=procsys.text_safe(e["file"]), message=procsys.text_safe(e["message"]))
+                       for e in errors]}
+
+
+def _text_safe_keys(keys):
+    # type: (dict) -> dict
+    """File names come from ``os.listdir`` and may hold undecodable bytes (see procsys.text_safe)."""
+    return {k: dict(v, file=procsys.text_safe(v["file"])) for k, v in keys.items()}
