@@ -85,8 +85,16 @@ options:
     description: Title of the HTML and Markdown reports and the JUnit test suites.
     type: str
     default: nsguard.sysctl fleet report
+attributes:
+  check_mode:
+    support: full
+    description: Reads host variables only and changes nothing on the hosts; the reports are written in check mode too.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 notes:
-  - Check mode is supported; the reports are written in check mode as well.
+  - The reports are written on the controller, also in check mode.
 seealso:
   - module: nsguard.sysctl.sysctl_facts
 author:
