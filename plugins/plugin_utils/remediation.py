@@ -19,6 +19,8 @@ and the sysctl.d file would land in the container's filesystem). The guard trust
    namespaces fixed inode numbers (``PROC_USER_INIT_INO`` 0xEFFFFFFD = 4026531837 and
    ``PROC_PID_INIT_INO`` 0xEFFFFFFC = 4026531836, include/linux/proc_ns.h, stable since 3.8), so
    "our process is in both" is a fact, not a guess;
+   or, the same inode numbers from a registered ``stat`` of ``/proc/self/ns/{pid,user}``
+   (:data:`NS_STAT_VAR`, which the fleet remediation playbook registers first);
 2. otherwise Ansible's virtual facts: no ``container`` among ``virtualization_tech_guest``
    and no container type as a *guest* role. A container host that is itself a VM (role
    ``guest``, type ``kvm``) passes; an OpenVZ host (type ``openvz``, role ``host``) passes;
@@ -45,6 +47,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 __all__ = [
     "CONTAINER_GUEST_TYPES",
     "HOST_GUARD",
+    "NS_STAT_VAR",
     "SPEC_GUARD",
     "RemediationOptions",
     "host_sysctl_task",
@@ -64,15 +67,23 @@ CONTAINER_GUEST_TYPES = ("docker", "lxc", "openvz", "podman", "container", "cont
 PROC_USER_INIT_INO = 4026531837
 PROC_PID_INIT_INO = 4026531836
 
+# The registered result of stat'ing /proc/self/ns/{pid,user} on the target (the fleet
+# remediation playbook, plugin_utils/render_remediation.py, runs that first): the same fact as the
+# nsguard facts give, without gathering them.
+NS_STAT_VAR = "nsguard_sysctl_remediation_ns"
+
 HOST_GUARD = (
-    "(ansible_facts.nsguard_sysctl.host.ns.user | default(0) | int == %d"
-    " and ansible_facts.nsguard_sysctl.host.ns.pid | default(0) | int == %d)"
+    "(ansible_facts.nsguard_sysctl.host.ns.user | default(0) | int == %(user)d"
+    " and ansible_facts.nsguard_sysctl.host.ns.pid | default(0) | int == %(pid)d)"
     " if ansible_facts.nsguard_sysctl.host.ns is defined else"
+    " ((%(stat)s.results | map(attribute='stat.inode', default=0) | map('int') | sort | list) == [%(pid)d, %(user)d])"
+    " if %(stat)s.results is defined else"
     " (ansible_facts.virtualization_type is defined"
     " and 'container' not in (ansible_facts.virtualization_tech_guest | default([]))"
     " and not (ansible_facts.virtualization_role | default('') == 'guest'"
-    " and ansible_facts.virtualization_type in %s))"
-) % (PROC_USER_INIT_INO, PROC_PID_INIT_INO, "[" + ", ".join("'%s'" % t for t in CONTAINER_GUEST_TYPES) + "]")
+    " and ansible_facts.virtualization_type in %(types)s))"
+) % {"user": PROC_USER_INIT_INO, "pid": PROC_PID_INIT_INO, "stat": NS_STAT_VAR,
+     "types": "[" + ", ".join("'%s'" % t for t in CONTAINER_GUEST_TYPES) + "]"}
 
 SPEC_GUARD = "nsguard_sysctl_container_spec_apply | default(false) | bool"
 

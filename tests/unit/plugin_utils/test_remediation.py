@@ -13,9 +13,28 @@ from ansible_collections.nsguard.sysctl.plugins.plugin_utils import remediation 
 INIT = {"user": 4026531837, "pid": 4026531836}
 
 
-def guard(facts):
-    templar = Templar(loader=DataLoader(), variables={"ansible_facts": facts})
+def guard(facts, **variables):
+    templar = Templar(loader=DataLoader(), variables=dict(variables, ansible_facts=facts))
     return templar.evaluate_conditional(trust_as_template(rem.HOST_GUARD))
+
+
+def ns_stat(pid, user):
+    """What ``ansible.builtin.stat`` of /proc/self/ns/{pid,user} (follow) registers in a loop."""
+    return {"results": [{"item": "pid", "stat": {"exists": True, "inode": pid}},
+                        {"item": "user", "stat": {"exists": True, "inode": user}}]}
+
+
+@pytest.mark.parametrize("stat,runs", [
+    (ns_stat(4026531836, 4026531837), True),
+    (ns_stat(4026532248, 4026531837), False),
+    ({"results": [{"item": "pid", "skipped": True}, {"item": "user", "skipped": True}]}, False),
+])
+def test_host_guard_from_the_registered_namespace_stat(stat, runs):
+    """The fleet remediation playbook stats /proc/self/ns first; that beats Ansible's facts
+    (this VM's stray /.dockerenv makes them say docker)."""
+    docker_guess = {"virtualization_type": "docker", "virtualization_role": "guest",
+                    "virtualization_tech_guest": ["container", "docker"]}
+    assert guard(docker_guess, **{rem.NS_STAT_VAR: stat}) is runs
 
 
 @pytest.mark.parametrize("facts,runs", [
