@@ -33,3 +33,31 @@ def test_ansible_doc_reads_it():
                           env=ansible_env(), capture_output=True, text=True, timeout=120, check=True)
     doc = json.loads(proc.stdout)["nsguard.sysctl.sysctl_report"]["doc"]
     assert doc["has_action"] is True and "fail_on" in doc["options"]
+
+
+def test_installed_collection_ships_the_schema_and_reports(tmp_path):
+    """Build and install the collection as `make audit` does; the report action works from the
+    installed copy and fleet.json validates against the schema that copy ships."""
+    from tests.reports.helpers import REPO, errors_of
+    from tests.ansible_run import run_playbook
+    import jsonschema
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([str(bin_dir / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path / "dist"),
+                    str(REPO)], env=ansible_env(), check=True, capture_output=True, timeout=300)
+    tarball = next((tmp_path / "dist").glob("nsguard-sysctl-*.tar.gz"))
+    subprocess.run([str(bin_dir / "ansible-galaxy"), "collection", "install", "--force", "-p", str(tmp_path / "coll"), str(tarball)],
+                   env=ansible_env(), check=True, capture_output=True, timeout=300)
+    installed = tmp_path / "coll" / "ansible_collections" / "nsguard" / "sysctl"
+    schema = installed / "schemas" / "fleet-report.schema.json"
+    assert schema.is_file()
+    from tests.reports.synthetic import make_host
+    facts, findings = make_host("solo", 2)
+    book = tmp_path / "report.yml"
+    book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"ansible.builtin.set_fact": {"nsguard_sysctl": facts, "nsguard_sysctl_findings": findings}},
+        {"nsguard.sysctl.sysctl_report": {"dest": str(tmp_path / "out"), "formats": ["json"]}}]}]))
+    run_playbook(book, env={"ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "coll")}, check=True)
+    doc = json.loads((tmp_path / "out" / "fleet.json").read_text())
+    version = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
+    assert doc["generator"] == {"name": "nsguard.sysctl", "version": version}
+    assert not errors_of(jsonschema.Draft202012Validator(json.loads(schema.read_text())), doc)
