@@ -61,3 +61,16 @@ def test_installed_collection_ships_the_schema_and_reports(tmp_path):
     version = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
     assert doc["generator"] == {"name": "nsguard.sysctl", "version": version}
     assert not errors_of(jsonschema.Draft202012Validator(json.loads(schema.read_text())), doc)
+
+
+def test_every_rule_has_the_doc_its_help_uri_points_at():
+    """SARIF helpUri (and the HTML/Markdown links) are <base>docs/rules/<id>.md: each must exist."""
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.rules import load_catalog
+    from tests.reports.helpers import REPO
+    catalog = list(load_catalog())
+    assert catalog
+    for rule in catalog:
+        uri = report.rule_help_uri(rule.id)
+        assert uri.startswith(report.DEFAULT_DOCS_BASE_URL)
+        assert (REPO / uri[len(report.DEFAULT_DOCS_BASE_URL):]).is_file(), uri
