@@ -101,11 +101,11 @@ class ActionModule(ActionBase):
         failed_hosts = set(task_vars.get("ansible_failed_hosts") or [])
         inputs: Dict[str, Dict[str, Any]] = {}
         for host in hosts:
-            try:
-                hv = hostvars[host]
-            except KeyError:
+            # an unknown name gives an Undefined marker (2.19), not a KeyError: ask first
+            if host not in hostvars:
                 inputs[host] = {"status": "failed", "message": "not in the inventory"}
                 continue
+            hv = hostvars[host]
             facts_root = hv.get("ansible_facts") or {}
             facts = facts_root.get(facts_var)
             if facts is None:

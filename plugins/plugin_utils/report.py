@@ -411,7 +411,10 @@ def write_reports(model: Mapping[str, Any], dest: str, formats: Iterable[str] = 
 
     written: Dict[str, str] = {}
     errors: Dict[str, str] = {}
-    os.makedirs(dest, exist_ok=True)
+    try:
+        os.makedirs(dest, exist_ok=True)
+    except OSError as exc:
+        return written, {fmt: "cannot create the report directory %s: %s" % (dest, exc) for fmt in formats}
     for fmt in formats:
         if fmt not in FORMATS:
             errors[fmt] = "unknown format %r (known: %s)" % (fmt, ", ".join(FORMATS))

@@ -206,3 +206,31 @@ def test_report_playbook_from_a_redis_fact_cache(fleet_run, redis_server):
     assert {h["name"]: h["status"] for h in cached["hosts"]} == {
         "node1": "ok", "node2": "ok", "node3": "ok", "broken": "unreachable", "dead": "unreachable"}
     assert cached["findings"] == first["findings"]
+
+
+def test_action_reports_bad_input_and_keeps_going(tmp_path):
+    """An unknown host is listed as failed; an unwritable directory fails the task with a message
+    that names it; a bad fail_on is refused by name; the play goes on."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the report directory should be")
+    book = tmp_path / "bad.yml"
+    book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"nsguard.sysctl.sysctl_report": {"dest": str(blocker / "reports"), "formats": ["json"]},
+         "register": "unwritable", "ignore_errors": True},
+        {"nsguard.sysctl.sysctl_report": {"dest": str(tmp_path / "r"), "fail_on": "sometimes"},
+         "register": "bad_threshold", "ignore_errors": True},
+        {"nsguard.sysctl.sysctl_report": {"dest": str(tmp_path / "r"), "hosts": ["localhost", "ghost"],
+                                          "formats": ["json", "md"]}, "register": "unknown"},
+        {"ansible.builtin.copy": {"dest": str(tmp_path / "results.json"),
+                                  "content": "{{ {'unwritable': unwritable, 'bad_threshold': bad_threshold, "
+                                             "'unknown': unknown} | to_json }}"}},
+    ]}]))
+    run_playbook(book, check=True)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["unwritable"]["failed"] and str(blocker) in results["unwritable"]["msg"]
+    assert results["bad_threshold"]["failed"] and "fail_on" in results["bad_threshold"]["msg"]
+    assert results["unknown"]["per_host"]["ghost"]["status"] == "failed"
+    doc = json.loads((tmp_path / "r" / "fleet.json").read_text())
+    ghost = next(h for h in doc["hosts"] if h["name"] == "ghost")
+    assert ghost["message"] == "not in the inventory"
+    assert "ghost" in (tmp_path / "r" / "fleet.md").read_text()
