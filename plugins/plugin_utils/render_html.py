@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .render_common import html_escape, json_for_script, short, values_text
-from .report import SEVERITY_RANK, container_label
+from .report import SEVERITY_RANK, finding_where
 
 __all__ = ["render_html"]
 
@@ -276,13 +276,6 @@ class _Strings:
         return found
 
 
-def _where(finding: Mapping[str, Any]) -> str:
-    container = finding.get("container") if isinstance(finding.get("container"), Mapping) else None
-    if container or finding.get("set_id"):
-        return container_label(container, finding.get("set_id"))
-    return "(host)"
-
-
 def _data(model: Mapping[str, Any]) -> Dict[str, Any]:
     s = _Strings()
     rules = [[r["id"], r["name"], SEVERITY_RANK[r["severity"]], r["findings"]["total"], r["findings"]["error"],
@@ -298,7 +291,7 @@ def _data(model: Mapping[str, Any]) -> Dict[str, Any]:
                    s(", ".join("%s=%s" % kv for kv in sorted(c["labels"].items()))), s(short(c["cmdline"] or "", 300)),
                    c["findings"]["error"], c["findings"]["warning"], c["findings"]["info"], c["conntrack_count"]]
                   for c in model["containers"]]
-    findings = [[SEVERITY_RANK[f["severity"]], s(f["rule"]), s(f["host"]), s(_where(f)), s(f.get("key")),
+    findings = [[SEVERITY_RANK[f["severity"]], s(f["rule"]), s(f["host"]), s(finding_where(f)), s(f.get("key")),
                  s(values_text(f.get("values"))), s(short(f.get("message") or "", 600)),
                  s((f.get("remediation") or {}).get("where") if isinstance(f.get("remediation"), Mapping) else None)]
                 for f in model["findings"]]

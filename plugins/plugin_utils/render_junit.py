@@ -15,7 +15,7 @@ from typing import IO, Any, Dict, List, Mapping
 from xml.sax.saxutils import escape, quoteattr
 
 from .render_common import clean_text, values_text
-from .report import SEVERITY_RANK, container_label, iter_findings_by_host
+from .report import SEVERITY_RANK, finding_where, iter_findings_by_host
 
 __all__ = ["render_junit"]
 
@@ -30,8 +30,7 @@ def _text(value: Any) -> str:
 
 
 def _line(f: Mapping[str, Any]) -> str:
-    container = f.get("container") if isinstance(f.get("container"), Mapping) else None
-    where = container_label(container, f.get("set_id")) if (container or f.get("set_id")) else "(host)"
+    where = finding_where(f)
     vals = values_text(f.get("values"))
     return "[%s] %s %s%s: %s" % (f["severity"], where, f.get("key") or "", " (%s)" % vals if vals else "",
                                  clean_text(f.get("message")))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import IO, Any, Iterable, Mapping, Sequence
 
 from .render_common import md_code, md_escape, short, values_text
-from .report import container_label, iter_findings_by_host
+from .report import finding_where, iter_findings_by_host
 
 __all__ = ["render_md"]
 
@@ -88,7 +88,7 @@ def render_md(model: Mapping[str, Any], out: IO[str]) -> None:
         out.write("### %s\n\n" % md_escape(host))
         _table(out, ["Severity", "Rule", "Container", "Key", "Values", "Message", "Fix"],
                ([_SEV_MARK[x["severity"]], md_code(x["rule"]),
-                 md_escape(_container(x)), md_code(x.get("key") or "") if x.get("key") else "",
+                 md_escape(finding_where(x)), md_code(x.get("key") or "") if x.get("key") else "",
                  md_escape(values_text(x.get("values"))), md_escape(short(x.get("message") or "", 400)),
                  md_escape((x.get("remediation") or {}).get("where") or "")]
                 for x in findings))
@@ -97,10 +97,3 @@ def render_md(model: Mapping[str, Any], out: IO[str]) -> None:
         out.write("## Problems in the input\n\n")
         _table(out, ["Host", "Where", "Message"],
                ([md_escape(p["host"]), md_escape(p["where"]), md_escape(p["message"])] for p in model["problems"]))
-
-
-def _container(finding: Mapping[str, Any]) -> str:
-    if not finding.get("set_id") and not finding.get("container"):
-        return "(host)"
-    return container_label(finding.get("container") if isinstance(finding.get("container"), Mapping) else None,
-                           finding.get("set_id"))

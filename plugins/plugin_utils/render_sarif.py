@@ -16,7 +16,7 @@ import json
 from typing import IO, Any, Dict, List, Mapping
 
 from .render_common import clean_text, values_text
-from .report import container_label
+from .report import finding_where
 
 __all__ = ["render_sarif", "SARIF_SCHEMA_URI", "LEVELS"]
 
@@ -53,7 +53,7 @@ def _fingerprint(finding: Mapping[str, Any]) -> str:
 
 def _result(finding: Mapping[str, Any], rule_index: int) -> Dict[str, Any]:
     container = finding.get("container") if isinstance(finding.get("container"), Mapping) else None
-    where = container_label(container, finding.get("set_id")) if (container or finding.get("set_id")) else "(host)"
+    where = finding_where(finding)
     key = finding.get("key")
     fqn = "/".join(clean_text(x) for x in (finding["host"], where, key) if x)
     message = clean_text(finding.get("message")) or "%s %s" % (finding["rule"], clean_text(key))

@@ -27,9 +27,11 @@ import datetime
 from collections import Counter, defaultdict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from .expectations import set_label
+
 __all__ = [
     "REPORT_VERSION", "SEVERITIES", "STATUSES", "FAIL_ON", "DEFAULT_DOCS_BASE_URL",
-    "build_fleet", "trim_facts", "should_fail", "summary_line", "rule_help_uri", "container_label",
+    "build_fleet", "trim_facts", "should_fail", "summary_line", "rule_help_uri", "container_label", "finding_where",
     "write_reports", "FORMATS",
 ]
 
@@ -64,18 +66,30 @@ def _str_or_none(value: Any) -> Optional[str]:
 
 
 def container_label(identity: Optional[Mapping[str, Any]], set_id: Optional[str] = None) -> str:
-    """A short human name for a namespace set: container name, pod, netns name or id."""
+    """The short human name of a finding's namespace set: the ``label`` the rule engine put in
+    ``finding.container`` (expectations.set_label, the name its messages use), else the best of
+    the identity fields."""
     identity = identity or {}
-    name = identity.get("name")
-    pod, pod_ns = identity.get("pod_name"), identity.get("pod_namespace")
-    if name and pod:
-        return "%s/%s/%s" % (pod_ns or "-", pod, name)
-    for candidate in (name, identity.get("netns_name")):
+    if identity.get("label"):
+        return str(identity["label"])
+    if identity.get("pod_name"):
+        return "%s/%s" % (identity.get("pod_namespace") or "default", identity["pod_name"])
+    for candidate in (identity.get("name"), identity.get("netns_name")):
         if candidate:
             return str(candidate)
     if identity.get("id"):
-        return "%s:%s" % (identity.get("runtime") or "unknown", str(identity["id"])[:12])
+        return str(identity["id"])[:12]
+    if identity.get("pid"):
+        return "pid %s" % identity["pid"]
     return set_id or "(host)"
+
+
+def finding_where(finding: Mapping[str, Any]) -> str:
+    """Where a finding is: its container's label, or "(host)" for a host-level finding."""
+    container = finding.get("container") if isinstance(finding.get("container"), Mapping) else None
+    if container or finding.get("set_id"):
+        return container_label(container, finding.get("set_id"))
+    return "(host)"
 
 
 def _container_row(host: str, nset: Mapping[str, Any]) -> Dict[str, Any]:
@@ -87,7 +101,8 @@ def _container_row(host: str, nset: Mapping[str, Any]) -> Dict[str, Any]:
     return {
         "host": host,
         "set_id": set_id,
-        "label": container_label(identity, set_id),
+        # the same name the lint messages use for this set (comm[pid] for an unnamed one)
+        "label": set_label(nset),
         "runtime": _str_or_none(identity.get("runtime")),
         "id": _str_or_none(identity.get("id")),
         "name": _str_or_none(identity.get("name")),
@@ -281,6 +296,7 @@ def build_fleet(hosts: Mapping[str, Mapping[str, Any]], *, rules: Optional[Mappi
                 # a finding about a set the facts do not list (facts trimmed, or gathered apart)
                 container = finding.get("container") if isinstance(finding.get("container"), Mapping) else {}
                 crow = _container_row(row["name"], {"id": set_id, "identity": container})
+                crow["label"] = container_label(container, set_id)
                 by_set[set_id] = crow
                 containers.append(crow)
             if crow is not None:
