@@ -11,7 +11,6 @@ Plain Python, no Ansible import.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import remediation as rem
