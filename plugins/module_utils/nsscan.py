@@ -213,19 +213,36 @@ def describe_set(ns, pids, host_ns, proc="/proc", max_pids=20):
     }
 
 
-def still_alive(ns_set, proc="/proc"):
-    # type: (dict, str) -> bool
-    """Whether any listed member still lives in the set's namespaces (zombies do not: their
-    namespace links are gone, and a reused pid shows other namespaces)."""
-    if not ns_set.get("pids"):
-        return True  # a bind-mounted netns has no members to lose
-    for pid in ns_set["pids"]:
+def live_member(ns_set, proc="/proc"):
+    # type: (dict, str) -> object
+    """A listed member that still lives in the set's namespaces, or None (zombies do not:
+    their namespace links are gone, and a reused pid shows other namespaces)."""
+    for pid in ns_set.get("pids") or ():
         try:
             ns = read_ns(pid, proc, COMPARED_TYPES)
         except (OSError, ValueError):
             continue
         if all(ns[t] == ns_set["ns"].get(t) for t in COMPARED_TYPES):
-            return True
+            return pid
+    return None
+
+
+def still_alive(ns_set, proc="/proc"):
+    # type: (dict, str) -> bool
+    """Whether any listed member still lives in the set's namespaces. A member whose
+    namespaces we may no longer read (EACCES) counts as alive: it did not exit."""
+    if not ns_set.get("pids"):
+        return True  # a bind-mounted netns has no members to lose
+    if live_member(ns_set, proc) is not None:
+        return True
+    for pid in ns_set["pids"]:
+        try:
+            read_ns(pid, proc, COMPARED_TYPES)
+        except OSError as exc:
+            if exc.errno in (1, 13):  # EPERM, EACCES
+                return True
+        except ValueError:
+            continue
     return False
 
 

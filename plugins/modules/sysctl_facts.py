@@ -360,6 +360,21 @@ def read_views(sets, keys, unreadable, probe_facts, wanted, params, parallel, st
         jobs.append(nsenter.Job(ns_set["id"], reader))
     answers = nsenter.run_parallel(jobs, parallel=parallel, timeout=params["timeout"],
                                    deadline=started + params["gather_timeout"])
+    # The representative may exit while other members live on (a shell's children): enter
+    # through a member that is still there, once.
+    retry = []
+    for ns_set in sets:
+        if answers.get(ns_set["id"], {}).get("stage") != "enter" or ns_set["representative_pid"] is None:
+            continue
+        pid = nsscan.live_member(ns_set)
+        if pid is not None and pid != ns_set["representative_pid"]:
+            ns_set["ns_paths"] = {t: "/proc/%d/ns/%s" % (pid, t) for t in ns_set["ns_paths"]}
+            plan = views.plan_keys(ns_set["differs_from_host"], keys, probe_owner, full)
+            retry.append(nsenter.Job(ns_set["id"], views.make_reader(ns_set, keys, unreadable, plan, probe_facts,
+                                                                     wanted, full)))
+    if retry:
+        answers.update(nsenter.run_parallel(retry, parallel=parallel, timeout=params["timeout"],
+                                            deadline=started + params["gather_timeout"]))
     for ns_set in sets:
         answer = answers.get(ns_set["id"], {})
         if answer.get("ok"):
@@ -405,7 +420,20 @@ def main():
         facts = gather(params)
     except nsenter.NamespaceError as exc:
         module.fail_json(msg="gathering sysctls failed: %s" % exc)
-    module.exit_json(changed=False, ansible_facts={"nsguard_sysctl": facts})
+    module.exit_json(changed=False, ansible_facts={"nsguard_sysctl": json_safe(facts)})
+
+
+def json_safe(obj):
+    # type: (object) -> object
+    """Last line of defence: Ansible refuses a result with a lone surrogate (a name read from
+    a tenant-controlled file or directory), so every string is made UTF-8-safe."""
+    if isinstance(obj, str):
+        return procsys.text_safe(obj)
+    if isinstance(obj, dict):
+        return {json_safe(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 if __name__ == "__main__":
