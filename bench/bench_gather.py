@@ -311,7 +311,8 @@ def run(args: argparse.Namespace, summary: dict) -> int:
                 ratio = loop.wall / gathered.wall
                 line = ("    %-40s %s  speed-up over the loop: %.2fx (cpu %.2fx); found %d/%d sets, verified %d/%d"
                         % ("gather(probe=%s, runtime_cli=%s)" % (probe, cli), gathered, ratio,
-                           loop.cpu / gathered.cpu if gathered.cpu else float("nan"), found, len(made), verified, len(made)))
+                           loop.cpu / gathered.cpu if gathered.cpu else float("nan"),
+                           found, len(made), verified, len(made)))
                 if foreign:
                     line += "; %d set(s) not ours on the host (gathered too, not checked)" % foreign
                 print(line)
@@ -325,7 +326,8 @@ def run(args: argparse.Namespace, summary: dict) -> int:
                 if size == largest:
                     verdicts[config] = (gathered.wall < TARGET_SECONDS, ratio >= TARGET_RATIO)
 
-    print("\n  targets for host + %d sets: < %.1f s and >= %.0fx faster than the loop" % (largest, TARGET_SECONDS, TARGET_RATIO))
+    print("\n  targets for host + %d sets: < %.1f s and >= %.0fx faster than the loop"
+          % (largest, TARGET_SECONDS, TARGET_RATIO))
     for config, (fast, far) in verdicts.items():
         print("    %-34s < %.1f s: %-6s >= %.0fx: %s%s" % (config, TARGET_SECONDS, "MET" if fast else "MISSED",
                                                        TARGET_RATIO, "MET" if far else "MISSED",
