@@ -21,6 +21,7 @@ rule pages that SARIF ``helpUri`` points at).
 """
 from __future__ import annotations
 
+import collections
 import functools
 import importlib
 import importlib.abc
@@ -29,6 +30,7 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -422,6 +424,48 @@ def judged(items: Sequence[Item]) -> Iterator[Tuple[Item, Any]]:
             yield item, verdict
 
 
+_TASK_CACHE: "collections.OrderedDict[Tuple[str, int], List[Tuple[Any, List[Item]]]]" = collections.OrderedDict()
+_TASK_CACHE_LOCK = threading.Lock()
+_ACTION_KEYS = ("action", "local_action")
+
+
+def _maybe_container_task(raw: Any) -> bool:
+    """Cheap test on the raw task, before ansible-lint normalizes it (the expensive part)."""
+    if not isinstance(raw, Mapping):
+        return False
+    if any(key in CONTAINER_MODULES for key in raw):
+        return True
+    return any(key in raw for key in _ACTION_KEYS)
+
+
+def container_tasks(file: Any) -> List[Tuple[Any, List[Item]]]:
+    """``(task, items)`` for every container task of a tasks/playbook file, once per file content.
+
+    ansible-lint runs every rule on a file before the next file, so a few entries are enough.
+    """
+    from ansiblelint.utils import task_in_list
+
+    key = (str(file.path), hash(file.content))
+    with _TASK_CACHE_LOCK:
+        if key in _TASK_CACHE:
+            return _TASK_CACHE[key]
+    found: List[Tuple[Any, List[Item]]] = []
+    for task in task_in_list(data=file.data, kind=file.kind, file=file):
+        if task.error is not None or not _maybe_container_task(task.raw_task):
+            continue
+        action = task.normalized_task.get("action")
+        if not isinstance(action, Mapping) or action.get("__ansible_module__") not in CONTAINER_MODULES:
+            continue
+        items = task_items(action)
+        if items:
+            found.append((task, items))
+    with _TASK_CACHE_LOCK:
+        _TASK_CACHE[key] = found
+        while len(_TASK_CACHE) > 8:
+            _TASK_CACHE.popitem(last=False)
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # 3. Reporting
 # --------------------------------------------------------------------------------------------
@@ -479,17 +523,29 @@ class SysctlRule(AnsibleLintRule):
         return self.create_matcherror(message=verdict.message, details=details, lineno=lineno,
                                       filename=file, tag=tag, transform_meta=fix)
 
-    def matchtask(self, task: Any, file: Any = None) -> List[MatchError]:
+    def matchlines(self, file: Any) -> List[MatchError]:
+        return []  # no line-based checks: skip ansible-lint's per-line loop for every rule
+
+    def matchtasks(self, file: Any) -> List[MatchError]:
+        """Like ansible-lint's ``matchtasks``, on the container tasks of the file only.
+
+        The base implementation normalizes every task for every rule; the six rules here share
+        one pass per file (:func:`container_tasks`) that normalizes only container tasks.
+        """
+        if file.kind not in ("handlers", "tasks", "playbook") or str(file.base_kind) != "text/yaml":
+            return []
         errors = self._setup_error(file)
-        action = task["action"]
-        if action.get("__ansible_module__") not in CONTAINER_MODULES:
-            return errors
-        module = action.get("__ansible_module_original__")
-        for item, verdict in judged(task_items(action)):
-            if verdict.reason not in self.reasons:
+        for task, items in container_tasks(file):
+            if self.id in task.skip_tags or "skip_ansible_lint" in (task.normalized_task.get("tags") or []):
                 continue
-            fix = SysctlFix(str(item.raw_key), item.path, module) if isinstance(item.raw_key, str) else None
-            errors.append(self._match(item, verdict, file, line_of(item.node, task.line), fix))
+            module = task["action"].get("__ansible_module_original__")
+            for item, verdict in judged(items):
+                if verdict.reason not in self.reasons or f"{self.id}[{verdict.key}]" in task.skip_tags:
+                    continue
+                fix = SysctlFix(str(item.raw_key), item.path, module) if isinstance(item.raw_key, str) else None
+                match = self._match(item, verdict, file, line_of(item.node, task.line), fix)
+                self._enrich_matcherror_with_task_details(match, task)
+                errors.append(match)
         return errors
 
     def matchyaml(self, file: Any) -> List[MatchError]:
