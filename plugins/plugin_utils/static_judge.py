@@ -28,6 +28,10 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import yaml
 
+# Imported here, not lazily: a lazy import of a sibling can run under another import regime
+# (ansible's collection finder installed after this package was imported from sys.path) and fail.
+from .classify import scope as knowledge_scope
+from .remediation import host_sysctl_task
 from .versions import KernelVersionError, format_kernel, parse_kernel
 
 DEFAULT_FLOOR = "4.18"
@@ -137,12 +141,6 @@ def parse_floor(text: Optional[str] = None) -> str:
         raise FloorError(f"{origin}={text!r} is not a kernel version such as 4.18 or 5.14.0") from exc
 
 
-def _scope_fn() -> Callable[..., Mapping[str, Any]]:
-    from .classify import scope  # late: keeps this module importable for docs and tests
-
-    return scope
-
-
 def _is_ns(klass: Optional[str]) -> bool:
     return klass in NAMESPACED
 
@@ -221,7 +219,7 @@ def assess(
     if name is None:
         return []
     floor = parse_floor(floor) if floor is not None else parse_floor()
-    scope = scope or _scope_fn()
+    scope = scope or knowledge_scope
     try:
         text = None if value is None or isinstance(value, (Mapping, list)) else str(value)
         at_floor = scope(kb, name, kernel=floor, value=text)
@@ -313,8 +311,6 @@ def remediation(verdict: Verdict, value: Any, tag: str) -> str:
                 + yaml.safe_dump({"allowedUnsafeSysctls": [key]}, sort_keys=False).rstrip())
     if verdict.reason == REJECTED and verdict.namespace == "uts":
         return f"Remove {key} from the spec and use the runtime's hostname/domainname option instead."
-    from .remediation import host_sysctl_task  # the same host task the audit's findings carry
-
     where = "Remove it from the container spec and run this on the host"
     if verdict.reason == KERNEL_GATED:
         where = f"On hosts older than {verdict.since}, run this on the host (the container cannot own it there)"

@@ -115,18 +115,33 @@ def engine() -> types.ModuleType:
     ``/work/main``, the pip package's bundled copy, or a checkout next to an older installed copy).
     """
     root = collection_root()
+    target = PREFIX + ".plugins.plugin_utils.static_judge"
     if PREFIX not in sys.modules:
         try:
             found = importlib.util.find_spec(PREFIX)
         except (ImportError, ValueError):
             found = None
         if not _same_dir(found, root):
-            for name in [m for m in sys.modules if m == PREFIX or m.startswith(PREFIX + ".")]:
-                del sys.modules[name]
-            sys.meta_path.insert(0, _RootFinder(root))
-            _ensure_namespace("ansible_collections")
-            _ensure_namespace("ansible_collections.nsguard")
-    return importlib.import_module(PREFIX + ".plugins.plugin_utils.static_judge")
+            _serve_from(root)
+    try:
+        return importlib.import_module(target)
+    except (ImportError, ValueError):
+        # The package was imported from sys.path and ansible's collection finder came later:
+        # that finder refuses submodules of a collection it did not load ("collection metadata
+        # was not loaded"). Serve the rest of this collection by path.
+        _serve_from(root, evict=False)
+        return importlib.import_module(target)
+
+
+def _serve_from(root: Path, evict: bool = True) -> None:
+    """Put a finder for this collection's prefix first; optionally forget copies from elsewhere."""
+    if evict:
+        for name in [m for m in sys.modules if m == PREFIX or m.startswith(PREFIX + ".")]:
+            del sys.modules[name]
+    if not any(isinstance(f, _RootFinder) and f.root == root for f in sys.meta_path):
+        sys.meta_path.insert(0, _RootFinder(root))
+    _ensure_namespace("ansible_collections")
+    _ensure_namespace("ansible_collections.nsguard")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import textwrap
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -71,6 +72,21 @@ def copy_corpus(target: Path, names: Optional[List[str]] = None) -> Path:
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target / rel)
     return target
+
+
+def knowledge_file(area: str, entry_id: str, key: str, klass: str = "global", namespace: str = "none") -> str:
+    """A one-entry knowledge file (docs/knowledge.md format) that decides ``key``."""
+    return textwrap.dedent(f"""\
+        schema_version: 1
+        area: {area}
+        entries:
+          - id: {entry_id}
+            match: [{key}]
+            namespace: {namespace}
+            class: {klass}
+            sources:
+              - {{kind: emp, ref: "test fixture"}}
+        """)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, copy_corpus, lint
+from conftest import REPO, copy_corpus, knowledge_file, lint
 
 PLAY = textwrap.dedent("""\
     ---
@@ -30,18 +30,7 @@ PLAY = textwrap.dedent("""\
     """)
 # A knowledge file that exists only in the installed copy: if the rules report
 # net.unix.max_dgram_qlen (per netns in the collection's knowledge), they read that copy.
-TELL_TALE = textwrap.dedent("""\
-    schema_version: 1
-    area: tell-tale
-    entries:
-      - id: tell-tale-unix
-        match: [net.unix.max_dgram_qlen]
-        namespace: none
-        class: global
-        sources:
-          - {kind: emp, ref: "test fixture: marks the installed copy"}
-    """)
-
+TELL_TALE = knowledge_file("tell-tale", "tell-tale-unix", "net.unix.max_dgram_qlen")
 
 def tags(stdout: str) -> set:
     return {issue["check_name"] for issue in json.loads(stdout.strip().splitlines()[-1] or "[]")}
@@ -144,3 +133,33 @@ def test_package_sources_are_the_collection_files():
                              check=True).stdout.split()
     assert sorted(tracked) == ["lint-package/.gitignore", "lint-package/MANIFEST.in", "lint-package/README.md",
                                "lint-package/pyproject.toml", "lint-package/setup.py"]
+
+
+def test_engine_survives_a_late_ansible_collection_finder(tmp_path):
+    """Package imported from sys.path first, ansible's collection finder installed afterwards (as
+    ansible-lint's app does inside a test process): that finder refuses the remaining submodules
+    ("collection metadata was not loaded"); the rules must still load their engine."""
+    link = tmp_path / "ansible_collections" / "nsguard" / "sysctl"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(REPO)
+    script = textwrap.dedent(f"""\
+        import importlib, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        import ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions
+        from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+        _AnsibleCollectionFinder(paths=[{str(tmp_path)!r}])._install()
+        try:
+            importlib.import_module("ansible_collections.nsguard.sysctl.plugins.plugin_utils.static_judge")
+            print("plain import worked")
+        except ValueError as exc:
+            print("plain import failed:", exc)
+        sys.path.append({str(REPO / "rules" / "ansible_lint")!r})
+        import nsguard_sysctl_lintlib as lib
+        state = lib.setup()
+        print("error:", state.error, "entries:", len(state.kb))
+        print(lib.engine().assess(state.kb, "vm.max_map_count", floor="4.18")[0].reason)
+        """)
+    done = run(sys.executable, "-c", script, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "plain import failed: collection metadata was not loaded" in done.stdout  # the trap is real
+    assert "error: None" in done.stdout and done.stdout.strip().endswith("global")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import nsguard_sysctl_lintlib as lib
-from conftest import RULE_IDS
+from conftest import RULE_IDS, knowledge_file
 from nsguard_sysctl_global import SysctlGlobalInContainerRule
 
 
@@ -269,17 +269,8 @@ def test_floor_changes_the_verdict(runner, clean_setup):
 def test_site_knowledge_dir_overrides_an_entry(runner, clean_setup, tmp_path):
     site = tmp_path / "site"
     site.mkdir()
-    (site / "local.yml").write_text(dedent("""
-        schema_version: 1
-        area: site
-        entries:
-          - id: net-core-somaxconn
-            match: [net.core.somaxconn]
-            namespace: none
-            class: global
-            sources:
-              - {kind: emp, ref: "our own kernel patch makes it global"}
-        """))
+    # A site entry with the collection's id replaces it.
+    (site / "local.yml").write_text(knowledge_file("site", "net-core-somaxconn", "net.core.somaxconn"))
     clean_setup.setenv("NSGUARD_SYSCTL_KNOWLEDGE_DIRS", str(site))
     assert ("sysctl-global-in-container[net.core.somaxconn]", 11) in found(runner.run_playbook(ES_PLAY))
 
