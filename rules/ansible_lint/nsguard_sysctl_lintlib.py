@@ -27,7 +27,6 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
-import logging
 import os
 import sys
 import threading
@@ -38,8 +37,6 @@ from typing import Any, Iterator, List, Mapping, MutableMapping, MutableSequence
 
 from ansiblelint.errors import MatchError, RuleMatchTransformMeta
 from ansiblelint.rules import AnsibleLintRule, TransformMixin
-
-_logger = logging.getLogger(__name__)
 
 PREFIX = "ansible_collections.nsguard.sysctl"
 HERE = Path(__file__).resolve().parent
