@@ -25,6 +25,8 @@ PACKAGES=(
   util-linux       # unshare, nsenter
   procps           # sysctl, pgrep
   chromium         # renders the HTML report in a later test
+  redis-server     # the fact-cache report test runs a private redis on loopback
+  strace           # the reliability test proves what the module opens and executes
 )
 
 if [ "$(id -u)" -ne 0 ]; then

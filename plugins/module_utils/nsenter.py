@@ -59,7 +59,9 @@ class NamespaceError(Exception):
 def _get_libc():
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # CDLL(None) is the running process's own symbols, libc included: find_library("c")
+        # would start an ldconfig subprocess in every forked reader.
+        _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
 
@@ -177,6 +179,8 @@ def _child_main(target, pipe_w):
 def fork_call(target):
     # type: (callable) -> tuple
     """Fork a child that runs ``target`` and return ``(pid, read_fd)``."""
+    if getattr(os, "setns", None) is None:
+        _get_libc()  # resolve once in the parent, not once per child
     pipe_r, pipe_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
@@ -217,8 +221,7 @@ def run_in_grandchild(target):
 def _reap(pid):
     # type: (int) -> int
     try:
-        _, status = os.waitpid(pid, 0)
-        return status
+        return os.waitpid(pid, 0)[1]
     except ChildProcessError:
         return 0
 
@@ -261,7 +264,7 @@ def run_parallel(jobs, parallel=2, timeout=5.0, deadline=None):
             break
         wait = min(entry[2] + timeout for entry in running.values()) - time.monotonic()
         try:
-            ready, _, _ = select.select(list(running), [], [], max(0.0, wait))
+            ready = select.select(list(running), [], [], max(0.0, wait))[0]
         except InterruptedError:  # pragma: no cover - PEP 475 retries select on 3.5+
             ready = []
         for fd in ready:

@@ -48,6 +48,11 @@ def parse_sysctl_text(text, source):
         stripped = line.strip()
         if not stripped or stripped[0] in "#;":
             continue
+        if "=" not in stripped and stripped.startswith("-") and stripped[1:].strip():
+            # sysctl.d(5): "-key" alone excludes that key from the glob assignments.
+            assignments.append({"key": normalize_key(stripped[1:]), "value": None, "file": source,
+                                "line": number, "ignore_errors": True, "pattern": False, "exclude": True})
+            continue
         if "=" not in stripped:
             errors.append({"file": source, "line": number,
                            "message": "line %d of %s is not 'key = value': %r" % (number, source, stripped[:80])})
@@ -68,7 +73,8 @@ def parse_sysctl_text(text, source):
             "file": source,
             "line": number,
             "ignore_errors": ignore_errors,
-            "pattern": any(c in key for c in "*?[") or key.startswith("!"),
+            "pattern": any(c in key for c in "*?["),
+            "exclude": False,
         })
     return assignments, errors
 
@@ -104,8 +110,8 @@ def resolve(assignments, host_keys=()):
     # type: (list, object) -> dict
     """Apply assignments in order: ``{key: {value, file, line, ignore_errors}}``.
 
-    Glob keys (systemd >= 246) expand against the host's keys; ``!key`` (an exclusion for a
-    glob, as systemd accepts) removes an earlier glob's effect on that key.
+    Glob keys (systemd >= 246) expand against the host's keys; a ``-key`` line without a value
+    excludes that key from every glob (sysctl.d(5)).
     """
     result = {}
     excluded = set()
@@ -115,9 +121,10 @@ def resolve(assignments, host_keys=()):
     for item in assignments:
         key = item["key"]
         entry = {k: item[k] for k in ("value", "file", "line", "ignore_errors")}
-        if key.startswith("!"):
-            excluded.add(key[1:])
-            result.pop(key[1:], None)
+        if item.get("exclude"):
+            excluded.add(key)
+            if result.get(key, {}).get("pattern"):
+                result.pop(key, None)
             continue
         if item["pattern"]:
             for name in host_keys:

@@ -117,11 +117,15 @@ def parse_mountinfo(text):
     ``super_options``. Lines that do not parse are skipped.
     """
     mounts = []
-    for line in text.splitlines():
+    # The kernel separates lines with \n and fields with a space and escapes exactly those in
+    # paths; str.splitlines()/split() would also break at \x1c-\x1f, \x85 and other
+    # characters a tenant can put in a mount point, and shift the fields after it.
+    for line in text.split("\n"):
         left, sep, right = line.partition(" - ")
         if not sep:
             continue
-        fields, tail = left.split(), right.split()
+        fields = [f for f in left.split(" ") if f]
+        tail = [f for f in right.split(" ") if f]
         if len(fields) < 6 or not tail:
             continue
         try:

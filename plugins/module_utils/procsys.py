@@ -33,7 +33,9 @@ VOLATILE_KEYS = frozenset([
     "kernel.sched_domain", "vm.nr_pdflush_threads", "fs.fanotify.watches",
 ])
 
-READ_CHUNK = 65536
+# procfs allocates (and zeroes) a buffer of the size asked for on every read of a sysctl, so a
+# page is asked for; the loop below reads on for the rare longer value.
+READ_CHUNK = 4096
 
 
 def text_safe(text):

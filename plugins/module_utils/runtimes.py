@@ -199,8 +199,10 @@ class RuntimeIndex(object):
             return None
         try:
             return parser(doc)
-        except ValueError as exc:
-            self._error(sink, path, str(exc))
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            # Valid JSON of the wrong shape (a number where a name belongs): this file's error,
+            # not the end of the scan.
+            self._error(sink, path, "unexpected content (%s: %s)" % (type(exc).__name__, exc))
             return None
 
     def _error(self, errors, path, message):

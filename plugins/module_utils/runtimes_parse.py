@@ -282,11 +282,13 @@ def parse_docker_container(doc, hostconfig=None):
     hostconfig = hostconfig if isinstance(hostconfig, dict) else {}
     pid = state.get("Pid")
     running = bool(state.get("Running"))
+    name = doc.get("Name")
+    image = config.get("Image") or doc.get("Image")
     record = {
         "runtime": "docker",
         "id": cid,
-        "name": (doc.get("Name") or "").lstrip("/") or None,
-        "image": config.get("Image") or doc.get("Image") or None,
+        "name": name.lstrip("/") or None if isinstance(name, str) else None,
+        "image": image if isinstance(image, str) and image else None,
         "image_id": doc.get("Image") if isinstance(doc.get("Image"), str) else None,
         "labels": _str_dict(config.get("Labels")),
         "pid": pid if running and isinstance(pid, int) and pid > 0 else None,
@@ -297,8 +299,8 @@ def parse_docker_container(doc, hostconfig=None):
         "host_uts": _mode_is_host(hostconfig.get("UTSMode")),
         "privileged": hostconfig.get("Privileged") if isinstance(hostconfig.get("Privileged"), bool) else None,
     }
-    sandbox = (doc.get("NetworkSettings") or {}).get("SandboxKey") if isinstance(doc.get("NetworkSettings"), dict) else None
-    if sandbox:
+    sandbox = doc["NetworkSettings"].get("SandboxKey") if isinstance(doc.get("NetworkSettings"), dict) else None
+    if isinstance(sandbox, str) and sandbox:
         record["sandbox_key"] = sandbox
     return record
 

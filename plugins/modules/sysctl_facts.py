@@ -34,7 +34,7 @@ description:
     that cannot be read) are recorded in C(errors) and the rest of the gather completes.
   - The facts' layout is described in the collection's C(docs/facts.md).
 author:
-  - nsguard.sysctl contributors
+  - nsguard.sysctl contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
@@ -122,7 +122,7 @@ options:
     default: /etc/sysctl.conf
 notes:
   - Works as a plain task and as a facts module (C(ANSIBLE_FACTS_MODULES=ansible.builtin.setup,nsguard.sysctl.sysctl_facts)).
-  - The default result (diff view) is about 150 KiB for a host with 100 containers; see the collection's
+  - The default result (diff view) is about 380 KiB for a host with 100 containers (133 KiB for the host and its probe, about 2.2 KiB per container; measured by C(bench/bench_gather.py)); see the collection's
     C(docs/facts.md) for the layout.
   - Python 3.12 has C(os.setns); older interpreters call C(setns(2)) through ctypes.
 seealso:
@@ -234,8 +234,8 @@ def host_section(keys, unreadable, host_ns, persisted_facts):
     }
 
 
-def conntrack_section(host_keys, sets):
-    # type: (dict, list) -> dict
+def conntrack_section(host_keys, sets, host_ns):
+    # type: (dict, list, dict) -> dict
     def number(key):
         item = host_keys.get(key)
         try:
@@ -244,7 +244,8 @@ def conntrack_section(host_keys, sets):
             return None
 
     loaded = "net.netfilter.nf_conntrack_max" in host_keys
-    per_netns = [{"net": None, "count": number("net.netfilter.nf_conntrack_count"), "host": True, "sets": []}]
+    per_netns = [{"net": host_ns.get("net"), "count": number("net.netfilter.nf_conntrack_count"),
+                  "host": True, "sets": []}]
     by_net = {}
     for ns_set in sets:
         if "net" not in ns_set["differs_from_host"]:
@@ -288,6 +289,8 @@ def gather(params):
         index = RuntimeIndex(use_cli=params["runtime_cli"], timeout=min(params["timeout"], 10.0))
         for ns_set in sets:
             identify_set(index, ns_set, host_ns)
+        # Runtime metadata that was malformed but belonged to no set is still worth a message.
+        errors.extend(index.unreported_errors())
 
     probe_facts = {"enabled": False}
     if params["probe"]:
@@ -310,7 +313,7 @@ def gather(params):
         "options": dict(params),
         "host": host_section(keys, unreadable, host_ns, persisted_facts),
         "namespace_sets": sets,
-        "conntrack": conntrack_section(keys, sets),
+        "conntrack": conntrack_section(keys, sets, host_ns),
         "probe": probe_facts,
         "errors": errors,
     }
@@ -335,6 +338,8 @@ def identify_set(index, ns_set, host_ns):
     ns_set["identity"] = identity
     ns_set["requested"] = found.get("requested") or {}
     ns_set["requested_source"] = found.get("requested_source")
+    # Keys the engine set by itself (Docker's ping_group_range, ...): nobody asked for them.
+    ns_set["requested_defaults"] = found.get("requested_defaults")
     for flag in ("host_network", "host_ipc", "host_uts"):
         ns_set[flag] = found.get(flag)
     ns_set["errors"].extend(found.get("errors") or [])
@@ -344,6 +349,7 @@ def identify_set(index, ns_set, host_ns):
         return
     try:
         ns_set["privileges"] = read_privileges(pid, host_ns)
+        ns_set["errors"].extend(ns_set["privileges"].pop("errors", None) or [])
     except (OSError, ValueError) as exc:
         ns_set["privileges"] = None
         ns_set["errors"].append({"stage": "privileges", "message": "pid %s: %s" % (pid, exc)})
@@ -354,8 +360,12 @@ def read_views(sets, keys, unreadable, probe_facts, wanted, params, parallel, st
     full = params["view"] == "full"
     probe_owner = probe_facts.get("owner") if probe_facts.get("enabled") else None
     jobs = []
+    plans = {}  # sets of the same shape read the same keys: plan once per shape, not per set
     for ns_set in sets:
-        plan = views.plan_keys(ns_set["differs_from_host"], keys, probe_owner, full)
+        shape = tuple(ns_set["differs_from_host"])
+        if shape not in plans:
+            plans[shape] = views.plan_keys(shape, keys, probe_owner, full)
+        plan = plans[shape]
         reader = views.make_reader(ns_set, keys, unreadable, plan, probe_facts, wanted, full)
         jobs.append(nsenter.Job(ns_set["id"], reader))
     answers = nsenter.run_parallel(jobs, parallel=parallel, timeout=params["timeout"],

@@ -104,7 +104,7 @@ def test_gather_real_namespaces_through_playbook(tmp_path, distinctive_sets):
 
     # Conntrack: every network namespace, the host's included.
     per_netns = {e["net"]: e for e in facts["conntrack"]["per_netns"]}
-    assert per_netns[None]["host"] is True
+    assert per_netns[facts["host"]["ns"]["net"]]["host"] is True
     assert distinctive_sets["full"].ns["net"] in per_netns
     assert facts["conntrack"]["max"] == int(host_value("net.netfilter.nf_conntrack_max"))
 

@@ -156,7 +156,7 @@ def kernel_escape(path: str) -> str:
 
 
 MOUNTS = st.lists(st.tuples(MOUNT_PATH, st.sampled_from(["proc", "nsfs", "tmpfs", "overlay"]),
-                           st.sampled_from(["rw", "ro"]), st.integers(4026531840, 4026599999)), min_size=1, max_size=6)
+                            st.sampled_from(["rw", "ro"]), st.integers(4026531840, 4026599999)), min_size=1, max_size=6)
 
 
 def mountinfo_text(mounts) -> str:
@@ -178,9 +178,6 @@ def test_nsfs_mountinfo_parser_recovers_every_mount(mounts):
     assert nsscan.parse_mountinfo_nsfs(mountinfo_text(mounts)) == want
 
 
-@pytest.mark.xfail(strict=True, reason="procinfo.parse_mountinfo splits with str.split()/splitlines(), which also "
-                   "break at \\x1c-\\x1f and \\x85 inside a mount point: fields shift, and a container can fake "
-                   "a read-only /proc/sys line (owner of procinfo.py told)")
 @FAST
 @hypothesis.given(MOUNTS)
 @hypothesis.example([("/\x1f", "proc", "rw", 4026531840)])
@@ -332,9 +329,6 @@ def test_inspect_json_parsers(doc):
     only_value_error(rp.parse_storage_containers, doc)
 
 
-@pytest.mark.xfail(strict=True, reason="runtimes_parse.parse_docker_container: a non-string Name raises "
-                   "AttributeError, which RuntimeIndex._parse_once does not catch; scan() stops half-way "
-                   "(owner of runtimes*.py told)")
 @FAST
 @hypothesis.given(JSON_VALUES | DOCKER_SHAPED, JSON_VALUES)
 @hypothesis.example({"ID": "c" * 64, "Name": True}, None)
@@ -483,8 +477,6 @@ def test_sysctl_d_explicit_keys_beat_globs_in_any_order(host_keys, data):
     assert got == systemd_resolve(lines, host_keys)
 
 
-@pytest.mark.xfail(strict=True, reason="persisted: '-key' without '=' is systemd's glob exclusion (sysctl.d(5)) but "
-                   "is reported as a bad line; fixing it breaks test_target_parsers' errors == [5, 6] (lead told)")
 def test_sysctl_d_dash_key_without_value_excludes_it_from_globs():
     host_keys = ["net.ipv4.conf.all.rp_filter", "net.ipv4.conf.hub0.rp_filter", "net.ipv4.conf.lo.rp_filter"]
     text = "net.ipv4.conf.*.rp_filter = 2\n-net.ipv4.conf.all.rp_filter\nnet.ipv4.conf.hub0.rp_filter = 1\n"

@@ -57,7 +57,8 @@ def test_sysctl_d_syntax_and_systemd_order(tmp_path):
     assert keys["kernel.does_not_exist"]["ignore_errors"] is True
     assert keys["net.ipv4.conf.eth0/100.rp_filter"]["value"] == "2"
     assert keys["net.ipv4.conf.all.forwarding"]["pattern"] == "net.ipv4.conf.*.forwarding"
-    assert [e["line"] for e in result["errors"]] == [5, 6]
+    assert "net.ipv4.conf.lo.forwarding" not in keys             # "-key" alone: out of the glob
+    assert [e["line"] for e in result["errors"]] == [6]
     assert "60-more.conf" in result["errors"][0]["message"]
 
 
