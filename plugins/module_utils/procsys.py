@@ -115,10 +115,21 @@ def compile_filter(include=None, exclude=None):
     return wanted
 
 
-def read_key_file(path):
-    # type: (str) -> str
-    """Read one sysctl file; raise OSError as the kernel answers."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+_O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+def read_key_file(location):
+    # type: (object) -> str
+    """Read one sysctl file; raise OSError as the kernel answers.
+
+    ``location`` is a path, or ``(dir_fd, name)`` from :func:`iter_entries`: opening relative to
+    the open directory skips the lookup of every parent directory, which in a kernel with many
+    network namespaces walks long dentry hash chains (each namespace has its own ``net`` tree).
+    """
+    if isinstance(location, tuple):
+        fd = os.open(location[1], _O_FLAGS, dir_fd=location[0])
+    else:
+        fd = os.open(location, _O_FLAGS)
     try:
         chunks = []
         while True:
@@ -140,30 +151,38 @@ def error_reason(exc):
 
 def iter_entries(root=PROC_SYS, subdir=""):
     # type: (str, str) -> iter
-    """Yield ``(key, path, st_mode, st_ino)`` for every file under ``root/subdir``, sorted.
+    """Yield ``(key, location, st_mode, st_ino)`` for every file under ``root/subdir``, sorted.
 
-    Directories are walked with ``scandir`` and never followed through symlinks (procfs has
-    none here; a planted one is not ours to follow).
+    ``location`` is ``(dir_fd, name)`` for :func:`read_key_file`, valid until the next item.
+    Directories are opened once each and their files looked up relative to them; nothing is
+    followed through a symlink (procfs has none here; a planted one is not ours to follow).
     """
     stack = [subdir]
     while stack:
         rel = stack.pop()
         base = os.path.join(root, rel) if rel else root
         try:
-            entries = sorted(os.scandir(base), key=lambda e: e.name, reverse=True)
+            dir_fd = os.open(base, _O_FLAGS | getattr(os, "O_DIRECTORY", 0))
         except OSError:
             continue
-        for entry in entries:
-            relpath = rel + "/" + entry.name if rel else entry.name
+        try:
             try:
-                st = entry.stat(follow_symlinks=False)
+                entries = sorted(os.scandir(dir_fd), key=lambda e: e.name, reverse=True)
             except OSError:
-                continue  # vanished (an interface went away) between listing and stat
-            if stat.S_ISDIR(st.st_mode):
-                if relpath not in SKIP_DIRS:
-                    stack.append(relpath)
-            elif stat.S_ISREG(st.st_mode):
-                yield path_to_key(relpath), entry.path, st.st_mode, st.st_ino
+                continue
+            for entry in entries:
+                relpath = rel + "/" + entry.name if rel else entry.name
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # vanished (an interface went away) between listing and stat
+                if stat.S_ISDIR(st.st_mode):
+                    if relpath not in SKIP_DIRS:
+                        stack.append(relpath)
+                elif stat.S_ISREG(st.st_mode):
+                    yield path_to_key(relpath), (dir_fd, entry.name), st.st_mode, st.st_ino
+        finally:
+            os.close(dir_fd)
 
 
 def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
