@@ -108,13 +108,16 @@ options:
     description: Fail when a rule file, expectation or option is malformed.
     type: bool
     default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    description: Reads facts only; it behaves the same in check mode.
+    details: Reads facts only; it behaves the same in check mode.
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 notes:
   - Host remediation tasks use C(ansible.posix.sysctl) with a file under C(/etc/sysctl.d/) and a
@@ -127,7 +130,7 @@ seealso:
   - module: nsguard.sysctl.sysctl_facts
   - module: nsguard.sysctl.sysctl_report
 author:
-  - nsguard.sysctl contributors
+  - nsguard.sysctl contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -85,20 +85,23 @@ options:
     description: Title of the HTML and Markdown reports and the JUnit test suites.
     type: str
     default: nsguard.sysctl fleet report
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    description: Reads host variables only and changes nothing on the hosts; the reports are written in check mode too.
+    details: Reads host variables only and changes nothing on the hosts; the reports are written in check mode too.
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 notes:
   - The reports are written on the controller, also in check mode.
 seealso:
   - module: nsguard.sysctl.sysctl_facts
 author:
-  - nsguard.sysctl contributors
+  - nsguard.sysctl contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
