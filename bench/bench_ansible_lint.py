@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Benchmark: ansible-lint on a generated tree of 500 playbooks, without and with the nsguard rules.
 
 One run of this script measures both, on the same tree, and prints the ratios:
@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 REPO = Path(__file__).resolve().parent.parent
 RULESDIR = REPO / "rules" / "ansible_lint"
@@ -233,7 +233,7 @@ def in_process(tree: Path, ours: bool) -> Dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--playbooks", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=1, help="CLI pairs to run (each pair alternates order)")
     parser.add_argument("--keep", type=Path, help="generate the tree here and keep it")

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Gather benchmark (issue 2): ``sysctl_facts.gather()`` against ``sysctl -a`` and an nsenter loop.
 
     .venv/bin/python bench/bench_gather.py [--sizes 50,100] [--repeat 3] [--summary FILE]
@@ -197,7 +197,7 @@ class Timing:
 
     def __init__(self, func, repeat: int) -> None:
         self.runs, self.cpus, self.result = [], [], None
-        for _ in range(repeat):
+        for dummy in range(repeat):
             cpu0, started = cpu_seconds(), time.perf_counter()
             self.result = func()
             self.runs.append(time.perf_counter() - started)
@@ -330,8 +330,8 @@ def run(args: argparse.Namespace, summary: dict) -> int:
           % (largest, TARGET_SECONDS, TARGET_RATIO))
     for config, (fast, far) in verdicts.items():
         print("    %-34s < %.1f s: %-6s >= %.0fx: %s%s" % (config, TARGET_SECONDS, "MET" if fast else "MISSED",
-                                                       TARGET_RATIO, "MET" if far else "MISSED",
-                                                       "   (module defaults)" if config == DEFAULTS_CONFIG else ""))
+                                                           TARGET_RATIO, "MET" if far else "MISSED",
+                                                           "   (module defaults)" if config == DEFAULTS_CONFIG else ""))
     summary["targets"] = {c: {"under_1s": v[0], "ratio_4x": v[1]} for c, v in verdicts.items()}
 
     # (c) facts size for the largest N
@@ -356,7 +356,7 @@ def run(args: argparse.Namespace, summary: dict) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",") if x], default=[50, 100],
                         help="comma-separated numbers of namespace sets (default 50,100)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is printed")

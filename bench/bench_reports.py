@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Scale benchmark for the fleet reports: synthetic facts for HOSTS x CONTAINERS, all outputs.
 
     .venv/bin/python bench/bench_reports.py [--hosts 2000] [--containers 50] [--keep DIR]
@@ -65,7 +65,7 @@ def mib(n: float) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--hosts", type=int, default=2000)
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--unreachable", type=int, default=20)
@@ -107,7 +107,7 @@ def main() -> int:
                 render(model, out)
             elapsed = time.perf_counter() - t0
             print("%-12s %6.2f s   peak RSS %s   %s %s" % (fmt, elapsed, mib(peak_rss()), filename,
-                                                          mib(os.path.getsize(dest / filename))))
+                                                           mib(os.path.getsize(dest / filename))))
         total = time.perf_counter() - t_all
         peak = peak_rss()
         print(report.summary_line(model))

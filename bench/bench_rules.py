@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """How the lint engine scales with the number of namespace sets.
 
 Builds one host's facts with N sets (each with requested keys, a view, privileges, a matching
@@ -24,7 +24,7 @@ from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import lo
 
 def host_keys():
     keys = {}
-    for root, _, files in os.walk("/proc/sys"):
+    for root, dummy, files in os.walk("/proc/sys"):
         for name in files:
             path = os.path.join(root, name)
             key = path[len("/proc/sys/"):].replace(".", "/").replace("/", ".")
@@ -52,7 +52,7 @@ def facts_with(n, keys):
 
 def timed(facts, classes, catalog, profiles, kb, repeat):
     start = time.perf_counter()
-    for _ in range(repeat):
+    for dummy in range(repeat):
         findings = R.evaluate(facts, classes, catalog, profiles, kb=kb)
     return (time.perf_counter() - start) / repeat, len(findings)
 
@@ -60,7 +60,7 @@ def timed(facts, classes, catalog, profiles, kb, repeat):
 def main():
     kb = load_knowledge()
     catalog = R.load_catalog()
-    profiles, _ = ex.load_profiles()
+    profiles, dummy = ex.load_profiles()
     keys = host_keys()
     classes = classify_host(kb, R.example_facts({"host": {"keys": keys}}))
     small, large = 10, 400

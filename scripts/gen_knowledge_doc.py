@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Generate docs/knowledge-table.md from rules/knowledge/*.yml.
 
     python scripts/gen_knowledge_doc.py           # rewrite docs/knowledge-table.md (atomically)
