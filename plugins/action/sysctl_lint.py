@@ -63,7 +63,7 @@ def summary_lines(findings: List[Mapping[str, Any]], width: int = 200) -> List[s
     for finding in findings:
         where = (finding.get("container") or {}).get("label") or "host"
         text = "%-7s %s %s [%s] %s" % (finding["severity"].upper(), finding["rule"], finding.get("key") or "-",
-                                      where, finding["message"])
+                                       where, finding["message"])
         lines.append(text if len(text) <= width else text[:width - 3] + "...")
     return lines
 
@@ -79,7 +79,7 @@ class ActionModule(ActionBase):
 
     def _knowledge(self, dirs: List[str], errors: List[Dict[str, str]]) -> Any:
         from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import (KnowledgeError,
-                                                                                         load_knowledge)
+                                                                                       load_knowledge)
         if dirs:
             try:
                 return load_knowledge(extra_dirs=dirs)
@@ -110,7 +110,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=_ARGSPEC)
+        dummy, args = self.validate_argument_spec(argument_spec=_ARGSPEC)
 
         facts = args["facts"]
         if facts is None:
@@ -147,7 +147,7 @@ class ActionModule(ActionBase):
         counts = rules_mod.count_by_severity(findings)
         for error in errors:
             display.warning("sysctl_lint on %s: %s %s: %s" % (host, error.get("file"), error.get("path"),
-                                                               error.get("message")))
+                                                              error.get("message")))
         result.update({
             "changed": False,
             "findings": findings,

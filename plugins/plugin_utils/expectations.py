@@ -447,7 +447,7 @@ def load_profiles(names: Union[str, Sequence[str], None] = "all",
     """The built-in profiles: ``"all"`` (default), a list of profile names, or none (``[]``/None)."""
     if not names:
         return [], []
-    found, errors = load_expectation_files([p for p in _yaml_files(directory)])
+    found, errors = load_expectation_files(list(_yaml_files(directory)))
     if names == "all" or names == ["all"]:
         return found, errors
     wanted = [names] if isinstance(names, str) else list(names)

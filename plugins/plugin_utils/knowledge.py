@@ -173,7 +173,7 @@ class Knowledge:
                     self._exact[item] = entry  # later entries (site dirs) override
         # Most specific first; on a tie the later-loaded entry first.
         patterns.sort(key=lambda t: (t[0], t[1]), reverse=True)
-        self._patterns: List[Tuple[str, "re.Pattern[str]", Entry]] = [(p, _pattern(p), e) for _, _, p, e in patterns]
+        self._patterns: List[Tuple[str, "re.Pattern[str]", Entry]] = [(p, _pattern(p), e) for dummy1, dummy2, p, e in patterns]
         self._memo: Dict[str, Optional[Tuple[Entry, str]]] = {}
         self._lock = threading.Lock()
 

@@ -35,14 +35,18 @@ _CSS = """
 *{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);margin:0;background:var(--bg)}
 header{background:#1d2330;color:#fff;padding:14px 24px}header h1{margin:0;font-size:20px}header p{margin:4px 0 0;color:#c5cbd6}
 main{padding:16px 24px;max-width:1600px}section{background:#fff;border:1px solid var(--line);border-radius:6px;padding:12px 16px;margin:0 0 16px}
-h2{font-size:17px;margin:0 0 10px}.cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:110px;background:#fff}
+h2{font-size:17px;margin:0 0 10px}.cards{display:flex;flex-wrap:wrap;gap:10px}
+.card{border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:110px;background:#fff}
 .card b{display:block;font-size:22px}.card span{color:var(--muted)}.sev-error,.st-failed,.st-unreachable{color:var(--err);font-weight:600}
 .sev-warning{color:var(--warn);font-weight:600}.sev-info{color:var(--info)}.st-ok{color:var(--ok)}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
-th{background:#eef0f4;position:sticky;top:0;cursor:pointer;user-select:none;white-space:nowrap}th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+th{background:#eef0f4;position:sticky;top:0;cursor:pointer;user-select:none;white-space:nowrap}th[aria-sort=ascending]::after{content:" \\25B2"}
+th[aria-sort=descending]::after{content:" \\25BC"}
 td.num,th.num{text-align:right}td{word-break:break-word;max-width:520px}td:first-child{white-space:nowrap}code{font-size:12px}
-.tools{display:flex;gap:8px;align-items:center;margin:0 0 8px;flex-wrap:wrap}.tools input{flex:1;min-width:260px;padding:5px 8px;border:1px solid var(--line);border-radius:4px}
-.tools select,.tools button{padding:4px 8px}.pager{color:var(--muted);font-size:12px}button.link{border:0;background:none;color:var(--info);cursor:pointer;padding:0;font:inherit;text-align:left}
+.tools{display:flex;gap:8px;align-items:center;margin:0 0 8px;flex-wrap:wrap}
+.tools input{flex:1;min-width:260px;padding:5px 8px;border:1px solid var(--line);border-radius:4px}
+.tools select,.tools button{padding:4px 8px}.pager{color:var(--muted);font-size:12px}
+button.link{border:0;background:none;color:var(--info);cursor:pointer;padding:0;font:inherit;text-align:left}
 .charts{display:flex;flex-wrap:wrap;gap:16px}.chart{flex:1 1 30%;min-width:380px}svg text{font:11px system-ui,sans-serif;fill:var(--fg)}
 .note{color:var(--muted);font-size:12px}
 """
@@ -198,7 +202,9 @@ _JS = r"""
         if (t.page) { parts.push(n + '.page=' + (t.page + 1)); }
       });
       var h = parts.length ? '#' + parts.join('&') : ' ';
-      if (window.history && history.replaceState) { try { history.replaceState(null, '', h === ' ' ? location.pathname : h); } catch (e) { /* file:// in some browsers */ } }
+      if (window.history && history.replaceState) {
+        try { history.replaceState(null, '', h === ' ' ? location.pathname : h); } catch (e) { /* file:// in some browsers */ }
+      }
     }
     function loadHash() {
       (location.hash || '').replace(/^#/, '').split('&').forEach(function (p) {
@@ -268,7 +274,7 @@ class _Strings:
     def __call__(self, value: Any) -> Optional[int]:
         if value is None:
             return None
-        text = value if type(value) is str else str(value)
+        text = value if value.__class__ is str else str(value)
         found = self.index.get(text)
         if found is None:
             found = self.index[text] = len(self.items)
@@ -312,11 +318,11 @@ def _bar_chart(title: str, rows: Sequence[Tuple[str, float, str, str]], scale: f
     span = width - label_w - 90
     for i, (label, value, tip, colour) in enumerate(rows):
         y = i * (bar_h + 4) + 4
-        bar = max(1.0, span * min(value, scale) / scale)
+        bar_len = max(1.0, span * min(value, scale) / scale)
         parts.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (label_w - 6, y + 12, html_escape(short(label, 36))))
         parts.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"><title>%s</title></rect>' % (
-            label_w, y, bar, bar_h, colour, html_escape(tip)))
-        parts.append('<text x="%.1f" y="%d">%s</text>' % (label_w + bar + 4, y + 12, html_escape(unit % value)))
+            label_w, y, bar_len, bar_h, colour, html_escape(tip)))
+        parts.append('<text x="%.1f" y="%d">%s</text>' % (label_w + bar_len + 4, y + 12, html_escape(unit % value)))
     if marker is not None and rows:
         x = label_w + span * min(marker, scale) / scale
         parts.append('<line x1="%.1f" y1="0" x2="%.1f" y2="%d" stroke="#c62828" stroke-dasharray="4 3"/>' % (x, x, height - 22))

@@ -46,4 +46,3 @@ def render_json(model: Mapping[str, Any], out: IO[str]) -> None:
             out.write(_dumps(value))
         out.write(",\n" if index < len(keys) - 1 else "\n")
     out.write("}\n")
-

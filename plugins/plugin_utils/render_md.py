@@ -20,7 +20,7 @@ _SEV_MARK = {"error": "error", "warning": "warning", "info": "info"}
 
 def _table(out: IO[str], header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     out.write("| " + " | ".join(header) + " |\n")
-    out.write("|" + "|".join("---" for _ in header) + "|\n")
+    out.write("|" + "|".join("---" for dummy in header) + "|\n")
     for row in rows:
         out.write("| " + " | ".join(row) + " |\n")
     out.write("\n")

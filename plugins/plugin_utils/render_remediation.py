@@ -153,7 +153,7 @@ def _collect(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[Li
                 if extra not in tags:
                     tags.append(extra)
             if ident in groups[where]:
-                _, seen, merged = groups[where][ident]
+                dummy, seen, merged = groups[where][ident]
                 seen.extend(t for t in tags if t not in seen)
                 merged[0] += 1
             else:

@@ -335,7 +335,7 @@ def build_fleet(hosts: Mapping[str, Mapping[str, Any]], *, rules: Optional[Mappi
             "findings": stats["counts"] if stats else _zero_counts(),
             "hosts": len(stats["hosts"]) if stats else 0,
             "containers": len(stats["containers"]) if stats else 0,
-            "keys": [k for k, _ in stats["keys"].most_common(20)] if stats else [],
+            "keys": [k for k, dummy in stats["keys"].most_common(20)] if stats else [],
         })
 
     # one stable order for every renderer: host, worst first, rule, container, key

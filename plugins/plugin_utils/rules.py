@@ -212,7 +212,7 @@ def load_rule_file(path: Union[str, Path], builtin: bool = False) -> Tuple[Optio
         except (ConstraintError, re.error, TypeError, AttributeError) as exc:
             problem("$.check", str(exc))
     for name, spec in (document.get("parameters") or {}).items():
-        bad, _ = _coerce_param(spec, spec["default"])
+        bad, dummy = _coerce_param(spec, spec["default"])
         if bad:
             problem("$.parameters.%s.default" % name, bad)
     try:
@@ -654,7 +654,7 @@ def rule_markdown(rule: Rule) -> str:
         "| severity | applies to | classes | tags |",
         "|---|---|---|---|",
         "| %s | %s | %s | %s |" % (rule.severity, rule.applies_to, ", ".join(rule.classes) or "-",
-                                  ", ".join(rule.tags) or "-"),
+                                   ", ".join(rule.tags) or "-"),
         "",
         "## Why",
         "",
@@ -677,10 +677,10 @@ def rule_markdown(rule: Rule) -> str:
                   % rule.id, "", "| parameter | type | default | description |", "|---|---|---|---|"]
         for name, spec in rule.parameters.items():
             lines.append("| `%s` | %s | `%s` | %s |" % (name, spec["type"], json.dumps(spec["default"]),
-                                                      " ".join(str(spec["description"]).split())))
+                                                        " ".join(str(spec["description"]).split())))
         lines.append("")
     lines += ["## Remediation", "", "Where: **%s**. %s" % (rule.remediation["where"],
-                                                          " ".join(rule.remediation["summary"].split())), ""]
+                                                           " ".join(rule.remediation["summary"].split())), ""]
     if rule.remediation.get("template"):
         lines.append(block(rule.remediation["template"]))
     lines += ["## Examples", ""]

@@ -137,7 +137,7 @@ def check_global_key_requested(ctx: Context, rule: Rule, params: Mapping[str, An
             if info["class"] not in classes:
                 continue
             consequence, error = _requested_consequence(ctx, nset, key, requested, info["class"])
-            value, _ = ctx.set_value(nset, key)
+            value, dummy = ctx.set_value(nset, key)
             out.append(_request_finding(ctx, rule, nset, key, requested, info, value, error,
                                         {"consequence": consequence}))
     return out
@@ -148,7 +148,7 @@ def check_host_only_key_requested(ctx: Context, rule: Rule, params: Mapping[str,
     for nset in ctx.sets:
         for key, requested in sorted((nset.get("requested") or {}).items()):
             info = ctx.klass(key)
-            _, state = ctx.set_value(nset, key)
+            dummy, state = ctx.set_value(nset, key)
             if info["class"] != "host-only" and not (state == "absent" and info["class"] not in GLOBALISH):
                 continue
             verdict = ctx.runtime_verdict(key, nset, requested)
@@ -216,7 +216,7 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
         if (info["class"] in PER_NAMESPACE) != per_namespace:
             continue
         host_value = ctx.host_value(key)
-        all_constraints = [c for _, exp in by_key_all[key] for c in exp.constraints]
+        all_constraints = [c for dummy, exp in by_key_all[key] for c in exp.constraints]
         host_target = combined_target(all_constraints, host_value)
         by_set: Dict[str, Tuple[Mapping[str, Any], List[Expectation]]] = {}
         for nset, exp in by_key_all[key]:
@@ -226,8 +226,8 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
             failing = [(exp, c) for exp in exps for c in exp.constraints if c.check(observed) is not True]
             if not failing:
                 continue
-            severity = max((exp.severity for exp, _ in failing), key=lambda s: SEVERITY_RANK.get(s, 0))
-            expected = " and ".join(dict.fromkeys(c.describe() for _, c in failing))
+            severity = max((exp.severity for exp, dummy in failing), key=lambda s: SEVERITY_RANK.get(s, 0))
+            expected = " and ".join(dict.fromkeys(c.describe() for dummy, c in failing))
             own = [c for exp in exps for c in exp.constraints]
             target = combined_target(own, observed)
             notes = []
@@ -239,7 +239,7 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
                     notes.append("no single value satisfies every workload on this host%s" % (
                         ": " + "; ".join(others) if others else ""))
                 target = host_target
-            why = " ".join(dict.fromkeys(exp.why for exp, _ in failing if exp.why))
+            why = " ".join(dict.fromkeys(exp.why for exp, dummy in failing if exp.why))
             if per_namespace:
                 tasks = _spec_tasks(ctx, rule, nset, {key: target}) if target else []
                 remediation = _container_where(tasks, nset, "; ".join(notes))
@@ -252,7 +252,7 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
                 ctx, rule, severity=severity, nset=nset, key=key, klass=info,
                 values={"host": host_value, "container": observed if per_namespace else host_value,
                         "expected": expected, "persisted": (ctx.persisted_entry(key) or {}).get("value")},
-                message_vars={"profiles": _profiles([e for e, _ in failing]), "expected": expected,
+                message_vars={"profiles": _profiles([e for e, dummy in failing]), "expected": expected,
                               "observed": _norm(shown), "host_value": host_value, "why": why,
                               "target": target},
                 remediation=remediation,
@@ -362,7 +362,7 @@ def check_conntrack(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List
     ranked = sorted(per_netns, key=lambda e: -int(e["count"]))
     top = []
     for entry in ranked[:int(params["top"])]:
-        label, _ = _netns_label(ctx, entry)
+        label, dummy = _netns_label(ctx, entry)
         top.append({"net": entry.get("net"), "count": int(entry["count"]), "label": label,
                     "ratio": round(int(entry["count"]) / maximum, 4) if maximum else None})
     sizing = max(int(params["max_per_core"]) * cpus, int(params["min"])) if int(params["max_per_core"]) > 0 else None
@@ -619,7 +619,7 @@ def check_set_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List
     for nset in ctx.sets:
         if selectors and not any(s.matches(nset) for s in selectors):
             continue
-        value, _ = ctx.set_value(nset, key)
+        value, dummy = ctx.set_value(nset, key)
         if all(c.check(value) is True for c in constraints):
             continue
         target = combined_target(constraints, value)

@@ -155,7 +155,7 @@ def _flip(kb: Any, name: str, floor: str, at_floor: Mapping[str, Any],
     with that gate's stable backports. Walks the gates the classifier reports, oldest first."""
     was = _is_ns(at_floor.get("class"))
     current = at_floor
-    for _ in range(16):  # an entry has a handful of gates; the bound only guards odd input
+    for dummy in range(16):  # an entry has a handful of gates; the bound only guards odd input
         gate = current.get("gate") or {}
         if gate.get("reached") is not False or not gate.get("since"):
             break
@@ -265,7 +265,7 @@ def assess(
     refusals = _runtime_refusals(at_floor, ctx.runtimes) or _runtime_refusals(latest, ctx.runtimes)
     if refusals:
         rt, err = refusals[0]
-        names = " and ".join(r for r, _ in refusals)
+        names = " and ".join(r for r, dummy in refusals)
         quoted = f' ("{err}")' if err else ""
         fix = ("set it through the runtime's own option (hostname, domainname)" if namespace == "uts"
                else "set it on the host")

@@ -92,7 +92,7 @@ def _ensure_namespace(name: str) -> None:
     module.__path__ = []  # type: ignore[attr-defined]
     module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
     sys.modules[name] = module
-    parent, _, child = name.rpartition(".")
+    parent, dummy, child = name.rpartition(".")
     if parent:
         setattr(sys.modules[parent], child, module)
 
@@ -243,7 +243,7 @@ def iter_sysctls(container: Any) -> Iterator[Tuple[Any, Any, Any]]:
     elif isinstance(container, (list, tuple)):
         for element in container:
             if isinstance(element, str) and "=" in element:
-                key, _, value = element.partition("=")
+                key, dummy, value = element.partition("=")
                 yield key.strip(), value.strip(), element
             elif isinstance(element, Mapping) and "name" in element:
                 yield element.get("name"), element.get("value"), element
