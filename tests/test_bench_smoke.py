@@ -29,7 +29,7 @@ def test_bench_gather_runs_and_finds_its_sets(tmp_path):
     summary_file = tmp_path / "summary.json"
     proc = subprocess.run([sys.executable, str(BENCH), "--sizes", "2,3", "--repeat", "1",
                            "--summary", str(summary_file)],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+                          capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
     out = proc.stdout
     # 0 = targets met, 1 = missed: both are a working bench; 2 = sets not found, else a crash.
     assert proc.returncode in (0, 1), out + proc.stderr

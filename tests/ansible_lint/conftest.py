@@ -17,7 +17,7 @@ import pytest
 from ansiblelint.config import Options
 from ansiblelint.rules import RulesCollection
 from ansiblelint.testing import RunFromText, run_ansible_lint
-from ansiblelint.testing.fixtures import app, rule_runner  # noqa: F401  (fixtures)
+from ansiblelint.testing.fixtures import app, rule_runner  # noqa: F401  (fixtures)  # pylint: disable=unused-import
 
 REPO = Path(__file__).resolve().parents[2]
 RULESDIR = REPO / "rules" / "ansible_lint"

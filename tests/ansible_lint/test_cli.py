@@ -4,11 +4,9 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from pathlib import Path
 from typing import Dict, List, Set, Tuple
 
 import jsonschema
-import pytest
 import yaml
 
 from conftest import CORPUS, REPO, RULE_IDS, RULESDIR, SARIF_SCHEMA, copy_corpus, lint

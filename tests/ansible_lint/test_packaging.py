@@ -32,6 +32,7 @@ PLAY = textwrap.dedent("""\
 # net.unix.max_dgram_qlen (per netns in the collection's knowledge), they read that copy.
 TELL_TALE = knowledge_file("tell-tale", "tell-tale-unix", "net.unix.max_dgram_qlen")
 
+
 def tags(stdout: str) -> set:
     return {issue["check_name"] for issue in json.loads(stdout.strip().splitlines()[-1] or "[]")}
 

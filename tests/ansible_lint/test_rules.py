@@ -44,7 +44,7 @@ def test_rule_runner_reports_one_key_with_remediation(rule_runner):
     assert match.lineno == 10  # the key's own line, not the task's
     assert "vm.max_map_count is global" in match.message and "the docker_container 'es' task" in match.message
     assert match.level == "error"
-    lead, _, body = match.details.partition("\n")
+    lead, dummy, body = match.details.partition("\n")
     assert "Remove it from the container spec" in lead
     [task] = yaml.safe_load(body)
     assert (task["ansible.posix.sysctl"]["name"], task["ansible.posix.sysctl"]["value"]) == ("vm.max_map_count", "262144")

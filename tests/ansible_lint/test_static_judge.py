@@ -144,7 +144,7 @@ def test_floor_option(monkeypatch):
 def test_remediation_is_a_ready_host_task(kb):
     [v] = sj.assess(kb, "vm.max_map_count", DOCKER, floor="4.18")
     text = sj.remediation(v, 262144, "sysctl-global-in-container")
-    lead, _, body = text.partition("\n")
+    lead, dummy, body = text.partition("\n")
     assert "host" in lead
     [task] = yaml.safe_load(body)
     assert task["ansible.posix.sysctl"]["name"] == "vm.max_map_count"

@@ -50,7 +50,7 @@ def spawn_set(script: str = "", flags: tuple = ("-n", "-i", "-u", "-p", "-f"), t
     deadline = time.monotonic() + timeout
     line = b""
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        ready, dummy1, dummy2 = select.select([proc.stdout], [], [], 0.2)
         if ready:
             line = proc.stdout.readline()
             break

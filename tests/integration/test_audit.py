@@ -6,7 +6,6 @@ running values. Every finding checked here comes from the real gather, classifie
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -121,7 +120,7 @@ def test_elasticsearch_like_process_under_a_low_max_map_count(audit, scene):
 def test_host_tuned_somaxconn_not_inherited_by_a_fresh_netns(audit, scene):
     netns_set = set_of(audit, scene["netns"].proc.pid)
     assert netns_set["view"]["differs"]["net.core.somaxconn"] == {"host": scene["tuned"],
-                                                                   "container": scene["somaxconn_before"]}
+                                                                  "container": scene["somaxconn_before"]}
     found = [f for f in findings_of(audit, "NSG004", "net.core.somaxconn") if f["set_id"] == netns_set["id"]]
     assert len(found) == 1
     finding = found[0]

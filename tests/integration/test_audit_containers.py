@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from tests.integration.harness.fixtures import (  # noqa: F401  (pytest finds fixtures by name)
+from tests.integration.harness.fixtures import (  # noqa: F401  (pytest finds fixtures by name)  # pylint: disable=unused-import
     TAG, busybox_rootfs, docker_container, docker_engine, host_state, lxc_runtime, podman_runtime, runtime_workdir)
-from tests.integration.test_audit_support import findings_of, read_sysctl, run_playbook, write_playbook
+from tests.integration.test_audit_support import read_sysctl, run_playbook, write_playbook
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -45,7 +45,7 @@ def lxc_hostnet(lxc_runtime, host_state):
         lxc_runtime.create(name, {LXC_KEY: value}, extra_lines=["lxc.net.0.type = none"])
         lxc_runtime.start_container(name, timeout=30.0)
         pid = subprocess.run(["lxc-info", "-P", lxcpath, "-n", name, "-pH"], capture_output=True, text=True,
-                             timeout=30).stdout.strip()
+                             timeout=30, check=False).stdout.strip()
         if pid.isdigit():
             state["pid"] = int(pid)
         else:
@@ -55,13 +55,13 @@ def lxc_hostnet(lxc_runtime, host_state):
     try:
         yield state
     finally:
-        subprocess.run(["lxc-stop", "-P", lxcpath, "-n", name, "-k"], capture_output=True, timeout=30)
+        subprocess.run(["lxc-stop", "-P", lxcpath, "-n", name, "-k"], capture_output=True, timeout=30, check=False)
         proc = lxc_runtime.procs.pop(name, None)
         if proc is not None:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(10)
-        subprocess.run(["lxc-destroy", "-P", lxcpath, "-n", name], capture_output=True, timeout=30)
+        subprocess.run(["lxc-destroy", "-P", lxcpath, "-n", name], capture_output=True, timeout=30, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def of_container(findings, name):
 
 
 def test_podman_container_imaged_like_elasticsearch(audit, es_podman):
-    run, _ = audit
+    run, dummy = audit
     mine = of_container(run.findings, es_podman["name"])
     [nsg003] = [f for f in mine if f["rule"] == "NSG003"]
     assert nsg003["container"]["runtime"] == "podman" and nsg003["container"]["image"] == ES_IMAGE
@@ -126,7 +126,7 @@ def test_podman_spec_task_runs_in_check_mode_against_the_real_container(audit, e
 
 
 def test_docker_container_with_a_namespaced_request_is_clean(audit, docker_container):
-    run, _ = audit
+    run, dummy = audit
     mine = of_container(run.findings, docker_container.name)
     assert {f["rule"] for f in mine} & {"NSG001", "NSG002", "NSG007"} == set()
     facts = run.task_result("Gather the sysctl facts")["ansible_facts"]["nsguard_sysctl"]
@@ -137,7 +137,7 @@ def test_docker_container_with_a_namespaced_request_is_clean(audit, docker_conta
 def test_lxc_sharing_the_hosts_network_namespace_asks_for_a_net_key(audit, lxc_hostnet):
     if lxc_hostnet.get("skip"):
         pytest.skip("LXC container with the host's network: %s" % lxc_hostnet["skip"])
-    run, _ = audit
+    run, dummy = audit
     [finding] = [f for f in of_container(run.findings, lxc_hostnet["name"]) if f["rule"] == "NSG007"]
     assert finding["severity"] == "error" and finding["key"] == LXC_KEY and finding["namespace"] == "net"
     assert finding["details"]["shared_namespaces"][:1] == ["net"]

@@ -108,7 +108,7 @@ def spawn_named(comm: str, argv0: str, flags=("-n", "-i", "-u"), timeout: float 
     proc = subprocess.Popen(["unshare", *flags, "--", "bash", "-c", script, argv0], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     spawned = Spawned(proc, bindir)
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    ready, dummy1, dummy2 = select.select([proc.stdout], [], [], timeout)
     if not ready or not proc.stdout.readline().startswith(b"ready"):
         spawned.kill()
         raise RuntimeError("namespace set %s did not start" % comm)
@@ -133,7 +133,7 @@ class NamedNetns:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=10)
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10, check=False)
 
 
 def named_netns(prefix: str = "nsg-it") -> NamedNetns:
@@ -172,7 +172,7 @@ class PlaybookRun:
     def task_result(self, name_part: str, host: str = "localhost") -> Dict[str, Any]:
         found = self.task_results(name_part, host)
         assert found, "no task %r in the run: rc=%d\n%s\n%s" % (name_part, self.rc, self.stdout[-3000:],
-                                                                 self.stderr[-3000:])
+                                                                self.stderr[-3000:])
         return found[-1]
 
     @property
@@ -192,7 +192,7 @@ def run_playbook(playbook: str, extra_vars: Optional[Dict[str, Any]] = None, *, 
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_DEPRECATION_WARNINGS="0")
     if json_output:
         env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=str(workdir), env=env)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=str(workdir), env=env, check=False)
     result = None
     if json_output:  # warnings may come first; the JSON document starts at a line "{"
         start = proc.stdout.find("\n{") + 1 if not proc.stdout.startswith("{") else 0

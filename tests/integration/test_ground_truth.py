@@ -40,11 +40,11 @@ def ledger():
     back at its original value. Keys that changed without us (other engineers' tests run on this
     machine at the same time) are only reported, never touched.
     """
-    before, _ = procsys.read_tree()
+    before, dummy = procsys.read_tree()
     book = HostLedger()
     yield book
     book.restore()
-    after, _ = procsys.read_tree()
+    after, dummy = procsys.read_tree()
     not_restored = [f"{k}: {after.get(k, {}).get('value')!r} != {v!r}" for k, v in book.touched.items()
                     if k in after and after[k]["value"].split() != v.split()]
     others = sorted(k for k in before if k in after and k not in book.touched

@@ -65,6 +65,6 @@ def chromium(url: str, *args: str, timeout: float = 120) -> subprocess.Completed
     profile = tempfile.mkdtemp(prefix="nsg-chromium-")
     try:
         return subprocess.run([binary, *CHROMIUM_FLAGS, "--user-data-dir=" + profile, *args, url],
-                              capture_output=True, text=True, timeout=timeout, env=dict(os.environ, HOME=profile))
+                              capture_output=True, text=True, timeout=timeout, env=dict(os.environ, HOME=profile), check=False)
     finally:
         shutil.rmtree(profile, ignore_errors=True)

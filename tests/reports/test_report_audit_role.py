@@ -26,7 +26,7 @@ from tests.integration.harness.fixtures import (  # noqa: F401 pylint: disable=u
 )
 from tests.reports.helpers import chromium, errors_of, fleet_validator, sarif_validator
 from tests.reports.synthetic import HOSTILE_CMDLINE, make_host
-from tests.reports.test_report_e2e import _closed_port, hostile_process  # noqa: F401 (fixture)
+from tests.reports.test_report_e2e import _closed_port, hostile_process  # noqa: F401  (fixture)  # pylint: disable=unused-import
 from tests.reports.test_report_html import _Dom
 from tests.reports.test_report_outputs import _Cells, _render_markdown
 
@@ -54,7 +54,7 @@ def audited(tmp_path_factory, hostile_process, labelled_container):
     (tmp / "host_vars").mkdir()
     (tmp / "sysctl.d").mkdir()
     for i, host in enumerate(["node2", "node3"]):
-        facts, _ = make_host(host, 3 + i, seed=i)
+        facts, dummy = make_host(host, 3 + i, seed=i)
         (tmp / "host_vars" / ("%s.json" % host)).write_text(json.dumps(
             {"synthetic_facts": facts, "nsguard_sysctl_gather": False}))
     local = {"ansible_connection": "local"}
@@ -80,7 +80,7 @@ def audited(tmp_path_factory, hostile_process, labelled_container):
             {"name": "Fail one host", "ansible.builtin.fail": {"msg": "broken on purpose"},
              "when": "inventory_hostname == 'broken'"},
             {"name": "Distinct facts", "ansible.builtin.set_fact": {"nsguard_sysctl": "{{ synthetic_facts }}",
-                                                                   "cacheable": True},
+                                                                    "cacheable": True},
              "when": "synthetic_facts is defined"},
         ],
         "roles": [dict({"role": "nsguard.sysctl.audit"}, **audit_vars)],

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.ansible_run import run_playbook
-from tests.reports.helpers import REPO, errors_of, fleet_validator, sarif_validator
+from tests.reports.helpers import errors_of, fleet_validator, sarif_validator
 from tests.reports.synthetic import HOSTILE_CMDLINE, make_host
 
 pytestmark = pytest.mark.slow
@@ -151,7 +151,9 @@ def test_report_playbook_from_the_fact_cache(fleet_run):
     status = {h["name"]: h["status"] for h in again["hosts"]}
     # broken failed before caching anything and dead was never reached: no cached facts
     assert status == {"node1": "ok", "node2": "ok", "node3": "ok", "broken": "unreachable", "dead": "unreachable"}
-    ok = lambda d: {h["name"]: (h["findings"], h["containers"], h["kernel"]) for h in d["hosts"] if h["status"] == "ok"}
+
+    def ok(d):
+        return {h["name"]: (h["findings"], h["containers"], h["kernel"]) for h in d["hosts"] if h["status"] == "ok"}
     assert ok(again) == ok(first)
     assert again["findings"] == first["findings"]
     assert set(os.listdir(out2)) == {"fleet.json", "fleet.md", "fleet.html", "fleet.sarif", "fleet.junit.xml", "remediation.yml"}

@@ -144,7 +144,7 @@ def test_filter_and_sort_from_the_url(page):
 
 
 def test_screenshot(page, tmp_path):
-    _, path = page
+    dummy, path = page
     png = tmp_path / "fleet.png"
     proc = chromium("file://%s" % path, "--screenshot=%s" % png, "--window-size=1400,2000", "--virtual-time-budget=5000")
     assert proc.returncode == 0, proc.stderr[-2000:]

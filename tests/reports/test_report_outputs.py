@@ -44,7 +44,7 @@ def _expected_counts(fleet):
 # ---------------------------------------------------------------- model
 
 def test_model_counts_statuses_and_containers(fleet, written):
-    model, _ = written
+    model, dummy = written
     expected = _expected_counts(fleet)
     s = model["summary"]
     assert s["findings"] == {"total": sum(expected.values()), "error": expected["error"],
@@ -123,7 +123,7 @@ def test_should_fail_rejects_unknown_threshold():
 
 
 def test_summary_line_names_every_severity(written):
-    model, _ = written
+    model, dummy = written
     line = report.summary_line(model)
     f = model["summary"]["findings"]
     assert "%d error, %d warning, %d info" % (f["error"], f["warning"], f["info"]) in line
@@ -299,11 +299,11 @@ class _Tags(HTMLParser):
 
 
 def test_html_is_self_contained_and_escaped(written):
-    _, dest = written
+    dummy, dest = written
     text = (dest / "fleet.html").read_text()
     p = _Tags()
     p.feed(text)
-    tags = Counter(t for t, _ in p.starts)
+    tags = Counter(t for t, dummy in p.starts)
     assert tags["script"] == 2                      # our data block and our code, nothing else
     assert not tags["img"] and not tags["link"] and not tags["iframe"] and not tags["object"]
     for tag, attrs in p.starts:

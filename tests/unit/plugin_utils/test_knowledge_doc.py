@@ -38,10 +38,10 @@ def test_check_mode_as_a_script(tmp_path):
     stale = tmp_path / "page.md"
     stale.write_text("old\n")
     proc = subprocess.run([sys.executable, str(SCRIPT), "--check", "--output", str(stale)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 1 and "out of date" in proc.stderr
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--output", str(stale)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--output", str(stale)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0
     proc = subprocess.run([sys.executable, str(SCRIPT), "--check", "--output", str(stale)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr

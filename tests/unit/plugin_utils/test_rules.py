@@ -67,14 +67,14 @@ def test_positive_examples_find(rule):
 @pytest.mark.parametrize("rule", list(CATALOG), ids=lambda r: r.id)
 def test_negative_examples_do_not_find(rule):
     for example in rule.examples["negative"]:
-        _, found = run_example(rule, example)
+        dummy, found = run_example(rule, example)
         assert found == [], (example["description"], found)
 
 
 def test_finding_shape_matches_the_contract():
     """docs/findings.md: every field present, values has its five keys, tasks are dicts."""
     rule = CATALOG["NSG001"]
-    _, found = run_example(rule, rule.examples["positive"][0])
+    dummy, found = run_example(rule, rule.examples["positive"][0])
     finding = found[0]
     assert set(finding) == {"rule", "rule_name", "severity", "host", "set_id", "container", "key", "values", "class",
                             "namespace", "evidence", "message", "remediation", "details"}
@@ -153,8 +153,8 @@ FACTS_CONNTRACK = R.example_facts({
 def test_params_overrides_and_skip():
     errors = []
     found = R.evaluate(FACTS_CONNTRACK, {}, CATALOG, params={"NSG005": {"count_warning_ratio": 0.9,
-                                                                         "count_error_ratio": 0.95,
-                                                                         "max_per_core": 0}}, errors=errors)
+                                                                        "count_error_ratio": 0.95,
+                                                                        "max_per_core": 0}}, errors=errors)
     assert errors == [] and [f for f in found if f["rule"] == "NSG005"] == []
     found = R.evaluate(FACTS_CONNTRACK, {}, CATALOG, params={"NSG005": {"max_per_core": 0}})
     assert [(f["rule"], f["severity"]) for f in found] == [("NSG005", "warning")]

@@ -10,7 +10,7 @@ from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import lo
 
 CATALOG = R.load_catalog()
 KB = load_knowledge()
-PROFILES, _ = ex.load_profiles()
+PROFILES, dummy = ex.load_profiles()
 
 
 def lint(partial, classes=None, expectations=(), rule=None, **kwargs):
@@ -169,7 +169,7 @@ def conntrack(max_, buckets, counts, cpus=2):
     sets = [{"id": "s%d" % i, "identity": {"runtime": "docker", "name": "c%d" % i}, "ns": {"net": 100 + i}}
             for i in range(1, len(counts))]
     return {"host": {"cpus": cpus}, "conntrack": {"loaded": True, "max": max_, "buckets": buckets,
-                                                   "per_netns": per}, "namespace_sets": sets}
+                                                  "per_netns": per}, "namespace_sets": sets}
 
 
 def test_nsg005_thresholds_top_list_and_the_sum_above_max():

@@ -119,10 +119,10 @@ def test_user_documents_report_file_and_path(tmp_path):
     problems = {(e["file"].rsplit("/", 1)[-1], e["path"]) for e in errors}
     assert ("good.yml[1]", "$.match") in problems
     assert ("bad.yaml", "$") in problems and ("missing.yml", "$") in problems
-    _, errors = ex.expectations_from_data({"profile": "c", "match": {"cmdline": "("}, "expect": {"a.b": "1"}}, "v")
+    dummy, errors = ex.expectations_from_data({"profile": "c", "match": {"cmdline": "("}, "expect": {"a.b": "1"}}, "v")
     assert "bad regular expression" in errors[0]["message"]
-    _, errors = ex.expectations_from_data({"profile": "c", "match": {"name": "c"},
-                                           "expect": {"net.ipv4.tcp_rmem": {"min": "big"}}}, "v")
+    dummy, errors = ex.expectations_from_data({"profile": "c", "match": {"name": "c"},
+                                               "expect": {"net.ipv4.tcp_rmem": {"min": "big"}}}, "v")
     assert errors[0]["path"] == '$.expect["net.ipv4.tcp_rmem"].min'
 
 
@@ -130,5 +130,5 @@ def test_profile_selection():
     found, errors = ex.load_profiles(["redis"])
     assert errors == [] and {e.profile for e in found} == {"redis"}
     assert ex.load_profiles([]) == ([], [])
-    _, errors = ex.load_profiles(["nope"])
+    dummy, errors = ex.load_profiles(["nope"])
     assert "unknown built-in profile 'nope'" in errors[0]["message"]
