@@ -11,19 +11,25 @@ COLLECTIONS := $(VENV)/collections
 # Tests use the working tree through this link, so no rebuild is needed between edits.
 DEV_COLLECTIONS := $(VENV)/dev-collections
 REPORT_DIR ?= $(CURDIR)/reports
+# Wheels of what an earlier set-up installed (scripts/wheelhouse.py): pip finds the pinned
+# versions there when the package index does not answer.
+WHEELHOUSE ?= $(HOME)/.cache/nsguard-sysctl/wheels
+PIP_INSTALL = $(BIN)/pip install -q --retries 2 --find-links $(WHEELHOUSE)
 PYTEST_ARGS ?=
 
 .PHONY: audit test venv test-venv collection dev-link test-host clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	mkdir -p $(WHEELHOUSE)
 
 venv: $(BIN)/activate
-	$(BIN)/pip install -q -r requirements.txt
+	$(PIP_INSTALL) -r requirements.txt
+	-$(BIN)/python scripts/wheelhouse.py $(WHEELHOUSE)
 
 test-venv: $(BIN)/activate
-	$(BIN)/pip install -q -r test-requirements.txt
+	$(PIP_INSTALL) -r test-requirements.txt
+	-$(BIN)/python scripts/wheelhouse.py $(WHEELHOUSE)
 
 collection: venv
 	rm -rf $(VENV)/dist

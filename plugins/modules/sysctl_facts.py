@@ -122,7 +122,8 @@ options:
     default: /etc/sysctl.conf
 notes:
   - Works as a plain task and as a facts module (C(ANSIBLE_FACTS_MODULES=ansible.builtin.setup,nsguard.sysctl.sysctl_facts)).
-  - The default result (diff view) is about 380 KiB for a host with 100 containers (133 KiB for the host and its probe, about 2.2 KiB per container; measured by C(bench/bench_gather.py)); see the collection's
+  - The default result (diff view) is about 370 KiB for a host with 100 containers (133 KiB for the host and its probe,
+    about 2.2 KiB per container; measured by C(bench/bench_gather.py)); see the collection's
     C(docs/facts.md) for the layout.
   - Python 3.12 has C(os.setns); older interpreters call C(setns(2)) through ctypes.
 seealso:
