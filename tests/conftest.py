@@ -23,6 +23,17 @@ if not _LINK.exists():
 
 if str(DEV_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(DEV_COLLECTIONS))
+# Import the collection's plain-Python code now, through sys.path. Tests that load Ansible in this
+# process (module unit tests, ansible-lint's testing helpers) install Ansible's collection finder,
+# which refuses a first import of any further ansible_collections.nsguard.sysctl submodule
+# ("collection metadata was not loaded"); the reports import their renderers lazily.
+import importlib  # noqa: E402
+
+for _kind in ("module_utils", "plugin_utils"):
+    for _path in sorted((REPO / "plugins" / _kind).glob("*.py")):
+        if _path.stem != "__init__":
+            importlib.import_module(f"ansible_collections.nsguard.sysctl.plugins.{_kind}.{_path.stem}")
+
 # Subprocesses (ansible-playbook, ansible-doc, ansible-lint) find the collection here.
 os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(
     [str(DEV_COLLECTIONS)] + [p for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
