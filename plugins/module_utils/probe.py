@@ -27,16 +27,10 @@ PROBE_TYPES = ("net", "ipc", "uts", "user", "pid")
 
 def _snapshot(root):
     # type: (str) -> dict
-    """``{key: [mode, inode, value or None]}`` as this process sees it."""
-    out = {}
-    for key, path, st_mode, ino in procsys.iter_entries(root):
-        value = None
-        if st_mode & 0o444:
-            try:
-                value = procsys.read_key_file(path)
-            except OSError:
-                value = None
-        out[key] = [procsys.mode_string(st_mode), ino, value]
+    """``{key: [mode, inode, value or None]}`` as this process sees it (the host walk's reader)."""
+    keys, unreadable = procsys.read_tree(root, with_inodes=True)
+    out = {k: [v["mode"], v["ino"], v["value"]] for k, v in keys.items()}
+    out.update((k, [v["mode"], v.get("ino"), None]) for k, v in unreadable.items())
     return out
 
 

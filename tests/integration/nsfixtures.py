@@ -14,6 +14,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from ansible_collections.nsguard.sysctl.plugins.module_utils import nsscan
+
 
 @dataclass
 class NsSet:
@@ -36,11 +38,8 @@ class NsSet:
 
 
 def read_ns(pid: int) -> dict:
-    out = {}
-    for t in ("net", "ipc", "uts", "user", "pid"):
-        target = os.readlink(f"/proc/{pid}/ns/{t}")
-        out[t] = int(target[target.index("[") + 1:-1])
-    return out
+    """The compared namespaces of a process, as the module reads them."""
+    return nsscan.read_ns(pid, types=nsscan.COMPARED_TYPES)
 
 
 def spawn_set(script: str = "", flags: tuple = ("-n", "-i", "-u", "-p", "-f"), timeout: float = 10.0) -> NsSet:
