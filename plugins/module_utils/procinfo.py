@@ -162,45 +162,128 @@ def _top_mount(mounts, point):
     return (top or here)[-1]
 
 
-def _covering_points(path):
+def _prefixes(path):
     # type: (str) -> list
-    """``/proc/sys`` -> ``["/proc/sys", "/proc", "/"]``: where a mount could cover ``path``."""
-    points = [path]
-    while path not in ("/", ""):
-        path = path.rsplit("/", 1)[0] or "/"
-        points.append(path)
-    return points
+    """``/proc/sys`` -> ``["/proc", "/proc/sys"]``: the mount points a lookup of ``path`` crosses."""
+    out = []
+    current = ""
+    for part in [p for p in path.split("/") if p]:
+        current += "/" + part
+        out.append(current)
+    return out
+
+
+def _resolve(mounts, path):
+    # type: (list, str) -> object
+    """The mount a lookup of ``path`` ends in, the way the kernel walks it: from the root
+    mount, at each component step onto the topmost mount attached *to the current mount* at
+    that point. A mount whose parent was itself covered later (a tmpfs mounted over ``/mnt``
+    after a procfs at ``/mnt/p``) is therefore not reached, whatever the file order."""
+    children = {}
+    for mount in mounts:
+        children.setdefault((mount["parent"], mount["mount_point"]), []).append(mount)
+
+    def climb(current, point):
+        seen = set()
+        while current["id"] not in seen:
+            seen.add(current["id"])
+            above = children.get((current["id"], point))
+            if not above:
+                break
+            current = above[-1]
+        return current
+
+    current = _top_mount(mounts, "/")
+    if current is None:
+        return None
+    current = climb(current, "/")
+    for point in _prefixes(path):
+        current = climb(current, point)
+    return current
+
+
+def _join(base, name):
+    # type: (str, str) -> str
+    return base.rstrip("/") + "/" + name
 
 
 def proc_sys_access(mounts):
     # type: (list) -> dict
-    """Whether ``/proc/sys`` is writable through the mounts of one mount namespace.
+    """Whether the sysctl tree is writable through the mounts of one mount namespace.
 
-    Returns ``{"proc_sys_rw": bool|None, "rw_subtrees": [mount points]}``:
+    A container does not need ``/proc/sys`` itself: any procfs mount it can reach exposes the
+    tree (``mount -t proc proc /mnt`` gives ``/mnt/sys``; a bind of ``/proc/sys`` elsewhere
+    keeps its own read-write flag while ``/proc/sys`` is read-only). Every procfs mount that
+    a path lookup reaches (:func:`_resolve`) is looked at:
 
-    - ``proc_sys_rw``: the mount that covers ``/proc/sys`` (the deepest mount point among
-      ``/proc/sys``, ``/proc``, ``/``, topmost of a stack) is a procfs mounted read-write.
-      ``False`` when it is read-only or something other than procfs hides it (runc, Docker and
-      Podman bind ``/proc/sys`` read-only over a rw ``/proc``); ``None`` when no procfs covers
-      it (``/proc`` not mounted, or no mountinfo).
-    - ``rw_subtrees``: procfs mounts *below* ``/proc/sys`` that are read-write although
-      ``/proc/sys`` is not, e.g. LXC's ``proc:mixed`` leaves ``/proc/sys/net`` writable.
+    - ``proc_sys_rw``: ``True`` when the whole tree (procfs root ``/`` at ``POINT/sys``, or a
+      bind of ``/sys`` at ``POINT``) is reachable through a read-write mount; ``False`` when it
+      is reachable only read-only (runc, Docker, Podman bind ``/proc/sys`` read-only over a rw
+      ``/proc``) or hidden (a tmpfs over it); ``None`` when no procfs shows it (``/proc`` not
+      mounted, or no mountinfo).
+    - ``rw_paths``: where the whole tree is writable (``/proc/sys``, ``/mnt/sys``).
+    - ``rw_subtrees``: reachable read-write procfs mounts of a *part* of the tree while the
+      whole is not writable, e.g. LXC's ``proc:mixed`` leaves ``/proc/sys/net`` writable.
     """
-    covering = None
-    for point in _covering_points("/proc/sys"):
-        covering = _top_mount(mounts, point)
-        if covering is not None:
-            break
-    if covering is None or (covering["mount_point"] == "/" and covering["fstype"] != "proc"):
-        rw = None
-    else:
-        rw = covering["fstype"] == "proc" and not _is_ro(covering)
-    subtrees = []
-    for point in sorted(set(m["mount_point"] for m in mounts if m["mount_point"].startswith("/proc/sys/"))):
-        top = _top_mount(mounts, point)
-        if top is not None and top["fstype"] == "proc" and not _is_ro(top):
-            subtrees.append(point)
-    return {"proc_sys_rw": rw, "rw_subtrees": subtrees if rw is not True else []}
+    seen = False
+    rw_paths, subtrees = [], []
+    for mount in mounts:
+        if mount["fstype"] != "proc" or _resolve(mounts, mount["mount_point"]) is not mount:
+            continue
+        root = mount["root"]
+        if root.startswith("/sys/"):
+            if not _is_ro(mount):
+                subtrees.append(mount["mount_point"])
+            continue
+        if root not in ("/", "/sys"):
+            continue
+        where = _join(mount["mount_point"], "sys") if root == "/" else mount["mount_point"]
+        seen = True
+        shown = _resolve(mounts, where)
+        whole = shown is mount or (shown is not None and shown["fstype"] == "proc" and shown["root"] == "/sys")
+        if not whole:
+            continue  # something else covers it (a tmpfs); a procfs bind there is looked at on its own
+        if not _is_ro(shown) and where not in rw_paths:
+            rw_paths.append(where)
+    rw = True if rw_paths else (False if seen else None)
+    return {"proc_sys_rw": rw, "rw_paths": rw_paths, "rw_subtrees": sorted(set(subtrees)) if not rw_paths else []}
+
+
+def parse_id_map(text):
+    # type: (str) -> list
+    """``/proc/PID/uid_map`` (or ``gid_map``) -> ``[[inside, outside, count], ...]``.
+
+    Read through the host's procfs, ``outside`` is a host id (the kernel prints the map
+    relative to the reader's user namespace). The host's own namespace gives
+    ``[[0, 0, 4294967295]]``. Lines that do not parse are skipped."""
+    out = []
+    for line in text.split("\n"):
+        fields = line.split()
+        if len(fields) != 3:
+            continue
+        try:
+            out.append([int(f) for f in fields])
+        except ValueError:
+            continue
+    return out
+
+
+def maps_to_host(id_map, inside):
+    # type: (list, int) -> object
+    """The host id ``inside`` maps to, ``None`` when it is not mapped."""
+    for first, outside, count in id_map:
+        if first <= inside < first + count:
+            return outside + (inside - first)
+    return None
+
+
+def _int_field(value, index):
+    # type: (str, int) -> object
+    fields = value.split()
+    try:
+        return int(fields[index])
+    except (IndexError, ValueError):
+        return None
 
 
 def privileges_from_text(status_text, mountinfo_text, host_bounding):
@@ -218,11 +301,15 @@ def privileges_from_text(status_text, mountinfo_text, host_bounding):
         "capabilities": cap_names(cap_eff),
         "privileged": bool(host_bounding) and (cap_eff & host_bounding) == host_bounding,
         "proc_sys_rw": None,
+        "proc_sys_rw_paths": [],
         "proc_sys_rw_subtrees": [],
+        # Uid: real, effective, saved, fs -- in the reader's user namespace: host ids for us.
+        "euid": _int_field(status.get("Uid", ""), 1),
     }
     if mountinfo_text is not None:
         access = proc_sys_access(parse_mountinfo(mountinfo_text))
         out["proc_sys_rw"] = access["proc_sys_rw"]
+        out["proc_sys_rw_paths"] = access["rw_paths"]
         out["proc_sys_rw_subtrees"] = access["rw_subtrees"]
     return out
 
@@ -272,14 +359,17 @@ def read_privileges(pid, host_ns, proc="/proc", host_bounding=None):
 
     ``host_ns`` is ``{type: inode}`` of the host (only ``user`` is used; our own user
     namespace when absent). Returns ``cap_eff`` (hex), ``capabilities`` (names), ``privileged``,
-    ``proc_sys_rw``, ``proc_sys_rw_subtrees``, ``userns_is_host`` and ``errors`` (a list of
+    ``proc_sys_rw``, ``proc_sys_rw_paths``, ``proc_sys_rw_subtrees``, ``userns_is_host``, ``euid``
+    (host uid), ``uid_map``/``gid_map`` (``[[inside, host, count]]``), ``root_is_host_root`` and
+    ``errors`` (a list of
     ``{stage, message}``; the caller moves them to the set's errors). Never raises OSError:
     a process that vanished or cannot be read gives ``None`` fields and an error naming it.
     """
     if host_bounding is None:
         host_bounding = host_bounding_set(proc)
     out = {"cap_eff": None, "capabilities": [], "privileged": None, "proc_sys_rw": None,
-           "proc_sys_rw_subtrees": [], "userns_is_host": None, "errors": []}
+           "proc_sys_rw_paths": [], "proc_sys_rw_subtrees": [], "userns_is_host": None, "euid": None,
+           "uid_map": None, "gid_map": None, "root_is_host_root": None, "errors": []}
     base = "%s/%d" % (proc, pid)
     try:
         status_text = _read_text(base + "/status")
@@ -292,6 +382,7 @@ def read_privileges(pid, host_ns, proc="/proc", host_bounding=None):
     except OSError as exc:
         out["errors"].append({"stage": "privileges", "message": _describe(exc, base + "/mountinfo")})
     out.update(privileges_from_text(status_text, mountinfo_text, host_bounding))
+    _read_id_maps(base, out)
     try:
         host_user = host_ns.get("user") if host_ns else None
         if host_user is None:
@@ -300,6 +391,26 @@ def read_privileges(pid, host_ns, proc="/proc", host_bounding=None):
     except OSError as exc:
         out["errors"].append({"stage": "privileges", "message": _describe(exc, base + "/ns/user")})
     return out
+
+
+def _read_id_maps(base, out):
+    # type: (str, dict) -> None
+    """``uid_map``/``gid_map`` and whether root inside is the host's root.
+
+    The kernel's sysctl permission check for most global tables (``test_perm``) compares the
+    writer's euid with the host's uid 0 and checks no capability: a user namespace that maps
+    its root to host uid 0 (``unshare -U -r`` run by root) writes ``vm.max_map_count`` through
+    a read-write ``/proc/sys`` as the host's root does (measured on 6.18,
+    tests/reliability/test_proc_sys_rw.py). Read from the host's /proc: the map shows host ids.
+    """
+    for name in ("uid_map", "gid_map"):
+        path = "%s/%s" % (base, name)
+        try:
+            out[name] = parse_id_map(_read_text(path))
+        except OSError as exc:
+            out["errors"].append({"stage": "privileges", "message": _describe(exc, path)})
+    if out["uid_map"] is not None:
+        out["root_is_host_root"] = maps_to_host(out["uid_map"], 0) == 0
 
 
 def _describe(exc, path):
