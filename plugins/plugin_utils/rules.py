@@ -408,6 +408,12 @@ class Context:
         host_userns = priv.get("userns_is_host")
         if host_userns is None:
             host_userns = "user" not in (nset.get("differs_from_host") or [])
+        # Root of another user namespace mapped to the host's uid 0 (unshare -U -r run by root):
+        # the kernel's sysctl check for most global tables is the file mode against the euid
+        # (uid 0 on the host), not a capability, so a read-write /proc/sys is enough (measured,
+        # tests/reliability/test_proc_sys_rw.py). Its capabilities still count only in its own
+        # namespace: inherited mounts are locked there, it cannot remount /proc/sys.
+        host_root = bool(priv.get("root_is_host_root")) and not host_userns
         signals = []
         if host_userns:
             if priv.get("privileged"):
@@ -417,9 +423,11 @@ class Context:
             for cap in ("CAP_SYS_ADMIN", "CAP_NET_ADMIN"):
                 if cap in caps:
                     signals.append("%s in the host's user namespace" % cap)
+        elif host_root and priv.get("proc_sys_rw"):
+            signals.append("/proc/sys mounted read-write and its root is the host's root (uid_map 0 -> 0)")
         return {"signals": signals, "host_userns": bool(host_userns),
                 "privileged": bool(priv.get("privileged")) and bool(host_userns),
-                "proc_sys_rw": bool(priv.get("proc_sys_rw")) and bool(host_userns),
+                "proc_sys_rw": bool(priv.get("proc_sys_rw")) and (bool(host_userns) or host_root),
                 "sys_admin": "CAP_SYS_ADMIN" in caps and bool(host_userns),
                 "net_admin": "CAP_NET_ADMIN" in caps and bool(host_userns),
                 "caps": sorted(caps & {"CAP_SYS_ADMIN", "CAP_NET_ADMIN"})}

@@ -476,7 +476,13 @@ def check_container_can_change_global(ctx: Context, rule: Rule, params: Mapping[
             continue
         full = signals["privileged"] or signals["proc_sys_rw"] or signals["sys_admin"]
         shared = ctx.shared_namespaces(nset)
-        if full:
+        if full and not signals["host_userns"]:
+            # Root mapped to host uid 0 in its own user namespace: the file mode lets it write,
+            # handlers that call capable() (kernel.kptr_restrict, dmesg_restrict) refuse it.
+            keys = list(exposed)
+            reach = ("the global keys the kernel checks by file mode only, i.e. nearly every writable global key "
+                     "(%d on this host; not those whose handler requires CAP_SYS_ADMIN on the host)" % len(keys))
+        elif full:
             keys = list(exposed)
             reach = "every writable global key (%d on this host)" % len(keys)
         else:
