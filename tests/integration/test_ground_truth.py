@@ -24,8 +24,9 @@ from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import cla
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import parse_kernel
 from tests.ansible_run import gather_facts_via_playbook
-from tests.integration.groundtruth.compare import score
-from tests.integration.groundtruth.measure import GroundTruth, HostLedger, measure
+from tests.integration.groundtruth import policy
+from tests.integration.groundtruth.compare import SOURCE, score
+from tests.integration.groundtruth.measure import GroundTruth, HostLedger, host_lock, measure
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root and real namespaces")]
 
@@ -43,7 +44,8 @@ def ledger():
     before, dummy = procsys.read_tree()
     book = HostLedger()
     yield book
-    book.restore()
+    with host_lock():
+        book.restore()
     after, dummy = procsys.read_tree()
     not_restored = [f"{k}: {after.get(k, {}).get('value')!r} != {v!r}" for k, v in book.touched.items()
                     if k in after and after[k]["value"].split() != v.split()]
@@ -62,7 +64,9 @@ def facts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def truth(facts, ledger) -> GroundTruth:
-    return measure(ledger)
+    # Every host write of the measurement (and its restore) under the lock other tests share.
+    with host_lock():
+        return measure(ledger)
 
 
 def _report(truth: GroundTruth, result) -> str:
@@ -82,6 +86,15 @@ def _report(truth: GroundTruth, result) -> str:
         "prefix rule wrong on:",
     ]
     lines += [f"  {k}: {c}" for k, c in result.prefix_misses]
+    cross = truth.devconf.get("crosscheck") or {}
+    lines += ["", f"conf inheritance through net.core.devconf_inherit_init_net (host's mode "
+              f"{truth.devconf.get('host_mode')!r}, back to {truth.devconf.get('host_mode_after')!r} after; runs "
+              f"{sorted(truth.devconf.get('runs') or {})}, refused {truth.devconf.get('errors') or {}}):"]
+    lines += [f"  {fam}: {info}" for fam, info in sorted(cross.items())]
+    decided = sorted((k, t) for k, t in truth.keys.items() if t.basis == "source")
+    lines += ["", f"decided by the kernel source after their observations were checked ({len(decided)}, "
+              f"counted as '{SOURCE}'):"]
+    lines += [f"  {k}: {t.klass}/{t.namespace}: {t.how}" for k, t in decided]
     lines += ["", f"untested keys ({len(untested)}):"]
     lines += [f"  {k}: {why}" for k, why in sorted(untested.items())]
     if result.disagreements:
@@ -109,6 +122,10 @@ def test_classifier_agrees_with_the_kernel(truth, facts, capsys):
     assert {"host-only", "per-namespace", "mirror", "global", "per-device"} <= set(result.by_category)
     assert result.compared >= 0.9 * len(truth.keys)
     assert result.disagreements == [], text
+    # The devconf method agrees with the host-write method wherever both were made.
+    cross = truth.devconf["crosscheck"]
+    assert cross["IPv4"]["copies_from_host"] is not None and cross["IPv6"]["copies_from_host"] is not None, cross
+    assert all(info["measured_both_ways"] > 0 and not info["mismatch"] for info in cross.values()), cross
     # The prefix rule is what this project exists to beat on this kernel.
     assert result.prefix_agree < result.classifier_agree
 
@@ -128,3 +145,26 @@ def test_known_facts_of_this_kernel(truth):
         assert (k["kernel.pid_max"].klass, k["kernel.pid_max"].namespace) == ("isolated", "pid")
     if parse_kernel(os.uname().release) >= (6, 11, 0):
         assert k["net.core.rmem_max"].klass == "mirror"
+    # The conf keys no host write may touch, measured through devconf_inherit_init_net.
+    assert (k["net.ipv4.ip_forward"].klass, k["net.ipv4.ip_forward"].basis) == ("isolated-inherited", "measured")
+    assert k["net.ipv4.conf.all.rp_filter"].klass == "isolated-inherited"
+    assert k["net.ipv6.conf.all.forwarding"].klass == "isolated"
+    assert k["net.ipv6.conf.default.stable_secret"].klass == "isolated"
+    assert k["net.netfilter.nf_hooks_lwtunnel"].basis == "source"
+
+
+def test_devconf_mechanism(truth):
+    """Mode 3 copies from the creating netns, mode 2 does not; IPv6 default.autoconf is reset even
+    by mode 3 (addrconf_init_net sets it from ipv6_defaults after the copy)."""
+    runs = truth.devconf["runs"]
+    assert truth.devconf["host_mode_after"] == truth.devconf["host_mode"]
+    three, two = runs["3"], runs["2"]
+    for key in ("net.ipv4.conf.all.forwarding", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
+        assert three["final"][key] != two["fresh"][key], key
+        assert three["b"][key] == three["final"][key], key
+        assert two["b"][key] == two["fresh"][key], key
+    autoconf = "net.ipv6.conf.default.autoconf"
+    assert three["final"][autoconf] != three["b"][autoconf] == two["fresh"][autoconf]
+    secret = "net.ipv6.conf.default.stable_secret"
+    assert three["final"][secret] is not None and three["b"][secret] is None
+    assert policy.DEVCONF_KEY in truth.ledger.touched

@@ -8,6 +8,8 @@ from typing import Dict, List, Mapping, Tuple
 from .measure import GroundTruth
 
 PER_NS = ("isolated", "isolated-inherited")
+DEVICE = "per-device"
+SOURCE = "source-decided"  # observations checked, class from groundtruth/sources.py: counted apart
 
 # runc's validator and the kubelet's NamespacedBy(): what they accept as "namespaced".
 PREFIX_EXACT = ("kernel.sem",)
@@ -41,14 +43,16 @@ class Score:
             n = self.by_category[cat]
             c, p = self.classifier_by_category[cat], self.prefix_by_category[cat]
             lines.append(f"{cat:<14} {n:>5} {c:>5} {self.pct(c, n):>10} {p:>5} {self.pct(p, n):>10}")
-        dev = "per-device"
-        n = self.compared - self.by_category[dev]
-        c = self.classifier_agree - self.classifier_by_category[dev]
-        p = self.prefix_agree - self.prefix_by_category[dev]
-        lines.append(f"{'all but device':<14} {n:>5} {c:>5} {self.pct(c, n):>10} {p:>5} {self.pct(p, n):>10}")
-        lines.append(f"{'all':<14} {self.compared:>5} {self.classifier_agree:>5} "
-                     f"{self.pct(self.classifier_agree, self.compared):>10} {self.prefix_agree:>5} "
-                     f"{self.pct(self.prefix_agree, self.compared):>10}")
+
+        def row(name: str, drop: Tuple[str, ...]) -> str:
+            n = self.compared - sum(self.by_category[d] for d in drop)
+            c = self.classifier_agree - sum(self.classifier_by_category[d] for d in drop)
+            p = self.prefix_agree - sum(self.prefix_by_category[d] for d in drop)
+            return f"{name:<14} {n:>5} {c:>5} {self.pct(c, n):>10} {p:>5} {self.pct(p, n):>10}"
+
+        lines.append(row("all but device", (DEVICE, SOURCE)))
+        lines.append(row("all measured", (SOURCE,)))
+        lines.append(row("all", ()))
         return "\n".join(lines)
 
 

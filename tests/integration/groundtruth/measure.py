@@ -22,13 +22,25 @@ has no os.unshare/os.setns) and die when done; nothing is left behind. Steps:
 6. Read-only-everywhere keys with equal values are moved by an action where one exists
    (MRT_INIT / MRT6_INIT make a netns's conf.all.mc_forwarding 1; an nft conntrack rule and five
    UDP datagrams on lo make its nf_conntrack_count 5).
+7. Inheritance of net.ipv4/ipv6.conf.{all,default}.* and ip_forward without touching them on the
+   host: with net.core.devconf_inherit_init_net set to 3 (then 2, then left as the host has it)
+   for a few milliseconds, a throwaway netns A sets every such key to a distinctive value and
+   creates a netns B inside itself: which keys B copies from A (3), that B has the compiled
+   defaults instead (2), and that with the host's own mode B does not copy A. Combined with the
+   step-4 host-write results on the other conf keys of the same family (IPv4 copies init_net,
+   IPv6 does not), that decides every conf key. devinet_init_net/addrconf_init_net copy the same
+   structs in modes 0/1 and 3, from init_net or from the creator (9efd6a3cecdd).
+8. Keys whose observations fit two classes are decided by the cited kernel source
+   (``sources.py``) after their observations are checked; they are counted apart.
 
 Policy (which writes are allowed and with which values) is in ``policy.py``. Every host write
 goes through :class:`HostLedger`, which restores it (only if nobody changed the key since).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import re
 import socket
@@ -40,6 +52,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from ansible_collections.nsguard.sysctl.plugins.module_utils import nsenter, procsys
 
 from . import policy
+from .sources import SOURCE_DECIDED
 
 TYPES = ("net", "ipc", "uts", "pid", "user")
 SET_TYPES = ("net", "ipc", "uts", "pid")
@@ -47,6 +60,18 @@ DEVICE_KEY = re.compile(r"^net\.(ipv4|ipv6)\.(conf|neigh)\.([^.]+)\.")
 NOT_DEVICES = ("all", "default")
 PER_NS = ("isolated", "isolated-inherited")
 TIMEOUT = 20.0
+HOST_LOCK = "/run/nsguard-host-sysctl.lock"  # shared with the other tests that change host sysctls
+
+
+@contextlib.contextmanager
+def host_lock():
+    """Hold the advisory lock every test that writes host sysctls takes (test_audit_support)."""
+    with open(HOST_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def is_device_key(key: str) -> bool:
@@ -253,6 +278,7 @@ class KeyTruth:
     open_error: Optional[str] = None
     host_changed: Optional[bool] = None
     inherited: Optional[bool] = None
+    basis: str = "measured"              # measured | source (observations checked, class from sources.py)
 
 
 @dataclass
@@ -264,6 +290,7 @@ class GroundTruth:
     duration_s: float
     devices: List[str]
     notes: List[str] = field(default_factory=list)
+    devconf: Dict[str, Any] = field(default_factory=dict)  # step 7: runs, cross-check with step 4
 
     def established(self) -> Dict[str, KeyTruth]:
         return {k: t for k, t in self.keys.items() if t.klass is not None}
@@ -397,6 +424,10 @@ def measure(ledger: HostLedger) -> GroundTruth:
     actions = run_children({"act": _in_namespaces(["net"], _action_checks)})["act"]
     actions["host"] = read_values(list(actions["after"]))
 
+    # ---- step 7: conf inheritance through devconf_inherit_init_net ----------------------------
+    devconf = _devconf_runs(host, ledger)
+    devconf_truth = _devconf_verdicts(devconf, host, inherited)
+
     # ---- classify every host key ------------------------------------------------------------
     for key, (mode, _ino, value) in sorted(host.items()):
         t = KeyTruth(key=key, exists=key in fresh, owner=owner.get(key))
@@ -414,10 +445,12 @@ def measure(ledger: HostLedger) -> GroundTruth:
             _shared_truth(t, key, mode, rec, shared_owner, uts_inherit)
         else:
             _own_truth(t, key, host_open[key], value, views, rec, inherited, inherit_errors, inherit_skipped,
-                       actions)
+                       actions, devconf_truth)
+        if t.klass is None and key in SOURCE_DECIDED:
+            _source_truth(t, key, mode, value, views, rec, host_open[key], devconf, host)
     ledger.restore()
     return GroundTruth(kernel=kernel, keys=truth, host_writes=len(ledger.touched),
-                       ledger=ledger, duration_s=time.monotonic() - started, devices=devices)
+                       ledger=ledger, duration_s=time.monotonic() - started, devices=devices, devconf=devconf)
 
 
 def _host_changes(results: Dict[str, Dict[str, Any]], host: Dict[str, list], ledger: HostLedger) -> Dict[str, bool]:
@@ -613,7 +646,8 @@ def _why_not_written(key: str) -> str:
 
 def _own_truth(t: KeyTruth, key: str, host_open: Optional[str], value: Optional[str],
                views: Dict[str, Dict[str, list]], rec: Dict[str, Any], inherited: Dict[str, bool],
-               inherit_errors: Dict[str, str], inherit_skipped: Dict[str, str], actions: Dict[str, Any]) -> None:
+               inherit_errors: Dict[str, str], inherit_skipped: Dict[str, str], actions: Dict[str, Any],
+               devconf_truth: Dict[str, Any]) -> None:
     o = t.owner
     view = views[o].get(key) or [None, None, None]
     child_mode, child_value = view[0], view[2]
@@ -645,6 +679,9 @@ def _own_truth(t: KeyTruth, key: str, host_open: Optional[str], value: Optional[
                          "namespace can do changes it (mirror or per-namespace cannot be told apart)")
         return
     wrote = rec.get("wrote")
+    if wrote is None and key in devconf_truth:
+        _devconf_truth(t, o, devconf_truth[key], f"own writable entry in a fresh {o} namespace")
+        return
     if wrote is None:
         if policy.matches(key, policy.NEVER_WRITE):
             _untested(t, "own writable entry in a fresh namespace; a write could not be undone on the host "
@@ -672,6 +709,194 @@ def _own_truth(t: KeyTruth, key: str, host_open: Optional[str], value: Optional[
              + ("copied it" if inherited[key] else "did not copy it")))
     elif key in inherit_errors:
         _untested(t, f"per-namespace; inheritance check: the host refused every distinctive value ({inherit_errors[key]})")
+    elif key in devconf_truth:
+        _devconf_truth(t, o, devconf_truth[key], prefix)
     else:
         _untested(t, "per-namespace with the host's value in a fresh namespace; inheritance check not made: "
                      + inherit_skipped.get(key, "no reason recorded"))
+
+
+# --------------------------------------------------------------------------- step 7: devconf
+
+def _devconf_child(keys: Sequence[str]) -> Dict[str, Any]:
+    """A throwaway netns A sets a distinctive value for every key, then creates a netns B inside itself.
+
+    The host's devconf_inherit_init_net, set by the parent for the life of this child, decides
+    what A and B start with. route.flush is written in A too (it flushes A's routes only).
+    """
+    nsenter.unshare(nsenter.CLONE_NEWNET)                       # A, created from the host's netns
+    fresh = read_values(keys)
+    errors: Dict[str, List[str]] = {}
+    for key in keys:
+        for value in policy.devconf_values(key, fresh[key]):
+            err = write_value(key, value)
+            now = read_values([key])[key]
+            if err is None and not policy.same_value(now, fresh[key]):
+                break
+            errors.setdefault(key, []).append(err or f"{value!r} reads back as {now!r}")
+    final = read_values(keys)
+    flush = {key: write_value(key, "1") for key in policy.ROUTE_FLUSH}
+    nsenter.unshare(nsenter.CLONE_NEWNET)                       # B, created by a process in A
+    return {"fresh": fresh, "final": final, "b": read_values(keys), "errors": errors, "flush": flush}
+
+
+def _devconf_runs(host: Dict[str, list], ledger: HostLedger) -> Dict[str, Any]:
+    """The child above with devconf_inherit_init_net 3, then 2, then as the host has it (restored at once)."""
+    keys = sorted(k for k in host if policy.matches(k, policy.DEVCONF_KEYS) and not is_device_key(k))
+    if policy.DEVCONF_KEY not in host or not keys:
+        return {"error": "no net.core.devconf_inherit_init_net on this kernel", "keys": keys, "runs": {}}
+    original = host[policy.DEVCONF_KEY][2]
+    runs: Dict[str, Any] = {}
+    errors: Dict[str, str] = {}
+    for mode in policy.DEVCONF_MODES + (original,):
+        if mode in runs or mode in errors:
+            continue
+        if mode != original:
+            err = ledger.write(policy.DEVCONF_KEY, mode, original)
+            if err is not None:
+                errors[mode] = err
+                continue
+        try:
+            runs[mode] = run_children({"devconf": lambda: _devconf_child(keys)})["devconf"]
+        finally:
+            if mode != original:
+                ledger.restore([policy.DEVCONF_KEY])
+    return {"host_mode": original, "keys": keys, "runs": runs, "errors": errors,
+            "host_after": read_values(keys), "host_mode_after": read_values([policy.DEVCONF_KEY])[policy.DEVCONF_KEY]}
+
+
+def _family(key: str) -> str:
+    return "IPv4" if key.startswith("net.ipv4.") else "IPv6"
+
+
+def _devconf_verdicts(devconf: Dict[str, Any], host: Dict[str, list],
+                      inherited: Dict[str, bool]) -> Dict[str, Dict[str, Any]]:
+    """Per conf key ``{"klass", "how"}`` or ``{"reason"}``; ``devconf["crosscheck"]`` per family.
+
+    Mode 3 says whether a key is part of what a new netns copies (B copied A's value) or not (B
+    has the compiled default), mode 2 that B gets the compiled value otherwise, the host's mode
+    that B does not copy its creator. Whether the host's mode copies from the host at all is
+    read, per family, from the step-4 host-write results on the other conf keys: a family whose
+    host-write results equal the mode-3 copy results copies from the host; one where no key was
+    copied from the host does not.
+    """
+    runs = devconf.get("runs") or {}
+    keys = devconf.get("keys") or []
+    mode = devconf.get("host_mode")
+    if not {"3", "2", mode} <= set(runs):
+        reason = f"devconf_inherit_init_net runs incomplete: {devconf.get('errors') or devconf.get('error')}"
+        devconf["crosscheck"] = {"reason": reason}
+        return {k: {"reason": reason} for k in keys}
+    r3, r2, r0 = runs["3"], runs["2"], runs[mode]
+    out: Dict[str, Dict[str, Any]] = {}
+    copied: Dict[str, bool] = {}
+    for key in keys:
+        compiled, a3, b3 = r2["fresh"][key], r3["final"][key], r3["b"][key]
+        if policy.same_value(a3, compiled):
+            out[key] = {"reason": f"no value other than the compiled {compiled!r} held in a throwaway netns "
+                                  f"({'; '.join(map(str, r3['errors'].get(key, []))) or 'not written'})"}
+            continue
+        if not policy.same_value(devconf["host_after"].get(key), host[key][2]):
+            out[key] = {"reason": f"the host's value moved during the runs ({devconf['host_after'].get(key)!r})"}
+            continue
+        if not policy.same_value(r2["b"][key], compiled) and policy.same_value(r2["b"][key], r2["final"][key]):
+            out[key] = {"reason": f"devconf_inherit_init_net=2 copied the creator's {r2['final'][key]!r}"}
+            continue
+        a0, b0 = r0["final"][key], r0["b"][key]
+        if policy.same_value(b0, a0) and not policy.same_value(a0, host[key][2]) and not policy.same_value(a0, compiled):
+            out[key] = {"reason": f"with the host's devconf_inherit_init_net={mode} B copied its creator's {a0!r}"}
+            continue
+        if policy.same_value(b3, a3):
+            copied[key] = True
+        elif policy.same_value(b3, compiled):
+            copied[key] = False
+        else:
+            out[key] = {"reason": f"devconf_inherit_init_net=3: B read {b3!r}, neither A's {a3!r} nor the compiled {compiled!r}"}
+    cross: Dict[str, Any] = {}
+    copies: Dict[str, Optional[bool]] = {}
+    for fam in ("IPv4", "IPv6"):
+        pairs = {k: (inherited[k], copied[k]) for k in copied if _family(k) == fam and k in inherited}
+        if pairs and all(i == c for i, c in pairs.values()) and any(i for i, _ in pairs.values()):
+            copies[fam] = True
+            mismatch = []
+        elif pairs and not any(i for i, _ in pairs.values()) and any(c for _, c in pairs.values()):
+            copies[fam] = False
+            mismatch = []
+        else:
+            copies[fam] = None
+            mismatch = sorted(k for k, (i, c) in pairs.items() if i != c)
+        cross[fam] = {"measured_both_ways": len(pairs), "copies_from_host": copies[fam], "mismatch": mismatch,
+                      "copied_by_mode_3": sum(1 for k, c in copied.items() if c and _family(k) == fam),
+                      "not_copied_by_mode_3": sorted(k for k, c in copied.items() if not c and _family(k) == fam)}
+    devconf["crosscheck"] = cross
+    for key, was_copied in copied.items():
+        fam = _family(key)
+        n = cross[fam]["measured_both_ways"]
+        if copies[fam] is None:
+            out[key] = {"reason": f"the {fam} host-write results ({n} keys) neither all match the mode-3 copy "
+                                  f"nor are all 'not copied': {cross[fam]['mismatch']}"}
+            continue
+        klass = "isolated-inherited" if copies[fam] and was_copied else "isolated"
+        a3, compiled, b0 = r3["final"][key], r2["fresh"][key], r0["b"][key]
+        how = (f"devconf_inherit_init_net=3: a netns created inside a throwaway netns holding {a3!r} "
+               f"{'copied it' if was_copied else 'did not copy it (compiled value)'}; =2: the compiled {compiled!r}; "
+               f"={mode} (the host's): B read {b0!r}, not its creator's; {n} other {fam} conf keys measured with "
+               f"host writes {'are' if copies[fam] else 'are not'} copied from the host")
+        if host[key][2] is None:
+            how += f"; the host's stays unreadable ({devconf['host_after'].get(key)!r})"
+        out[key] = {"klass": klass, "how": how}
+    return out
+
+
+def _devconf_truth(t: KeyTruth, owner: str, verdict: Dict[str, Any], prefix: str) -> None:
+    if "klass" not in verdict:
+        _untested(t, f"per-namespace; conf inheritance through devconf_inherit_init_net not decided: {verdict['reason']}")
+        return
+    t.inherited = verdict["klass"] == "isolated-inherited"
+    _set(t, verdict["klass"], owner, "per-namespace", f"{prefix}; {verdict['how']}")
+
+
+# --------------------------------------------------------------------------- step 8: source-decided
+
+def _source_truth(t: KeyTruth, key: str, host_mode: str, value: Optional[str], views: Dict[str, Dict[str, list]],
+                  rec: Dict[str, Any], host_open: Optional[str], devconf: Dict[str, Any],
+                  host: Dict[str, list]) -> None:
+    """Check the observations ``sources.SOURCE_DECIDED[key].check`` needs; the class is the source's."""
+    verdict = SOURCE_DECIDED[key]
+    child = (views.get(t.owner or "") or views["set"]).get(key) or [None, None, None]
+    own = t.owner == verdict.namespace if verdict.namespace != "none" else t.owner is not None
+    runs = (devconf.get("runs") or {}).values()
+    check, seen = verdict.check, ""
+    ok = False
+    if check == "read-only-equal":
+        ok = (t.exists and not _writable(host_mode) and child[0] is not None and not _writable(child[0])
+              and rec.get("open") is not None and policy.same_value(child[2], value) and value is not None
+              and (own or verdict.namespace == "none"))
+        seen = (f"present in a fresh set, mode {host_mode} on the host and {child[0]} there, write refused there "
+                f"({rec.get('open')}), the host's value {value!r} there too")
+    elif check == "eio-everywhere":
+        errs = [e for r in runs for e in r["errors"].get(key, [])]
+        ok = own and value is None and child[2] is None and bool(errs) and all(e == "EIO" for e in errs)
+        seen = f"own entry in a fresh netns; unreadable on the host and there; writes in throwaway netns: {errs}"
+    elif check == "write-only-accepted":
+        flushes = [r["flush"].get(key) for r in runs]
+        ok = own and not int(host_mode, 8) & 0o444 and bool(flushes) and all(f is None for f in flushes)
+        seen = f"own write-only entry (mode {host_mode}) in a fresh netns; a write there accepted ({flushes})"
+    elif check == "single-choice":
+        choices = ((host.get(verdict.choices) or [None, None, ""])[2] or "").split()
+        ok = own and rec.get("open") is None and choices == [value]
+        seen = f"own writable entry in a fresh netns; the only accepted value ({verdict.choices}: {choices}) is the one it holds"
+    elif check == "no-op":
+        errors = rec.get("errors") or []
+        ok = (own and rec.get("open") is None and rec.get("wrote") is None and not t.host_changed
+              and any("reads back as" in str(e) for e in errors))
+        seen = f"own writable entry in a fresh {t.owner} namespace; writes there accepted but without effect ({errors})"
+    elif check == "not-written":
+        ok = own and rec.get("open") is None and host_open is None and policy.matches(key, policy.NEVER_WRITE)
+        seen = (f"own entry in a fresh netns, writable there (open for write works) and on the host, value "
+                f"{child[2]!r} there and {value!r} on the host; never written (policy.NEVER_WRITE)")
+    if not ok:
+        t.reason = f"{t.reason}; source-decided check {check!r} does not fit: {seen}"
+        return
+    t.basis, t.reason = "source", None
+    _set(t, verdict.klass, verdict.namespace, "source-decided", f"{seen}; class from the source: {verdict.source}")

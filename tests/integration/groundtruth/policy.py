@@ -1,6 +1,6 @@
 """Which writes the ground-truth measurement may make, and with which values.
 
-Three kinds of write happen, and each has its own rule:
+Four kinds of write happen, and each has its own rule:
 
 1. Inside a throwaway namespace, to a key that has its own table entry there (the fresh
    namespace's copy): harmless to the host unless the key leaks, which is what the write is for.
@@ -12,6 +12,13 @@ Three kinds of write happen, and each has its own rule:
 3. On the host, for the inheritance check of per-namespace keys (does a fresh namespace copy the
    host's value?): every such key except ``DISRUPTIVE_ON_HOST``, whose brief change would alter
    routing, addressing, ARP/ND, packet filtering or IPC objects for everything on the machine.
+4. On the host, ``net.core.devconf_inherit_init_net`` (``DEVCONF_MODES``) for the few milliseconds
+   a throwaway netns needs to create another one inside itself. It decides only what the
+   net.ipv4/ipv6.conf.{all,default} of a network namespace created in that window start with:
+   no existing namespace, setting, route or packet is touched. This is how the inheritance of
+   the ``DISRUPTIVE_ON_HOST`` conf keys is measured without changing the host's forwarding/ARP.
+   Inside that throwaway netns (never on the host) ``conf.default.stable_secret`` gets
+   ``STABLE_SECRET`` and ``route.flush`` is written (it flushes that netns's routes only).
 
 Every host write is recorded in a ledger and restored (see ``measure.HostLedger``).
 """
@@ -58,6 +65,16 @@ DISRUPTIVE_ON_HOST = (
     # only while the host has no System V shared memory segment (see measure.py).
     "kernel.msg_next_id", "kernel.sem_next_id", "kernel.shm_next_id",  # the host's next IPC ids
 )
+
+# net.core.devconf_inherit_init_net (Documentation/admin-guide/sysctl/net.rst): 3 = a new netns
+# copies conf.{all,default} from the netns of the process creating it (9efd6a3cecdd, 5.8), 2 =
+# compiled defaults, 0 (default) = IPv4 copies init_net, IPv6 compiled defaults, 1 = both copy init_net.
+DEVCONF_KEY = "net.core.devconf_inherit_init_net"
+DEVCONF_MODES = ("3", "2")
+DEVCONF_KEYS = ("net.ipv4.conf.all.*", "net.ipv4.conf.default.*", "net.ipv6.conf.all.*",
+                "net.ipv6.conf.default.*", "net.ipv4.ip_forward")
+STABLE_SECRET = "fd00::6e73:6774:1"   # a secret written only in a throwaway netns
+ROUTE_FLUSH = ("net.ipv4.route.flush", "net.ipv6.route.flush")
 
 _INT = re.compile(r"^-?\d+$")
 _RANGES = re.compile(r"^[\d,-]+$")
@@ -121,6 +138,14 @@ def candidates(key: str, value: Optional[str], congestion: Iterable[str] = ()) -
         flipped = "1" if last == "0" else "0"
         return [value[:-1] + flipped]
     return []
+
+
+def devconf_values(key: str, value: Optional[str]) -> List[str]:
+    """Values for a conf.{all,default} key in a throwaway netns (never the host): a secret for
+    stable_secret (unset, EIO, in a new netns), else the usual candidates."""
+    if key.endswith(".stable_secret"):
+        return [STABLE_SECRET]
+    return candidates(key, value)
 
 
 def same_value(a: Optional[str], b: Optional[str]) -> bool:
