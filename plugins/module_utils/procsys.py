@@ -115,7 +115,23 @@ def compile_filter(include=None, exclude=None):
     return wanted
 
 
-_O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+# O_NONBLOCK: a walker that meets something other than a sysctl file (a FIFO planted in a
+# recorded tree) must not block on it; sysctl files ignore the flag.
+_O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_READ_BITS = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+def _read_fd(fd):
+    # type: (int) -> str
+    chunks = []
+    while True:
+        chunk = os.read(fd, READ_CHUNK)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if len(chunk) < READ_CHUNK:
+            break
+    return format_value(b"".join(chunks))
 
 
 def read_key_file(location):
@@ -131,15 +147,7 @@ def read_key_file(location):
     else:
         fd = os.open(location, _O_FLAGS)
     try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, READ_CHUNK)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if len(chunk) < READ_CHUNK:
-                break
-        return format_value(b"".join(chunks))
+        return _read_fd(fd)
     finally:
         os.close(fd)
 
@@ -149,13 +157,14 @@ def error_reason(exc):
     return errno.errorcode.get(exc.errno, "E%s" % exc.errno) if exc.errno else type(exc).__name__
 
 
-def iter_entries(root=PROC_SYS, subdir=""):
+def _walk(root, subdir):
     # type: (str, str) -> iter
-    """Yield ``(key, location, st_mode, st_ino)`` for every file under ``root/subdir``, sorted.
+    """Yield ``(key, dir_fd, entry)`` for every non-directory entry under ``root/subdir``, sorted.
 
-    ``location`` is ``(dir_fd, name)`` for :func:`read_key_file`, valid until the next item.
-    Directories are opened once each and their files looked up relative to them; nothing is
-    followed through a symlink (procfs has none here; a planted one is not ours to follow).
+    Directories are opened once each and their entries looked up relative to them; the kind of
+    an entry comes from the directory listing (``d_type``), so walking costs no ``stat``.
+    Nothing is followed through a symlink (procfs has none here; a planted one is not ours to
+    follow). ``dir_fd`` is valid until the next item.
     """
     stack = [subdir]
     while stack:
@@ -167,22 +176,53 @@ def iter_entries(root=PROC_SYS, subdir=""):
             continue
         try:
             try:
-                entries = sorted(os.scandir(dir_fd), key=lambda e: e.name, reverse=True)
+                entries = sorted(os.scandir(dir_fd), key=_entry_name, reverse=True)
             except OSError:
                 continue
+            prefix = rel + "/" if rel else ""
+            key_prefix = path_to_key(rel) + "." if rel else ""  # once per directory, not per key
             for entry in entries:
-                relpath = rel + "/" + entry.name if rel else entry.name
                 try:
-                    st = entry.stat(follow_symlinks=False)
+                    is_dir = entry.is_dir(follow_symlinks=False)
                 except OSError:
-                    continue  # vanished (an interface went away) between listing and stat
-                if stat.S_ISDIR(st.st_mode):
-                    if relpath not in SKIP_DIRS:
-                        stack.append(relpath)
-                elif stat.S_ISREG(st.st_mode):
-                    yield path_to_key(relpath), (dir_fd, entry.name), st.st_mode, st.st_ino
+                    continue  # vanished (an interface went away) between listing and looking
+                if is_dir:
+                    if prefix + entry.name not in SKIP_DIRS:
+                        stack.append(prefix + entry.name)
+                else:
+                    yield key_prefix + text_safe(entry.name.replace(".", "/")), dir_fd, entry
         finally:
             os.close(dir_fd)
+
+
+def _entry_name(entry):
+    # type: (os.DirEntry) -> str
+    return entry.name
+
+
+def iter_entries(root=PROC_SYS, subdir=""):
+    # type: (str, str) -> iter
+    """Yield ``(key, location, st_mode, st_ino)`` for every regular file under ``root/subdir``.
+
+    ``location`` is ``(dir_fd, name)`` for :func:`read_key_file`, valid until the next item.
+    """
+    for key, dir_fd, entry in _walk(root, subdir):
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue  # vanished between listing and stat
+        if stat.S_ISREG(st.st_mode):
+            yield key, (dir_fd, entry.name), st.st_mode, st.st_ino
+
+
+def _unreadable(st, exc=None):
+    # type: (os.stat_result, OSError) -> dict
+    mode = mode_string(st.st_mode)
+    if exc is None or not st.st_mode & _READ_BITS:
+        return {"mode": mode, "reason": "write-only",
+                "message": "write-only key (mode %s): it has no value to read" % mode}
+    reason = error_reason(exc)
+    return {"mode": mode, "reason": reason, "message": "%s: %s" % (reason, exc.strerror)}
 
 
 def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
@@ -192,35 +232,52 @@ def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
     Returns ``(keys, unreadable)``: ``keys[key] = {"value", "mode"}`` (plus ``"ino"`` when
     ``with_inodes``) and ``unreadable[key] = {"mode", "reason", "message"}`` for keys that exist
     but cannot be read (write-only, EIO, EACCES, ...). The walk never writes.
+
+    Each key costs one lookup: the file is opened and its mode taken from the open descriptor
+    (a ``stat`` before the ``open`` would walk the dentry hash chain twice). Only when the open
+    is refused (a write-only key: procfs refuses even root) is the entry stat-ed for its mode.
     """
     keys = {}
     unreadable = {}
     for sub in (subdirs or [""]):
-        for key, path, st_mode, ino in iter_entries(root, sub):
+        for key, dir_fd, entry in _walk(root, sub):
             if wanted is not None and not wanted(key):
                 continue
-            mode = mode_string(st_mode)
-            if not st_mode & (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH):
-                unreadable[key] = {"mode": mode, "reason": "write-only",
-                                   "message": "write-only key (mode %s): it has no value to read" % mode}
-                if with_inodes:
-                    unreadable[key]["ino"] = ino
+            try:
+                fd = os.open(entry.name, _O_FLAGS, dir_fd=dir_fd)
+            except OSError as exc:
+                try:
+                    st = os.stat(entry.name, dir_fd=dir_fd, follow_symlinks=False)
+                except OSError:
+                    continue  # vanished between listing and opening
+                if stat.S_ISREG(st.st_mode):
+                    unreadable[key] = _unreadable(st, exc)
+                    if with_inodes:
+                        unreadable[key]["ino"] = st.st_ino
                 continue
             try:
-                value = read_key_file(path)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:
-                    continue  # vanished between listing and reading
-                reason = error_reason(exc)
-                unreadable[key] = {"mode": mode, "reason": reason,
-                                   "message": "%s: %s" % (reason, exc.strerror)}
-                if with_inodes:
-                    unreadable[key]["ino"] = ino
-                continue
-            item = {"value": value, "mode": mode}
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    continue  # a FIFO, device or directory swapped in: not a sysctl
+                if not st.st_mode & _READ_BITS:
+                    # Opened anyway (root on a recorded tree): a key without read bits is
+                    # write-only in the kernel, which would have refused the open.
+                    item = _unreadable(st)
+                    target = unreadable
+                else:
+                    try:
+                        item = {"value": _read_fd(fd), "mode": mode_string(st.st_mode)}
+                        target = keys
+                    except OSError as exc:
+                        if exc.errno == errno.ENOENT:
+                            continue  # its interface went away between opening and reading
+                        item = _unreadable(st, exc)
+                        target = unreadable
+            finally:
+                os.close(fd)
             if with_inodes:
-                item["ino"] = ino
-            keys[key] = item
+                item["ino"] = st.st_ino
+            target[key] = item
     return keys, unreadable
 
 

@@ -43,15 +43,19 @@ def interface_of(key):
 
 def plan_keys(differs, host_keys, probe_owner, full=False):
     # type: (list, dict, dict, bool) -> dict
-    """What to read in a set: ``{"subdirs": [...], "names": [...], "scope": set of host keys}``.
+    """What to read in a set.
 
-    ``differs``: the set's namespace types that differ from the host's. ``probe_owner``: the
-    probe's ``owner`` mapping (type -> keys), or None when the probe did not run.
+    ``{"subdirs": [...], "names": [...], "pid_names": [...], "scope": set of host keys}``:
+    ``pid_names`` are the keys of the set's own pid namespace, which only a process created
+    inside it sees. ``differs``: the set's namespace types that differ from the host's.
+    ``probe_owner``: the probe's ``owner`` mapping (type -> keys), or None when the probe did
+    not run.
     """
     if full:
-        return {"subdirs": [""], "names": [], "scope": None}
+        return {"subdirs": [""], "names": [], "pid_names": [], "scope": None}
     subdirs = ["net"] if "net" in differs else []
     names = []
+    pid_names = []
     for nstype in differs:
         if nstype == "net":
             continue
@@ -59,25 +63,64 @@ def plan_keys(differs, host_keys, probe_owner, full=False):
             names.extend(UTS_KEYS)
             continue
         if probe_owner is not None:
-            names.extend(probe_owner.get(nstype, ()))
+            owned = probe_owner.get(nstype, ())
         else:
             prefixes = FALLBACK_PREFIXES.get(nstype, ())
-            names.extend(k for k in host_keys if k.startswith(prefixes))
-    names = sorted(set(n for n in names if not n.startswith("net.") or "net" not in differs))
-    scope = set(names)
+            owned = [k for k in host_keys if k.startswith(prefixes)]
+        (pid_names if nstype == "pid" else names).extend(owned)
+
+    def clean(keys):
+        return sorted(set(n for n in keys if not n.startswith("net.") or "net" not in differs))
+
+    pid_names = clean(pid_names)
+    names = [n for n in clean(names) if n not in set(pid_names)]
+    scope = set(names) | set(pid_names)
     if subdirs:
         scope.update(k for k in host_keys if k.startswith("net."))
-    return {"subdirs": subdirs, "names": names, "scope": scope}
+    return {"subdirs": subdirs, "names": names, "pid_names": pid_names, "scope": scope}
 
 
-def read_view(plan, wanted=None, root=procsys.PROC_SYS):
-    # type: (dict, callable, str) -> tuple
-    """Read the planned keys in the current namespaces: ``(keys, unreadable)``."""
+def read_pid_keys(names, root=procsys.PROC_SYS):
+    # type: (list, str) -> tuple
+    """Read keys of an entered pid namespace: ``(keys, unreadable)`` as a new process there sees them.
+
+    A spawned host ``cat`` answers in the common case; anything unusual (an unreadable key, a
+    value over several lines, no usable ``cat``) goes to a forked reader, which reports each
+    key's own error.
+    """
+    found = []
+    for key in names:
+        try:
+            found.append((key, procsys.mode_string(os.stat(procsys.key_to_path(key, root)).st_mode)))
+        except OSError:
+            continue  # absent: the diff counts it
+    lines = nsenter.read_files_as_new_process([procsys.key_to_path(k, root) for k, _mode in found]) if found else []
+    if lines is not None:
+        return {k: {"value": procsys.format_value(line), "mode": mode}
+                for (k, mode), line in zip(found, lines)}, {}
+    keys, unreadable = nsenter.run_in_grandchild(lambda: procsys.read_keys(names, root)[:2])
+    return keys, unreadable
+
+
+def read_view(plan, wanted=None, root=procsys.PROC_SYS, own_pid_ns=False):
+    # type: (dict, callable, str, bool) -> tuple
+    """Read the planned keys in the current namespaces: ``(keys, unreadable)``.
+
+    ``own_pid_ns``: the process entered the set's pid namespace (``setns``), so its pid keys
+    must be read by a new process.
+    """
     keys, unreadable = {}, {}
     if plan["subdirs"]:
         keys, unreadable = procsys.read_tree(root, wanted=wanted, subdirs=plan["subdirs"])
     if plan["names"]:
         more, more_unreadable, _absent = procsys.read_keys(plan["names"], root)
+        keys.update(more)
+        unreadable.update(more_unreadable)
+    if plan.get("pid_names"):
+        if own_pid_ns:
+            more, more_unreadable = read_pid_keys(plan["pid_names"], root)
+        else:
+            more, more_unreadable, _absent = procsys.read_keys(plan["pid_names"], root)
         keys.update(more)
         unreadable.update(more_unreadable)
     return keys, unreadable
@@ -156,8 +199,8 @@ def make_reader(ns_set, host_keys, host_unreadable, plan, probe, wanted, full, r
     expected = {t: ns_set["ns"][t] for t in paths}
     requested = ns_set.get("requested") or {}
 
-    def read_and_diff():
-        keys, unreadable = read_view(plan, wanted, root)
+    def read_and_diff(own_pid_ns=False):
+        keys, unreadable = read_view(plan, wanted, root, own_pid_ns)
         view = diff_view(keys, unreadable, host_keys, host_unreadable, plan["scope"],
                          probe, requested, full)
         return {"view": view, "conntrack_count": conntrack_count(keys)}
@@ -174,9 +217,10 @@ def make_reader(ns_set, host_keys, host_unreadable, plan, probe, wanted, full, r
         finally:
             for fd in fds.values():
                 os.close(fd)
-        if "pid" in paths:
-            # Only a process forked after setns(pid) sees kernel.pid_max of the namespace.
+        if "pid" in paths and "" in plan["subdirs"]:
+            # Only a process created after setns(pid) sees kernel.pid_max of the namespace. The
+            # full view walks every directory, kernel/ included: all of it in a forked reader.
             return nsenter.run_in_grandchild(read_and_diff)
-        return read_and_diff()
+        return read_and_diff(own_pid_ns="pid" in paths)
 
     return target

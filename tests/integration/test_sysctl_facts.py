@@ -138,6 +138,7 @@ def test_facts_module_mode_and_check_mode(tmp_path, distinctive_sets):
     assert facts["options"]["include"] == ["net.core.*", "kernel.hostname"]
     assert set(facts["host"]["keys"]) <= {k for k in facts["host"]["keys"] if k.startswith("net.core.")} | {"kernel.hostname"}
     full = _find_set(facts, distinctive_sets["full"].ns["net"], pid_shared=False)
+    assert full["view"], full["errors"]
     assert full["view"]["differs"]["net.core.somaxconn"]["container"] == "1234"
     assert full["view"]["differs"]["kernel.hostname"]["container"].startswith("nsg-a-")
 

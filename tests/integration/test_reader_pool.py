@@ -1,0 +1,150 @@
+"""The reader pool of ``nsenter.run_parallel`` and the pid-namespace reads, through real namespaces.
+
+Workers run job after job and go back to the host's namespaces in between; a job that leaves a
+worker in another user namespace, a hung job and a dying worker each cost only that worker.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ansible_collections.nsguard.sysctl.plugins.module_utils import nsenter, procsys, views
+from tests.integration.nsfixtures import spawn_set
+
+pytestmark = pytest.mark.root
+
+
+def _own_ns() -> dict:
+    return {t: os.stat(nsenter._own_ns_path(t)).st_ino for t in nsenter._HOME_TYPES}
+
+
+def _enter_and_report(pid: int, types: tuple):
+    def target():
+        fds = nsenter.open_namespaces({t: "/proc/%d/ns/%s" % (pid, t) for t in types})
+        try:
+            nsenter.enter_namespaces(fds)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        return {"worker": os.getpid(), "somaxconn": procsys.read_key_file("/proc/sys/net/core/somaxconn")}
+    return target
+
+
+def _where_am_i():
+    return {"worker": os.getpid(), "ns": _own_ns()}
+
+
+@pytest.fixture
+def two_sets():
+    made = [spawn_set("echo %d > /proc/sys/net/core/somaxconn\n" % value) for value in (1111, 2222)]
+    yield made
+    for ns_set in made:
+        ns_set.kill()
+
+
+def test_workers_are_reused_and_go_back_to_the_host_between_jobs(two_sets):
+    host = _own_ns()
+    jobs = []
+    for index in range(6):
+        ns_set = two_sets[index % 2]
+        jobs.append(nsenter.Job("enter-%d" % index, _enter_and_report(ns_set.inner_pid, ("net", "ipc", "uts", "pid"))))
+        jobs.append(nsenter.Job("after-%d" % index, _where_am_i))
+    answers = nsenter.run_parallel(jobs, parallel=2, timeout=10)
+
+    assert all(a["ok"] for a in answers.values()), answers
+    for index in range(6):
+        assert answers["enter-%d" % index]["value"]["somaxconn"] == ("1111" if index % 2 == 0 else "2222")
+        # The next job in a worker runs in the host's namespaces again (pid: for its children).
+        assert answers["after-%d" % index]["value"]["ns"] == host
+    workers = {a["value"]["worker"] for a in answers.values()}
+    assert 1 <= len(workers) <= 2, workers  # 12 jobs, no new fork per job
+
+
+def test_a_user_namespace_job_retires_its_worker_and_the_rest_go_on():
+    host = _own_ns()
+
+    def into_new_userns():
+        nsenter.unshare(nsenter.CLONE_NEWUSER)
+        return os.getpid()
+
+    jobs = [nsenter.Job("user-%d" % i, into_new_userns) for i in range(3)]
+    jobs += [nsenter.Job("after-%d" % i, _where_am_i) for i in range(4)]
+    answers = nsenter.run_parallel(jobs, parallel=2, timeout=10)
+
+    assert all(a["ok"] for a in answers.values()), answers
+    user_workers = [answers["user-%d" % i]["value"] for i in range(3)]
+    assert len(set(user_workers)) == 3  # no way back from a user namespace: one worker each
+    for i in range(4):
+        assert answers["after-%d" % i]["value"]["ns"] == host
+        assert answers["after-%d" % i]["value"]["worker"] not in user_workers
+
+
+def test_a_hung_job_and_a_dying_worker_cost_only_themselves():
+    def hang():
+        time.sleep(60)
+
+    def die():
+        os._exit(3)
+
+    jobs = [nsenter.Job("hung", hang), nsenter.Job("dies", die)]
+    jobs += [nsenter.Job("fine-%d" % i, os.getpid) for i in range(6)]
+    started = time.monotonic()
+    answers = nsenter.run_parallel(jobs, parallel=2, timeout=1.0)
+    assert time.monotonic() - started < 10
+    assert answers["hung"]["stage"] == "timeout"
+    assert answers["dies"]["ok"] is False and "exit code 3" in answers["dies"]["error"]
+    assert all(answers["fine-%d" % i]["ok"] for i in range(6))
+
+
+def test_jobs_not_started_before_the_deadline_are_reported():
+    jobs = [nsenter.Job("slow-%d" % i, lambda: time.sleep(0.4)) for i in range(6)]
+    answers = nsenter.run_parallel(jobs, parallel=1, timeout=5, deadline=time.monotonic() + 0.5)
+    stages = [answers["slow-%d" % i].get("stage") for i in range(6)]
+    assert stages[0] is None and answers["slow-0"]["ok"]
+    assert stages.count("schedule") >= 3, stages
+
+
+@pytest.fixture
+def pid_set():
+    ns_set = spawn_set("echo 23456 > /proc/sys/kernel/pid_max\n")
+    yield ns_set
+    ns_set.kill()
+
+
+@pytest.mark.parametrize("reader", ["spawned cat", "forked reader"])
+def test_pid_keys_come_from_a_new_process_in_the_entered_pid_namespace(pid_set, reader, monkeypatch):
+    if reader == "forked reader":
+        monkeypatch.setattr(nsenter, "_cat", [None])  # no usable host cat: the fallback
+    else:
+        assert nsenter.host_cat() is not None
+
+    def target():
+        fds = nsenter.open_namespaces({"pid": "/proc/%d/ns/pid" % pid_set.inner_pid})
+        try:
+            nsenter.enter_namespaces(fds)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        own = procsys.read_keys(["kernel.pid_max"])[0]  # this process: still the host's pid ns
+        keys, unreadable = views.read_pid_keys(["kernel.pid_max", "kernel.ns_last_pid", "kernel.no_such_key"])
+        return {"own": own, "keys": keys, "unreadable": unreadable}
+
+    answer = nsenter.run_parallel([nsenter.Job("pid", target)], parallel=1, timeout=10)["pid"]
+    assert answer["ok"], answer
+    value = answer["value"]
+    assert value["keys"]["kernel.pid_max"] == {"value": "23456", "mode": "0644"}
+    assert value["own"]["kernel.pid_max"]["value"] == procsys.read_keys(["kernel.pid_max"])[0]["kernel.pid_max"]["value"]
+    assert value["own"]["kernel.pid_max"]["value"] != "23456"
+    assert "kernel.ns_last_pid" in value["keys"] and "kernel.no_such_key" not in value["keys"]
+
+
+def test_spawned_reads_give_way_to_the_forked_reader_on_anything_unusual(tmp_path):
+    two_lines = tmp_path / "two_lines"
+    two_lines.write_text("a\nb\n")
+    one = tmp_path / "one"
+    one.write_text("7\n")
+    assert nsenter.read_files_as_new_process([str(one)]) == [b"7"]
+    assert nsenter.read_files_as_new_process([str(one), str(two_lines)]) is None
+    assert nsenter.read_files_as_new_process([str(one), str(tmp_path / "missing")]) is None
