@@ -33,7 +33,8 @@ PYVER="${ANSIBLE_TEST_PYTHON:-$("$PYTHON" -c 'import sys; print("%d.%d" % sys.ve
 # ansible-test's interpreter discovery then finds a different (or no) python3.X than the one it runs
 # with. Put the directory of the real interpreter behind the venv first on PATH.
 REAL_BIN="$("$PYTHON" -c 'import os, sys; print(os.path.dirname(os.path.realpath(getattr(sys, "_base_executable", sys.executable))))')"
-export PATH="$REAL_BIN:$(dirname "$PYTHON"):$PATH"
+PATH="$REAL_BIN:$(dirname "$PYTHON"):$PATH"
+export PATH
 
 # ansible-test bootstraps pip in each virtual environment it makes with get-pip.py from
 # ci-files.testing.ansible.com, which is not reachable. Its cache location takes a stand-in: pip from
@@ -84,8 +85,8 @@ rc=0
 
 if [ "$MODE" = all ] || [ "$MODE" = sanity ]; then
     # The whole default test set; nothing is skipped, none of them needs more network than PyPI.
-    # (pslint has no .ps1 file to check; shellcheck only warns and skips itself when the shellcheck
-    # program is not installed.) Every test with requirements gets its own virtual environment under
+    # (pslint has no .ps1 file to check; shellcheck comes from scripts/install-test-host.sh and
+    # would only warn and skip itself without the program.) Every test with requirements gets its own virtual environment under
     # ~/.ansible/test/venv, built from PyPI on first use (a few minutes) and reused afterwards: the
     # warm run of the whole set takes about 35 s on 2 cores.
     # No --venv: it would also build a controller venv inside the copy, i.e. again on every run,

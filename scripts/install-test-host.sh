@@ -27,6 +27,7 @@ PACKAGES=(
   chromium         # renders the HTML report in a later test
   redis-server     # the fact-cache report test runs a private redis on loopback
   strace           # the reliability test proves what the module opens and executes
+  shellcheck       # ansible-test sanity checks the scripts with it (it skips itself without)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

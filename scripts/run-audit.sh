@@ -6,7 +6,7 @@
 # Exit status: ansible-playbook's (2 when a host has findings at or above nsguard_sysctl_fail_on,
 # default error).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 REPORT_DIR="$(realpath -m "${1:-$PWD/reports}")"
 shift || true
 PYTHON="${NSGUARD_PYTHON:-$PWD/.venv/bin/python}"
