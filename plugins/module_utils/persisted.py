@@ -16,8 +16,10 @@ __metaclass__ = type
 
 import fnmatch
 import os
+import stat
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils import procsys
+from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo, procsys
+from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import UnsafeFile, read_regular, resolve_links
 
 SYSCTL_D_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 SYSCTL_CONF = "/etc/sysctl.conf"
@@ -79,9 +81,20 @@ def parse_sysctl_text(text, source):
     return assignments, errors
 
 
-def ordered_files(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF):
-    # type: (tuple, str) -> list
-    """The files systemd-sysctl would apply, in order (masking by name, sorted by name)."""
+def ordered_files(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF, errors=None, refuse=None):
+    # type: (tuple, str, object, object) -> list
+    """The files systemd-sysctl would apply, in order (masking by name, sorted by name), each
+    as the path it resolves to -- the name is listed, the target is what is read.
+
+    Links are followed (Debian's ``99-sysctl.conf -> ../sysctl.conf``, masks to ``/dev/null``),
+    but resolved by :func:`safefile.resolve_links` one component at a time, and refused when the
+    way leads under ``/proc`` (``/proc/PID/root/...`` is a container's filesystem) or under
+    ``refuse`` (default: the root directories of processes that run chrooted, i.e. containers'
+    root filesystems as the host sees them). A refused file, a FIFO, a device or a directory
+    named ``*.conf`` is skipped (systemd-sysctl skips non-regular files too) with an error in
+    ``errors`` naming it; a mask (``/dev/null``) and a dangling link are skipped silently."""
+    if refuse is None:
+        refuse = ("/proc",) + tuple(procinfo.process_roots())
     chosen = {}
     for directory in dirs:
         try:
@@ -96,14 +109,28 @@ def ordered_files(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF):
     out = []
     for path in files + ([sysctl_conf] if sysctl_conf else []):
         try:
-            real = os.path.realpath(path)
-            if real in seen or not os.path.isfile(path):
-                continue
+            real = resolve_links(path, refuse=refuse)
+            mode = os.stat(real).st_mode
+        except UnsafeFile as exc:
+            _note(errors, path, "%s: %s; skipped" % (path, exc.strerror))
+            continue
         except OSError:
+            continue
+        if real == "/dev/null" or real in seen:
+            continue
+        if not stat.S_ISREG(mode):
+            _note(errors, path, "%s: not a regular file (%s); skipped" % (
+                path, "-> %s" % real if real != path else "FIFO, device or directory"))
             continue
         seen.add(real)
         out.append(path)
     return out
+
+
+def _note(errors, path, message):
+    # type: (object, str, str) -> None
+    if errors is not None:
+        errors.append({"file": path, "line": None, "message": message})
 
 
 def resolve(assignments, host_keys=()):
@@ -140,18 +167,20 @@ def read_persisted(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF, host_keys=()):
     """``{"files": [...], "keys": {...}, "errors": [...]}`` for the host facts."""
     assignments = []
     errors = []
-    files = ordered_files(dirs, sysctl_conf)
+    refuse = ("/proc",) + tuple(procinfo.process_roots())
+    files = ordered_files(dirs, sysctl_conf, errors, refuse)
     for path in files:
         try:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_FILE_BYTES + 1)
+            # Resolved again and opened without following anything: a link swapped in since
+            # ordered_files() looked is refused, a FIFO cannot block, a huge file is not read.
+            real = resolve_links(path, refuse=refuse)
+            raw = read_regular(real, MAX_FILE_BYTES, beneath=os.path.dirname(real))
+        except UnsafeFile as exc:
+            errors.append({"file": path, "line": None, "message": "%s: %s" % (path, exc.strerror)})
+            continue
         except OSError as exc:
             errors.append({"file": path, "line": None, "message": "cannot read %s: %s" % (path, exc.strerror)})
             continue
-        if len(raw) > MAX_FILE_BYTES:
-            errors.append({"file": path, "line": None,
-                           "message": "%s is larger than %d bytes; only the start was read" % (path, MAX_FILE_BYTES)})
-            raw = raw[:MAX_FILE_BYTES]
         parsed, bad = parse_sysctl_text(raw.decode("utf-8", "replace"), path)
         assignments.extend(parsed)
         errors.extend(bad)

@@ -413,6 +413,27 @@ def _read_id_maps(base, out):
         out["root_is_host_root"] = maps_to_host(out["uid_map"], 0) == 0
 
 
+def process_roots(proc="/proc"):
+    # type: (str) -> list
+    """Root directories, as the host names them, of processes that do not run at the host's
+    root: chrooted containers' root filesystems. (A container with a mount namespace of its
+    own shows "/" here; its filesystem lies under the runtime's directories.)"""
+    roots = set()
+    try:
+        names = os.listdir(proc)
+    except OSError:
+        return []
+    for name in names:
+        if name.isdigit():
+            try:
+                root = os.readlink("%s/%s/root" % (proc, name))
+            except OSError:
+                continue
+            if root not in ("/", "") and root.startswith("/") and not root.endswith(" (deleted)"):
+                roots.add(root)
+    return sorted(roots)
+
+
 def _describe(exc, path):
     # type: (OSError, str) -> str
     if exc.errno in (errno.ENOENT, errno.ESRCH):

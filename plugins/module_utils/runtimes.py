@@ -28,9 +28,12 @@ import http.client as http_client
 import json
 import os
 import socket
+import stat
 import subprocess
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import nsscan, procinfo
+from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import (UnsafeFile, glob_beneath, lexists_file,
+                                                                           read_regular)
 from ansible_collections.nsguard.sysctl.plugins.module_utils import runtimes_parse as rp
 
 DEFAULT_PATHS = {
@@ -49,6 +52,8 @@ DEFAULT_PATHS = {
     "netns_dirs": list(nsscan.NAMED_NETNS_DIRS),
 }
 
+# Daemons whose command lines say where runtime state lives (also containerd-shim*, lxc*).
+DAEMON_COMMS = ("dockerd", "containerd", "conmon", "systemd-nspawn")
 # A runtime that manages containers outranks the OCI runtime that starts them: the same id
 # found in dockerd's files and in runc's state.json is a docker container.
 RANK = {"docker": 4, "podman": 4, "cri-o": 4, "lxc": 4, "systemd-nspawn": 4, "containerd": 3,
@@ -60,6 +65,9 @@ EVIDENCE = {"pid": 4, "cgroup": 3, "parent": 2, "netns": 1}
 IDENTITY_FIELDS = ("runtime", "id", "name", "image", "pod_name", "pod_namespace", "netns_name")
 MAX_ANCESTORS = 6
 MAX_JSON_BYTES = 8 * 1024 * 1024
+# Search-path kinds that name directories: below them no symbolic link is followed.
+DIR_KINDS = ("docker_roots", "docker_exec_roots", "containerd_task_dirs", "runc_roots", "storage_roots",
+             "storage_runroots", "lxc_paths", "machines_dirs", "netns_dirs")
 
 
 class _UnixHTTPConnection(http_client.HTTPConnection):
@@ -152,20 +160,50 @@ class RuntimeIndex(object):
             return path
         return os.path.join(self.root, path.lstrip("/"))
 
-    def _glob(self, pattern):
-        # type: (str) -> list
-        """Host paths (as the host names them) matching ``pattern``."""
-        if self.root in ("/", ""):
-            return sorted(glob.glob(pattern))
-        prefix = self.root.rstrip("/")
-        return sorted(p[len(prefix):] for p in glob.glob(self._host(pattern)))
+    def _glob(self, pattern, ignore=()):
+        # type: (str, tuple) -> list
+        """Host paths (as the host names them) matching ``pattern``; a symbolic link below the
+        pattern's literal prefix is an error naming it, not followed (:func:`glob_beneath`)."""
+        prefix = "" if self.root in ("/", "") else self.root.rstrip("/")
 
-    def _read(self, path, errors=None):
-        # type: (str, object) -> object
-        """Text of a host file; ``None`` when missing; other failures recorded in ``errors``."""
+        def on_link(path, target):
+            self._error(None, path[len(prefix):], "a symbolic link (-> %s); not followed" % target)
+        return [p[len(prefix):] for p in glob_beneath(self._host(pattern), on_link, ignore)]
+
+    def _beneath(self, path):
+        # type: (str) -> tuple
+        """(directory, follow_last) for reading ``path``: the deepest configured runtime
+        directory holding it (nothing below it is followed), else the file's own directory;
+        a configured file (daemon.json, lxc.conf) may itself be a symbolic link."""
+        best = None
+        for kind, patterns in self.paths.items():
+            for pattern in patterns:
+                if kind not in DIR_KINDS:
+                    if path == pattern:
+                        return os.path.dirname(path), True
+                    continue
+                literal = []
+                for part in pattern.rstrip("/").split("/"):
+                    if glob.has_magic(part):
+                        break
+                    literal.append(part)
+                literal = "/".join(literal)
+                if literal and path.startswith(literal + "/") and (best is None or len(literal) > len(best)):
+                    best = literal
+        return (best or os.path.dirname(path)), False
+
+    def _read(self, path, errors=None, follow=False):
+        # type: (str, object, bool) -> object
+        """Text of a host file; ``None`` when missing; other failures (a planted symbolic link,
+        a FIFO, a device, a file over the cap, bad UTF-8) recorded in ``errors``, naming it."""
+        beneath, follow_last = self._beneath(path)
         try:
-            with open(self._host(path), "r") as handle:
-                return handle.read(MAX_JSON_BYTES)
+            data = read_regular(self._host(path), MAX_JSON_BYTES, beneath=self._host(beneath),
+                                follow_last=follow or follow_last)
+            return data.decode("utf-8")
+        except UnsafeFile as exc:
+            self._error(errors, path, exc.strerror)
+            return None
         except (FileNotFoundError, NotADirectoryError):
             return None
         except (OSError, UnicodeDecodeError) as exc:
@@ -287,6 +325,12 @@ class RuntimeIndex(object):
         """Where running daemons keep state, from their command lines (host /proc only)."""
         for pid, st in sorted(self._procs.items()):
             comm = st["comm"]
+            if comm not in DAEMON_COMMS and not comm.startswith(("containerd-shim", "lxc")):
+                continue
+            if not self._host_daemon(pid):
+                # A process anyone can start (or a container's, or an unprivileged user's) may
+                # call itself dockerd or conmon: its paths would lead us anywhere.
+                continue
             if comm == "dockerd":
                 opts = rp.parse_dockerd_cmdline(self._argv(pid))
                 self._extend("docker_roots", opts.get("data_root"))
@@ -298,7 +342,7 @@ class RuntimeIndex(object):
             elif comm == "containerd":
                 argv = self._argv(pid)
                 config = rp.cli_options(argv[1:], {"--config": "config", "-c": "config"}).get("config")
-                text = self._read(config or "/etc/containerd/config.toml")
+                text = self._read(config or "/etc/containerd/config.toml", follow=True)
                 if text:
                     state = rp.parse_containerd_toml_paths(text).get("state")
                     if state:
@@ -339,6 +383,33 @@ class RuntimeIndex(object):
                 key, sep, value = line.partition("=")
                 if sep and key.strip() == "lxc.lxcpath" and value.strip():
                     self._extend("lxc_paths", value.strip())
+
+    def _host_daemon(self, pid):
+        # type: (int) -> bool
+        """Whether ``pid`` may tell us where runtime state lives: it runs as the host's root
+        (effective uid 0 as the host sees it) in the host's mount and user namespaces, as
+        dockerd, containerd, its shims, rootful conmon and the LXC monitor do. A recorded
+        tree (``proc`` other than /proc) keeps no namespace links and is taken as it is."""
+        if self.proc != "/proc":
+            return True
+        try:
+            with open("%s/%d/status" % (self.proc, pid), "r") as handle:
+                status = procinfo.parse_status(handle.read())
+            for nstype in ("mnt", "user"):
+                if os.stat("%s/%d/ns/%s" % (self.proc, pid, nstype)).st_ino != self._own_ns(nstype):
+                    return False
+        except (OSError, ValueError):
+            return False
+        return (status.get("Uid", "").split() + ["", ""])[1] == "0"
+
+    def _own_ns(self, nstype):
+        # type: (str) -> object
+        if nstype not in self._host_ns:
+            try:
+                self._host_ns[nstype] = os.stat("%s/self/ns/%s" % (self.proc, nstype)).st_ino
+            except OSError:
+                self._host_ns[nstype] = None
+        return self._host_ns[nstype]
 
     def _extend(self, kind, path):
         # type: (str, object) -> None
@@ -444,7 +515,7 @@ class RuntimeIndex(object):
                 pid_text = self._read(userdata + "/pidfile")
                 if pid_text and pid_text.strip().isdigit():
                     self._add(cid, "file:%s/pidfile" % userdata, {"pid": int(pid_text.strip()), "id": cid})
-                if os.path.exists(self._host(userdata + "/config.json")):
+                if lexists_file(self._host(userdata + "/config.json")):
                     self._scan_bundle(userdata)  # CRI-O keeps its bundles under the runroot
 
     def _scan_runc(self):
@@ -481,9 +552,7 @@ class RuntimeIndex(object):
     def _scan_machines(self):
         # type: () -> None
         for directory in self.paths["machines_dirs"]:
-            for path in self._glob(directory.rstrip("/") + "/*"):
-                if os.path.basename(path).startswith("unit:"):
-                    continue  # machined's unit -> machine links
+            for path in self._glob(directory.rstrip("/") + "/*", ignore=("unit:",)):  # machined's unit links
                 text = self._read(path)
                 if not text:
                     continue
@@ -698,7 +767,12 @@ class RuntimeIndex(object):
             return
         if runtime == "docker":
             for sock in self.paths["docker_sockets"]:
-                if not os.path.exists(self._host(sock)):
+                try:
+                    if not stat.S_ISSOCK(os.lstat(self._host(sock)).st_mode):
+                        # A symbolic link could lead to a socket a container serves.
+                        self._error(None, sock, "not a socket (a symbolic link or a file); not asked")
+                        continue
+                except OSError:
                     continue
                 try:
                     doc = docker_api_get(self._host(sock), "/containers/%s/json" % cid, self.timeout)

@@ -8,19 +8,17 @@ of the module and of all its forked readers is checked.
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import subprocess
 import sys
 import textwrap
 
 import pytest
 
 from tests.integration.nsfixtures import spawn_set
+from tests.reliability.strace_paths import STRACE, run_traced
 
 pytestmark = pytest.mark.root
 
-STRACE = shutil.which("strace")
 BUSYBOX = shutil.which("busybox")
 
 DRIVER = textwrap.dedent("""
@@ -50,13 +48,10 @@ def test_gather_opens_and_executes_nothing_of_a_container(tmp_path):
     made = spawn_set(f"echo 2468 > /proc/sys/net/core/somaxconn\necho ready $$\n"
                      f"exec chroot {rootfs} /bin/busybox sleep 600\n",
                      flags=("-m", "-n", "-i", "-u", "-p", "-f"))
-    trace = tmp_path / "trace"
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     try:
-        proc = subprocess.run([STRACE, "-f", "-y", "-qq", "-e", "trace=open,openat,openat2,execve", "-o", str(trace),
-                               sys.executable, str(driver), str(_collections_dir())],
-                              capture_output=True, text=True, timeout=300, check=False)
+        proc, trace = run_traced([sys.executable, str(driver), str(_collections_dir())], tmp_path / "trace")
         inner = made.inner_pid
         # The chrooted sleep replaced the shell: its root is the rootfs.
         assert os.readlink(f"/proc/{inner}/root") == str(rootfs)
@@ -65,25 +60,11 @@ def test_gather_opens_and_executes_nothing_of_a_container(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert inner in set(__import__("json").loads(proc.stdout.strip().splitlines()[-1]))
 
-    opened, executed = [], []
-    # With -y, a descriptor shows its path: openat(5</proc/sys/net/core>, "somaxconn", ...).
-    call = re.compile(r'\b(open|openat|openat2|execve)\((?:(?:AT_FDCWD|\d+)(?:<((?:[^>\\]|\\.)*)>)?, )?"((?:[^"\\]|\\.)*)"')
-    for line in trace.read_text(errors="replace").splitlines():
-        match = call.search(line)
-        if not match:
-            continue
-        name, base, path = match.groups()
-        if base and not path.startswith("/"):
-            path = base.rstrip("/") + "/" + path
-        (executed if name == "execve" else opened).append(path)
-    assert any(p.startswith("/proc/sys/net/") for p in opened), "the trace shows no sysctl read: not what this test thinks"
-    container_root = re.compile(r"^/proc/(\d+|self|thread-self)/root(/|$)")
-    for path in opened + executed:
-        assert not path.startswith(str(rootfs)), f"opened or executed under the container's rootfs: {path}"
-        assert not container_root.match(path), f"went through a process's root: {path}"
-    for path in executed:
-        # Only host binaries: the interpreter itself and runtime CLIs from the host's own directories.
-        assert path.startswith(("/usr/", "/bin/", "/sbin/", os.path.dirname(sys.executable))), path
+    assert any(p.startswith("/proc/sys/net/") for p in trace.opened), "the trace shows no sysctl read: not what this test thinks"
+    assert trace.reached, "the trace shows no opened descriptor: strace -y output changed"
+    assert trace.touching(str(rootfs)) == [], "opened or executed under the container's rootfs or a process's root"
+    # Only host binaries: the interpreter itself and runtime CLIs from the host's own directories.
+    assert trace.foreign_executables() == []
     assert not (rootfs / "tmp" / "owned").exists()
 
 

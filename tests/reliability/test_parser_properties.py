@@ -494,9 +494,12 @@ def test_sysctl_d_file_name_that_is_not_utf8(tmp_path):
 
 
 def test_sysctl_d_special_files_are_not_read(tmp_path):
-    """A FIFO named like a sysctl.d file would block a reader forever: it is skipped."""
+    """A FIFO named like a sysctl.d file would block a reader forever: it is skipped, with an
+    error naming it (systemd-sysctl skips non-regular files too)."""
     os.mkfifo(tmp_path / "50-fifo.conf")
     (tmp_path / "60-dir.conf").mkdir()
     got = persisted.read_persisted((str(tmp_path),), None, ())
     assert got["files"] == [] and got["keys"] == {}
+    assert sorted(e["file"] for e in got["errors"]) == [str(tmp_path / "50-fifo.conf"), str(tmp_path / "60-dir.conf")]
+    assert all("not a regular file" in e["message"] for e in got["errors"])
     assert stat.S_ISFIFO(os.stat(tmp_path / "50-fifo.conf").st_mode)
