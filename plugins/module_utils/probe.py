@@ -9,7 +9,12 @@ with the host at the same moment this shows, per key:
 
 - absent in a fresh namespace (registered on the initial namespace only: host-only);
 - a different mode there (a read-only mirror of a global value);
-- a different table entry (inode) or value (the key belongs to that namespace type).
+- a different table entry (inode, or a mode only another entry can have): the key belongs to
+  that namespace type (``owner``);
+- a different value, per namespace type (``value_differs``). A value that differs through the
+  same table entry is reported only there: one entry whose handler reads the caller's namespace
+  (``kernel.cad_pid`` in a fresh pid namespace) or translates the value for the reader
+  (``net.ipv4.ping_group_range`` in a fresh user namespace) is not owned by that type.
 
 It writes nothing: no sysctl, no uid map, no hostname. The throwaway namespaces die with the
 child. Target side: standard library only, Python >= 3.8.
@@ -54,7 +59,7 @@ def compare(host, host_after, views):
     """
     absent = set()
     mode_differs = {}
-    value_differs = set()
+    value_differs = {}
     owner = {}
     unknown = []
     for key, h in host.items():
@@ -72,14 +77,15 @@ def compare(host, host_after, views):
                 absent.add(key)
                 continue
             mode, ino, value = seen
-            if mode != h["mode"] and key not in mode_differs:
+            other_mode = mode != h["mode"]
+            if other_mode and key not in mode_differs:
                 mode_differs[key] = mode
-            own_entry = inode_stable and ino != h.get("ino")
-            own_value = (not volatile and value is not None and h.get("value") is not None
-                         and value != h["value"])
-            if own_value:
-                value_differs.add(key)
-            if (own_entry or own_value) and key not in owner:
+            # A mode is a property of the table entry: another mode is another entry even when
+            # the inode comparison is not reliable. A value alone proves nothing about ownership.
+            own_entry = (inode_stable and ino != h.get("ino")) or other_mode
+            if not volatile and value is not None and h.get("value") is not None and value != h["value"]:
+                value_differs.setdefault(nstype, set()).add(key)
+            if own_entry and key not in owner:
                 owner[key] = nstype
     by_type = {}
     for key, nstype in sorted(owner.items()):
@@ -87,7 +93,7 @@ def compare(host, host_after, views):
     return {
         "absent": sorted(absent),
         "mode_differs": dict(sorted(mode_differs.items())),
-        "value_differs": sorted(value_differs),
+        "value_differs": dict((t, sorted(keys)) for t, keys in sorted(value_differs.items())),
         "owner": by_type,
         "unknown": sorted(k for k in unknown if k not in absent),
     }
@@ -125,6 +131,30 @@ def run_probe(host, root=procsys.PROC_SYS, types=PROBE_TYPES, parallel=2, timeou
     return result
 
 
+def value_differs_by_type(probe):
+    # type: (dict) -> dict
+    """``{nstype: set of keys}`` from the compact facts' ``value_differs``.
+
+    Facts written before the per-type form carried one flat list (value differs in some fresh
+    namespace); it is read as applying to every probed type.
+    """
+    raw = (probe or {}).get("value_differs") or {}
+    if isinstance(raw, dict):
+        return dict((t, set(keys or ())) for t, keys in raw.items())
+    types = (probe or {}).get("namespaces") or PROBE_TYPES
+    return dict((t, set(raw)) for t in types)
+
+
+def value_differs_keys(probe, nstypes=None):
+    # type: (dict, object) -> set
+    """Keys whose value in a fresh namespace of one of ``nstypes`` (None: any type) differs."""
+    out = set()
+    for nstype, keys in value_differs_by_type(probe).items():
+        if nstypes is None or nstype in nstypes:
+            out |= keys
+    return out
+
+
 class ProbeIndex:
     """Sets over the compact probe facts, for many :func:`probe_evidence` look-ups."""
 
@@ -134,7 +164,10 @@ class ProbeIndex:
         self.enabled = bool(probe.get("enabled"))
         self.unknown = frozenset(probe.get("unknown") or ())
         self.absent = frozenset(probe.get("absent") or ())
-        self.value_differs = frozenset(probe.get("value_differs") or ())
+        self.value_differs = {}  # key -> sorted namespace types whose fresh instance shows another value
+        for nstype, keys in sorted(value_differs_by_type(probe).items()):
+            for key in keys:
+                self.value_differs.setdefault(key, []).append(nstype)
         self.mode_differs = dict(probe.get("mode_differs") or {})
         self.owner = {}
         for nstype, keys in (probe.get("owner") or {}).items():
@@ -146,14 +179,20 @@ class ProbeIndex:
         if not self.enabled or key in self.unknown:
             return None
         if key in self.absent:
-            return {"exists": False, "mode": None, "same_value": False, "same_inode": False, "owner": None}
+            return {"exists": False, "mode": None, "same_value": False, "same_inode": False, "owner": None,
+                    "value_differs_in": [], "value_only": False}
         owner = self.owner.get(key)
+        differs_in = self.value_differs.get(key, [])
         return {
             "exists": True,
             "mode": self.mode_differs.get(key),
-            "same_value": key not in self.value_differs,
+            # The owner's fresh namespace is the one whose value means something; without an
+            # owner, any type's.
+            "same_value": (owner not in differs_in) if owner else not differs_in,
             "same_inode": owner is None,
             "owner": owner,
+            "value_differs_in": list(differs_in),
+            "value_only": owner is None and bool(differs_in),
         }
 
 
@@ -161,10 +200,12 @@ def probe_evidence(probe, key):
     # type: (dict, str) -> dict
     """One key's evidence from the compact probe facts (``docs/facts.md``), or None.
 
-    ``{"exists": bool, "mode": str or None (None = the host's mode), "same_value": bool,
-    "same_inode": bool, "owner": "net" | "ipc" | "user" | "pid" | None}``; None when the probe
-    did not run or the key's evidence is unreliable. Only ask about keys the host has: the
-    compact form lists exceptions, so any other name reads as "exists, global". For many keys
-    build one :class:`ProbeIndex` instead.
+    ``{"exists": bool, "mode": str or None (None = the host's mode), "same_value": bool (in the
+    owner's fresh namespace, or in every one when there is no owner), "same_inode": bool,
+    "owner": "net" | "ipc" | "user" | "pid" | None, "value_differs_in": [nstype, ...],
+    "value_only": bool (the value differs somewhere, through the host's own table entry)}``;
+    None when the probe did not run or the key's evidence is unreliable. Only ask about keys the
+    host has: the compact form lists exceptions, so any other name reads as "exists, global". For
+    many keys build one :class:`ProbeIndex` instead.
     """
     return ProbeIndex(probe).evidence(key)

@@ -235,6 +235,13 @@ def decide(known: Mapping[str, Any], entry: Optional[Entry], probe: Optional[Map
     modes = f"mode {child_mode or '?'} in a fresh namespace, {host_mode or '?'} on the host"
 
     if owner is None:
+        differs_in = tuple(probe.get("value_differs_in") or ())
+        if probe.get("value_only") and k_class in PER_NAMESPACE_CLASSES and k_ns in differs_in:
+            # The host's own table entry shows another value in a fresh namespace of the type the
+            # knowledge names: a handler that reads the caller's namespace. Only the knowledge can
+            # say whether that namespace owns the setting.
+            return result(k_class, k_ns, f"{k_evidence} [probe: same table entry, another value in a fresh "
+                          f"{k_ns} namespace: the knowledge decides]", "knowledge")
         if k_ns == "uts" and k_class in PER_NAMESPACE_CLASSES:
             # UTS keys share one table entry (a site entry may lack shared_table): only the
             # knowledge can say.
@@ -244,8 +251,10 @@ def decide(known: Mapping[str, Any], entry: Optional[Entry], probe: Optional[Map
             verdict = ("mirror", "none")
             return result(*verdict, f"probe: {modes} [{k_evidence}]", "probe", _conflict((k_class, k_ns), verdict))
         verdict = ("global", "none")
-        return result(*verdict, f"probe: same table entry in every throwaway namespace [{k_evidence}]", "probe",
-                      _conflict((k_class, k_ns), verdict))
+        seen = "same table entry in every throwaway namespace"
+        if differs_in:
+            seen += f" (its value differs in a fresh {'/'.join(differs_in)} namespace through that entry)"
+        return result(*verdict, f"probe: {seen} [{k_evidence}]", "probe", _conflict((k_class, k_ns), verdict))
 
     # The fresh namespace gave the key its own table entry.
     if host_w and child_w is False:

@@ -167,10 +167,12 @@ def facts(probe=None, release="6.18.44-fc-v669", keys=None):
             "enabled": True, "namespaces": ["net", "ipc", "uts", "user", "pid"],
             "absent": ["net.core.netdev_max_backlog", "net.ipv4.conf.eth0.forwarding"],
             "mode_differs": {"net.core.rmem_max": "0444", "net.netfilter.nf_conntrack_max": "0444"},
-            "value_differs": ["kernel.cad_pid"],
+            # cad_pid: one table entry whose handler reads the caller's pid namespace (a value-only
+            # difference, no owner).
+            "value_differs": {"pid": ["kernel.cad_pid"]},
             "owner": {"net": ["net.core.somaxconn", "net.core.rmem_max", "net.ipv4.tcp_rmem",
                               "net.netfilter.nf_conntrack_max", "net.netfilter.nf_hooks_lwtunnel"],
-                      "ipc": ["kernel.shmmax"], "pid": ["kernel.cad_pid"]},
+                      "ipc": ["kernel.shmmax"]},
             "unknown": [], "errors": []},
     }
 
@@ -208,7 +210,7 @@ def test_probe_wins_and_the_conflict_is_reported():
     f["probe"]["absent"].append("net.core.somaxconn")            # knowledge: isolated
     f["probe"]["owner"]["net"].append("vm.max_map_count")          # knowledge: global
     f["probe"]["owner"]["ipc"].remove("kernel.shmmax")             # knowledge: isolated ipc
-    f["probe"]["value_differs"].append("net.ipv4.tcp_rmem")        # knowledge: copied from the host
+    f["probe"]["value_differs"]["net"] = ["net.ipv4.tcp_rmem"]       # knowledge: copied from the host
     out = classify(f)
     assert out["net.core.somaxconn"]["class"] == "host-only"
     assert out["net.core.somaxconn"]["conflict"] == ("knowledge says isolated (namespace net), "
@@ -292,3 +294,35 @@ def test_classify_does_not_mutate_facts():
     before = copy.deepcopy(f)
     classify(f)
     assert f == before
+
+
+def test_a_user_namespace_value_difference_does_not_touch_a_net_key():
+    """value_differs is per namespace type: a fresh user namespace translating a net key's value
+    (ping_group_range) says nothing about the net copy's inheritance."""
+    f = facts()
+    f["probe"]["value_differs"]["user"] = ["net.ipv4.tcp_rmem"]
+    got = classify(f)["net.ipv4.tcp_rmem"]
+    assert (got["class"], got["namespace"], got["conflict"]) == ("isolated-inherited", "net", None)
+    f["probe"]["value_differs"]["net"] = ["net.ipv4.tcp_rmem"]
+    assert classify(f)["net.ipv4.tcp_rmem"]["class"] == "isolated"
+
+
+def test_a_value_only_difference_is_no_owner():
+    """Another value through the host's own table entry: the knowledge decides when it names that
+    namespace type; otherwise the key stays global and the evidence says what was seen."""
+    kb = load_knowledge()
+    per_pid = scope(kb, "kernel.pid_max")             # knowledge: isolated, pid (no shared_table)
+    evidence = {"exists": True, "mode": None, "same_value": False, "same_inode": True, "owner": None,
+                "value_differs_in": ["pid"], "value_only": True}
+    got = decide(per_pid, kb.entry("kernel.pid_max"), evidence, "0644")
+    assert (got["class"], got["namespace"], got["decided_by"], got["conflict"]) == ("isolated", "pid", "knowledge", None)
+    glob = scope(kb, "vm.max_map_count")
+    got = decide(glob, kb.entry("vm.max_map_count"), evidence, "0644")
+    assert (got["class"], got["decided_by"]) == ("global", "probe")
+    assert "differs in a fresh pid namespace through that entry" in got["evidence"]
+
+
+def test_older_facts_with_a_flat_value_differs_still_classify():
+    f = facts()
+    f["probe"]["value_differs"] = ["kernel.cad_pid"]
+    assert classify(f)["kernel.cad_pid"]["class"] == "global"
