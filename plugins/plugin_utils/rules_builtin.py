@@ -278,7 +278,10 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
     namespaces = set(params.get("namespaces") or ("net", "ipc"))
     ignore = list(params.get("ignore_keys") or [])
     probe = ctx.facts.get("probe") or {}
-    fresh_differs = set(probe.get("value_differs") or [])
+    from ansible_collections.nsguard.sysctl.plugins.module_utils.probe import value_differs_keys  # stdlib-only
+    # Per namespace type since the probe reports it so (a fresh user namespace reads some net
+    # keys differently); the older flat list still reads.
+    fresh_differs = value_differs_keys(probe, namespaces)
     # key -> (class info, reasons, only the probe says so)
     tuned: Dict[str, Tuple[Dict[str, Any], List[str], bool]] = {}
     candidates = set((ctx.persisted.get("keys") or {})) | fresh_differs
