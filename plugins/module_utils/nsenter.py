@@ -161,7 +161,7 @@ def enter_namespaces(fds):
             raise NamespaceError("setns(%s) failed: %s" % (nstype, exc.strerror))
 
 
-def _call(target):
+def call(target):
     # type: (callable) -> dict
     """Run ``target()`` and return the answer document; never raise."""
     try:
@@ -185,7 +185,7 @@ def _child_main(target, pipe_w):
     """Run ``target`` and write its JSON answer; never return to the caller's stack."""
     code = 0
     try:
-        _write_all(pipe_w, json.dumps(_call(target), separators=(",", ":")).encode("utf-8"))
+        _write_all(pipe_w, json.dumps(call(target), separators=(",", ":")).encode("utf-8"))
     except BaseException:
         code = 1
     finally:
@@ -310,14 +310,16 @@ class Job:
 
     The callable may enter or create namespaces; it must leave everything else of the process
     (working directory, credentials, signal handlers) as it found it, because the next job runs
-    in the same worker.
+    in the same worker. ``timeout`` overrides the run's per-job timeout (a job that reads several
+    sets gets the time of several).
     """
 
-    __slots__ = ("name", "target")
+    __slots__ = ("name", "target", "timeout")
 
-    def __init__(self, name, target):
+    def __init__(self, name, target, timeout=None):
         self.name = name
         self.target = target
+        self.timeout = timeout
 
 
 # What a worker checks after each job, and how it reads where it is. ``pid_for_children`` is the
@@ -332,7 +334,7 @@ def _own_ns_path(nstype):
     return "/proc/self/ns/%s" % nstype
 
 
-class _Home:
+class Home:
     """The namespaces a worker started in, and the way back to them after a job."""
 
     def __init__(self):
@@ -367,7 +369,7 @@ def _worker_main(jobs, cmd_r, res_w):
     """Run the jobs the parent names (one index per line) until told to stop (EOF)."""
     code = 0
     try:
-        home = _Home()
+        home = Home()
         pending = b""
         while True:
             while b"\n" not in pending:
@@ -376,7 +378,7 @@ def _worker_main(jobs, cmd_r, res_w):
                     os._exit(0)
                 pending += chunk
             line, pending = pending.split(b"\n", 1)
-            answer = _call(jobs[int(line)].target)
+            answer = call(jobs[int(line)].target)
             reusable = home.go_back()
             if not reusable:
                 answer["last"] = True  # the parent must not send this worker another job
@@ -488,7 +490,7 @@ def run_parallel(jobs, parallel=2, timeout=5.0, deadline=None):
             busy = [w for w in workers.values() if w.job is not None]
             if not busy:
                 break
-            wait = min(w.started + timeout for w in busy) - time.monotonic()
+            wait = min(w.started + _timeout_of(jobs[w.job], timeout) for w in busy) - time.monotonic()
             try:
                 ready = select.select(list(workers), [], [], max(0.0, wait))[0]
             except InterruptedError:  # pragma: no cover - PEP 475 retries select on 3.5+
@@ -520,16 +522,23 @@ def run_parallel(jobs, parallel=2, timeout=5.0, deadline=None):
                 if index is not None:
                     results[jobs[index].name] = _decode(worker.chunks, status)
             now = time.monotonic()
-            for worker in [w for w in workers.values() if w.job is not None and now - w.started >= timeout]:
+            for worker in [w for w in workers.values()
+                           if w.job is not None and now - w.started >= _timeout_of(jobs[w.job], timeout)]:
                 index = worker.job
                 _retire(worker, workers, kill=True)
                 results[jobs[index].name] = {
                     "ok": False, "stage": "timeout",
-                    "error": "no answer within %.1f s (namespace entry or read hung); the reader was killed" % timeout}
+                    "error": "no answer within %.1f s (namespace entry or read hung); the reader was killed"
+                             % _timeout_of(jobs[index], timeout)}
     finally:
         for worker in list(workers.values()):
             _retire(worker, workers, kill=worker.job is not None)
     return results
+
+
+def _timeout_of(job, default):
+    # type: (Job, float) -> float
+    return job.timeout if job.timeout is not None else default
 
 
 def _decode(chunks, status):

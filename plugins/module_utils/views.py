@@ -102,16 +102,24 @@ def read_pid_keys(names, root=procsys.PROC_SYS):
     return keys, unreadable
 
 
-def read_view(plan, wanted=None, root=procsys.PROC_SYS, own_pid_ns=False):
-    # type: (dict, callable, str, bool) -> tuple
+def read_view(plan, wanted=None, root=procsys.PROC_SYS, own_pid_ns=False, tree_cache=None):
+    # type: (dict, callable, str, bool, dict) -> tuple
     """Read the planned keys in the current namespaces: ``(keys, unreadable)``.
 
     ``own_pid_ns``: the process entered the set's pid namespace (``setns``), so its pid keys
-    must be read by a new process.
+    must be read by a new process. ``tree_cache``: the subtrees read for an earlier set in the
+    same network namespace (see :func:`make_group_reader`); filled on first use.
     """
     keys, unreadable = {}, {}
     if plan["subdirs"]:
-        keys, unreadable = procsys.read_tree(root, wanted=wanted, subdirs=plan["subdirs"])
+        cache_key = tuple(plan["subdirs"])
+        if tree_cache is not None and cache_key in tree_cache:
+            keys, unreadable = tree_cache[cache_key]
+        else:
+            keys, unreadable = procsys.read_tree(root, wanted=wanted, subdirs=plan["subdirs"])
+            if tree_cache is not None:
+                tree_cache[cache_key] = (keys, unreadable)
+        keys, unreadable = dict(keys), dict(unreadable)
     if plan["names"]:
         more, more_unreadable, _absent = procsys.read_keys(plan["names"], root)
         keys.update(more)
@@ -192,15 +200,19 @@ def conntrack_count(keys):
         return None
 
 
-def make_reader(ns_set, host_keys, host_unreadable, plan, probe, wanted, full, root=procsys.PROC_SYS):
-    # type: (dict, dict, dict, dict, object, callable, bool, str) -> callable
-    """The function a forked child runs for one set: open, verify, enter, read, diff."""
+def make_reader(ns_set, host_keys, host_unreadable, plan, probe, wanted, full, root=procsys.PROC_SYS,
+                tree_cache=None):
+    # type: (dict, dict, dict, dict, object, callable, bool, str, dict) -> callable
+    """The function a forked child runs for one set: open, verify, enter, read, diff.
+
+    ``tree_cache`` is shared by the readers of one group (:func:`make_group_reader`).
+    """
     paths = dict(ns_set["ns_paths"])
     expected = {t: ns_set["ns"][t] for t in paths}
     requested = ns_set.get("requested") or {}
 
     def read_and_diff(own_pid_ns=False):
-        keys, unreadable = read_view(plan, wanted, root, own_pid_ns)
+        keys, unreadable = read_view(plan, wanted, root, own_pid_ns, tree_cache)
         view = diff_view(keys, unreadable, host_keys, host_unreadable, plan["scope"],
                          probe, requested, full)
         return {"view": view, "conntrack_count": conntrack_count(keys)}
@@ -222,5 +234,42 @@ def make_reader(ns_set, host_keys, host_unreadable, plan, probe, wanted, full, r
             # full view walks every directory, kernel/ included: all of it in a forked reader.
             return nsenter.run_in_grandchild(read_and_diff)
         return read_and_diff(own_pid_ns="pid" in paths)
+
+    return target
+
+
+def group_key(ns_set, full=False):
+    # type: (dict, bool) -> str
+    """Sets with the same key are read by one job: those sharing a network namespace.
+
+    A Kubernetes pod's containers share the pause container's network namespace (each has its
+    own pid namespace, so each is a set of its own): its ~600 ``net`` keys are read once for all.
+    A set with its own user namespace stays alone, since a reader cannot come back from it, and
+    so does every set of the full view, which reads everything per set anyway.
+    """
+    if full or "net" not in ns_set["differs_from_host"] or "user" in ns_set["differs_from_host"]:
+        return "set:%s" % ns_set["id"]
+    return "net:%s" % ns_set["ns"]["net"]
+
+
+def make_group_reader(members):
+    # type: (list) -> callable
+    """One job for ``[(set_id, reader), ...]`` made with one shared ``tree_cache``.
+
+    Each member is entered, read and left in turn (back to the namespaces the job started in);
+    the answer is ``{set_id: answer}``, one answer document per member, so one member that
+    vanished costs only itself.
+    """
+    def target():
+        home = nsenter.Home()
+        answers = {}
+        for number, (set_id, reader) in enumerate(members):
+            answers[set_id] = nsenter.call(reader)
+            if not home.go_back():
+                for later_id, _reader in members[number + 1:]:
+                    answers[later_id] = {"ok": False, "stage": "enter",
+                                         "error": "the reader could not return from the previous set's namespaces"}
+                break
+        return answers
 
     return target

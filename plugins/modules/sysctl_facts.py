@@ -360,32 +360,48 @@ def read_views(sets, keys, unreadable, probe_facts, wanted, params, parallel, st
     # type: (list, dict, dict, dict, callable, dict, int, float) -> None
     full = params["view"] == "full"
     probe_owner = probe_facts.get("owner") if probe_facts.get("enabled") else None
-    jobs = []
     plans = {}  # sets of the same shape read the same keys: plan once per shape, not per set
-    for ns_set in sets:
+
+    def reader_for(ns_set, tree_cache):
         shape = tuple(ns_set["differs_from_host"])
         if shape not in plans:
             plans[shape] = views.plan_keys(shape, keys, probe_owner, full)
-        plan = plans[shape]
-        reader = views.make_reader(ns_set, keys, unreadable, plan, probe_facts, wanted, full)
-        jobs.append(nsenter.Job(ns_set["id"], reader))
-    answers = nsenter.run_parallel(jobs, parallel=parallel, timeout=params["timeout"],
-                                   deadline=started + params["gather_timeout"])
+        return views.make_reader(ns_set, keys, unreadable, plans[shape], probe_facts, wanted, full,
+                                 tree_cache=tree_cache)
+
+    def run(group_members):
+        """``{group key: [set, ...]}`` -> ``{set id: answer}``, one job per group."""
+        jobs = []
+        for key, members in group_members.items():
+            cache = {}  # the group's network namespace, read once (in the worker's copy)
+            target = views.make_group_reader([(m["id"], reader_for(m, cache)) for m in members])
+            jobs.append(nsenter.Job(key, target, timeout=params["timeout"] * len(members)))
+        answers = nsenter.run_parallel(jobs, parallel=parallel, timeout=params["timeout"],
+                                       deadline=started + params["gather_timeout"])
+        per_set = {}
+        for key, members in group_members.items():
+            answer = answers.get(key, {})
+            for member in members:
+                # A job that failed as a whole (timeout, a dead reader) fails each of its sets.
+                per_set[member["id"]] = answer["value"].get(member["id"], {}) if answer.get("ok") else answer
+        return per_set
+
+    groups = {}
+    for ns_set in sets:
+        groups.setdefault(views.group_key(ns_set, full), []).append(ns_set)
+    answers = run(groups)
     # The representative may exit while other members live on (a shell's children): enter
     # through a member that is still there, once.
-    retry = []
+    retry = {}
     for ns_set in sets:
         if answers.get(ns_set["id"], {}).get("stage") != "enter" or ns_set["representative_pid"] is None:
             continue
         pid = nsscan.live_member(ns_set)
         if pid is not None and pid != ns_set["representative_pid"]:
             ns_set["ns_paths"] = {t: "/proc/%d/ns/%s" % (pid, t) for t in ns_set["ns_paths"]}
-            plan = views.plan_keys(ns_set["differs_from_host"], keys, probe_owner, full)
-            retry.append(nsenter.Job(ns_set["id"], views.make_reader(ns_set, keys, unreadable, plan, probe_facts,
-                                                                     wanted, full)))
+            retry["set:%s" % ns_set["id"]] = [ns_set]
     if retry:
-        answers.update(nsenter.run_parallel(retry, parallel=parallel, timeout=params["timeout"],
-                                            deadline=started + params["gather_timeout"]))
+        answers.update(run(retry))
     for ns_set in sets:
         answer = answers.get(ns_set["id"], {})
         if answer.get("ok"):

@@ -6,6 +6,8 @@ worker in another user namespace, a hung job and a dying worker each cost only t
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 
 import pytest
@@ -148,3 +150,104 @@ def test_spawned_reads_give_way_to_the_forked_reader_on_anything_unusual(tmp_pat
     assert nsenter.read_files_as_new_process([str(one)]) == [b"7"]
     assert nsenter.read_files_as_new_process([str(one), str(two_lines)]) is None
     assert nsenter.read_files_as_new_process([str(one), str(tmp_path / "missing")]) is None
+
+
+PARAMS = dict(containers=True, probe=True, view="diff", include=[], exclude=[], timeout=5.0, gather_timeout=60.0,
+              parallel=2, max_pids_per_set=20, runtime_cli=False, sysctl_d_dirs=[], sysctl_conf=None)
+
+
+@pytest.fixture
+def pod():
+    """A pod-shaped group: a pause process owning a netns and three containers in it, each with its
+    own uts and pid namespaces (as the kubelet makes them). The outer ``unshare`` of each container
+    only sits in the pause container's netns, so it joins the pause set: four sets in all."""
+    pause = spawn_set("echo 3456 > /proc/sys/net/core/somaxconn\n", flags=("-n",))
+    procs = []
+    try:
+        for i in range(3):
+            script = f"hostname nsg-pod-c{i}; echo ready; exec sleep 600"
+            procs.append(subprocess.Popen(
+                ["nsenter", "-t", str(pause.inner_pid), "-n", "unshare", "-p", "-f", "--kill-child",
+                 "unshare", "-u", "sh", "-c", script], stdout=subprocess.PIPE, start_new_session=True))
+        for proc in procs:
+            assert proc.stdout.readline().startswith(b"ready")
+        yield pause, procs
+    finally:
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            proc.stdout.close()
+        pause.kill()
+
+
+def _sets_in(facts: dict, net: int) -> list:
+    return [s for s in facts["namespace_sets"] if s["ns"]["net"] == net]
+
+
+def test_a_pods_network_namespace_is_read_once_for_all_its_containers(pod, tmp_path, monkeypatch):
+    from ansible_collections.nsguard.sysctl.plugins.modules import sysctl_facts
+
+    pause, dummy = pod
+    log = tmp_path / "net-tree-reads"
+    real = procsys.read_tree
+
+    def logged(root=procsys.PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
+        if subdirs == ["net"]:  # workers are forks of this process: they append to one file
+            with open(log, "a") as handle:
+                handle.write("%d\n" % os.stat("/proc/self/ns/net").st_ino)
+        return real(root, wanted=wanted, subdirs=subdirs, with_inodes=with_inodes)
+
+    monkeypatch.setattr(procsys, "read_tree", logged)
+    facts = sysctl_facts.gather(dict(PARAMS))
+    members = _sets_in(facts, pause.ns["net"])
+    hostnames = sorted((s["view"]["differs"].get("kernel.hostname") or {}).get("container", "") for s in members)
+    assert len(members) == 4, [s["id"] for s in members]
+    assert hostnames == ["", "nsg-pod-c0", "nsg-pod-c1", "nsg-pod-c2"], hostnames
+    for member in members:
+        assert member["errors"] == [], member["errors"]
+        assert member["view"]["differs"]["net.core.somaxconn"]["container"] == "3456"
+        assert member["view"]["interfaces"] == ["lo"]
+    reads = log.read_text().split()
+    assert reads.count(str(pause.ns["net"])) == 1, reads
+    assert len(reads) == len(set(reads)), "a network namespace was read twice"
+
+
+def test_a_pod_member_that_vanishes_costs_only_itself(pod, monkeypatch):
+    from ansible_collections.nsguard.sysctl.plugins.modules import sysctl_facts
+
+    pause, procs = pod
+    victim = procs[1]
+    real = views.make_reader
+
+    def make_reader_then_kill(ns_set, *args, **kwargs):
+        reader = real(ns_set, *args, **kwargs)
+        if "uts" in ns_set["differs_from_host"] and set(ns_set["pids"]) & set(_children(victim.pid)):
+            os.killpg(victim.pid, signal.SIGKILL)  # the container exits between the scan and its read
+        return reader
+
+    monkeypatch.setattr(views, "make_reader", make_reader_then_kill)
+    facts = sysctl_facts.gather(dict(PARAMS, probe=False))
+    members = _sets_in(facts, pause.ns["net"])
+    broken = [s for s in members if s["view"] is None]
+    assert len(broken) == 1 and broken[0]["errors"][0]["stage"] == "vanished", [s["errors"] for s in members]
+    fine = [s for s in members if s["view"] is not None]
+    assert len(fine) == 3  # the pause set (with the victim's outer unshare gone) and two containers
+    for member in fine:
+        assert member["view"]["differs"]["net.core.somaxconn"]["container"] == "3456"
+
+
+def _children(pid: int) -> list:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as handle:
+                kids = [int(x) for x in handle.read().split()]
+        except OSError:
+            continue
+        found.extend(kids)
+        todo.extend(kids)
+    return found
