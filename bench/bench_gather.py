@@ -10,7 +10,9 @@ Run as root. From one run, in this one process, it prints:
     ``runtime_cli`` off/on) against the shell loop
     ``for p in PIDS; do nsenter -t $p -n -i -u sysctl -a >/dev/null; done`` over the N sets
     this script made, with the targets of issue 2 for the largest N: under 1 s and >= 4x faster;
-(c) the size of the JSON facts (as ``json.dumps`` writes them) for the largest N, diff and full view.
+(c) the size of the JSON facts (as ``json.dumps`` writes them) for the largest N, diff and full view;
+(d) the largest N again, shaped as Kubernetes pods: N/4 network namespaces, each shared by four
+    containers with their own ipc, uts and pid namespaces, against the loop over the containers.
 
 Every figure is the median of ``--repeat`` runs (the individual runs are printed too). In (b)
 one unmeasured round warms the dentry cache, then the loop and the four gathers take turns,
@@ -78,16 +80,24 @@ def _die_with_parent() -> None:
 
 
 class BenchSet:
-    """One namespace set: the outer ``unshare`` (our child) and pid 1 inside (its child)."""
+    """One namespace set: the outer ``unshare`` (our child) and pid 1 inside (its child).
 
-    def __init__(self, index: int, tag: str) -> None:
+    ``pod``: the set joins that set's network namespace (``nsenter -n``) instead of making its
+    own, as a Kubernetes pod's containers join the pause container's; the somaxconn it checks is
+    then the pod's.
+    """
+
+    def __init__(self, index: int, tag: str, pod: "BenchSet | None" = None) -> None:
         self.index = index
-        self.somaxconn = SOMAXCONN_BASE + index
+        self.somaxconn = pod.somaxconn if pod else SOMAXCONN_BASE + index
         self.hostname = "nsgbench-%s-%d" % (tag, index)
-        script = ("echo %d > /proc/sys/net/core/somaxconn && hostname %s && exec sleep %d"
-                  % (self.somaxconn, self.hostname, SET_LIFETIME))
+        inner = ["unshare", "-i", "-u"] if pod else ["unshare", "-n", "-i", "-u"]
+        script = "hostname %s && exec sleep %d" % (self.hostname, SET_LIFETIME)
+        if not pod:
+            script = "echo %d > /proc/sys/net/core/somaxconn && %s" % (self.somaxconn, script)
+        join = ["nsenter", "-t", str(pod.inner), "-n"] if pod else []
         self.proc = subprocess.Popen(
-            ["unshare", "-p", "-f", "--kill-child", "unshare", "-n", "-i", "-u", "sh", "-c", script],
+            join + ["unshare", "-p", "-f", "--kill-child"] + inner + ["sh", "-c", script],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True, preexec_fn=_die_with_parent)
         self.inner = None  # type: int | None
@@ -123,8 +133,9 @@ class BenchSet:
             self.proc.stderr.close()
 
 
-def make_sets(count: int, start: int, tag: str, host_ns: dict, timeout: float = 60.0) -> list:
-    made = [BenchSet(start + i, tag) for i in range(count)]
+def make_sets(count: int, start: int, tag: str, host_ns: dict, timeout: float = 60.0, pods: list = None) -> list:
+    """``count`` sets; with ``pods``, set i joins the network namespace of ``pods[i % len(pods)]``."""
+    made = [BenchSet(start + i, tag, pods[i % len(pods)] if pods else None) for i in range(count)]
     SETS.extend(made)
     deadline = time.monotonic() + timeout
     waiting = list(made)
@@ -377,6 +388,29 @@ def run(args: argparse.Namespace, summary: dict) -> int:
         print("  view=%-4s  total %-12s of which our %d sets %-12s (%.1f KiB per set)"
               % (view, kib(total), largest, kib(ours), ours / 1024.0 / largest))
         summary["bytes"][view] = {"total": total, "our_sets": ours, "per_set": ours / largest}
+
+    # (d) pod-shaped: the same number of sets, four containers per network namespace
+    pods_wanted = max(1, largest // 4)
+    print("\n(d) host + %d sets shaped as %d pods of 4 containers sharing a network namespace" % (largest, pods_wanted))
+    cleanup()
+    pods = make_sets(pods_wanted, 0, tag + "p", host_ns)
+    members = make_sets(largest, pods_wanted, tag + "c", host_ns, pods=pods)
+    loop_run = nsenter_loop([s.inner for s in members])
+    gather = lambda: sysctl_facts.gather(params)  # noqa: E731 - the defaults, as in (b)
+    loop_run()
+    gather()
+    rounds = [Timing.of([loop_run, gather]) for dummy in range(repeat)]
+    loop, gathered = Timing.merge([r[0] for r in rounds]), Timing.merge([r[1] for r in rounds])
+    found, verified, foreign = check_found(gathered.result, members)
+    print("    %-40s %s" % ("baseline: nsenter loop (N x sysctl -a)", loop))
+    print("    %-40s %s  speed-up over the loop: %.2fx (cpu %.2fx); found %d/%d containers, verified %d/%d"
+          % ("gather (defaults)", gathered, loop.wall / gathered.wall, loop.cpu / gathered.cpu,
+             found, len(members), verified, len(members)))
+    summary["pods"] = {"pods": pods_wanted, "containers": len(members), "loop": {"wall": loop.wall, "cpu": loop.cpu},
+                       "gather": {"wall": gathered.wall, "cpu": gathered.cpu, "ratio": loop.wall / gathered.wall,
+                                  "found": found, "verified": verified}}
+    if verified != len(members):
+        ok_found = False
     print("\nend: %s" % load_note())
 
     if not ok_found:

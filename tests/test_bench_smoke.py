@@ -37,8 +37,8 @@ def test_bench_gather_runs_and_finds_its_sets(tmp_path):
     # (a) the host gather against sysctl -a, probe off and on
     assert "baseline: sysctl -a" in out
     assert len(re.findall(r"gather\(containers=False, probe=(True|False)\).*ratio to sysctl -a: [0-9.]+x", out)) == 2
-    # (b) the nsenter loop and four gather configurations, per size
-    assert len(re.findall(r"baseline: nsenter loop", out)) == 2
+    # (b) the nsenter loop and four gather configurations, per size; (d) once more, pod-shaped
+    assert len(re.findall(r"baseline: nsenter loop", out)) == 3
     ratio_lines = re.findall(r"gather\(probe=\w+, runtime_cli=\w+\).*speed-up over the loop: [0-9.]+x "
                              r"\(cpu [0-9.]+x\); found (\d+)/(\d+) sets, verified (\d+)/(\d+)", out)
     assert len(ratio_lines) == 8, out
@@ -61,3 +61,6 @@ def test_bench_gather_runs_and_finds_its_sets(tmp_path):
     assert set(summary["targets"]) == set(CONFIGS)
     # the full view carries every key of each set, the diff view only what differs
     assert summary["bytes"]["full"]["per_set"] > summary["bytes"]["diff"]["per_set"] > 0
+    # (d) 3 containers in 1 pod: all found and read, the pod's somaxconn in each
+    assert re.search(r"gather \(defaults\).*speed-up over the loop: [0-9.]+x .*found 3/3 containers, verified 3/3", out)
+    assert summary["pods"]["pods"] == 1 and summary["pods"]["gather"]["verified"] == 3
