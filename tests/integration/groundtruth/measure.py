@@ -816,10 +816,10 @@ def _devconf_verdicts(devconf: Dict[str, Any], host: Dict[str, list],
     copies: Dict[str, Optional[bool]] = {}
     for fam in ("IPv4", "IPv6"):
         pairs = {k: (inherited[k], copied[k]) for k in copied if _family(k) == fam and k in inherited}
-        if pairs and all(i == c for i, c in pairs.values()) and any(i for i, _ in pairs.values()):
+        if pairs and all(i == c for i, c in pairs.values()) and any(i for i, dummy in pairs.values()):
             copies[fam] = True
             mismatch = []
-        elif pairs and not any(i for i, _ in pairs.values()) and any(c for _, c in pairs.values()):
+        elif pairs and not any(i for i, dummy in pairs.values()) and any(c for dummy, c in pairs.values()):
             copies[fam] = False
             mismatch = []
         else:
