@@ -47,6 +47,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 __all__ = [
     "CONTAINER_GUEST_TYPES",
     "HOST_GUARD",
+    "NETNS_SCRIPT",
     "NS_STAT_VAR",
     "SPEC_GUARD",
     "RemediationOptions",
@@ -257,16 +258,31 @@ def _engine_task(rule: str, identity: Mapping[str, Any], runtime: str, what: str
 def container_sysctl_tasks(rule: str, identity: Mapping[str, Any], set_to: Mapping[str, Any], *,
                            requested: Optional[Mapping[str, Any]] = None,
                            options: RemediationOptions = RemediationOptions(),
-                           engine_defaults: Sequence[str] = ()) -> List[Dict[str, Any]]:
+                           engine_defaults: Sequence[str] = (),
+                           never: Iterable[str] = ()) -> List[Dict[str, Any]]:
     """Tasks that put ``set_to`` (key -> value, or None to drop the key) into the container's
     own spec, keeping what it already asks for except the keys its engine adds on its own
     (``engine_defaults``: Docker and Podman set ping_group_range and ip_unprivileged_port_start).
+
+    ``never``: keys that must not be in the container's spec at all, whoever asked for them:
+    keys that are global on this host (global, mirror, host-only, leaking) and keys of a
+    namespace the container shares with the host. A container that sets one changes (or fails
+    to change) the host's value for everybody. Docker, Podman and Kubernetes replace the whole
+    sysctl map, so a task that kept such a request while fixing another key would write it
+    again; they are dropped from the map, and a ``set_to`` value for one gives no task.
+
     Returns ``[]`` when the runtime has no spec Ansible can edit (unidentified processes, runc
-    bundles, systemd-nspawn); the finding's message says where to fix it."""
+    bundles, systemd-nspawn) or nothing safe is left to set; the finding's message says where
+    to fix it."""
     runtime = (identity.get("runtime") or "unknown").lower()
     label = _label(identity)
+    never = set(never)
+    unsafe = [k for k, v in set_to.items() if v is not None and k in never]
+    if unsafe:
+        return []
     what = _describe(set_to)
-    own = {k: v for k, v in (requested or {}).items() if k not in set(engine_defaults) or k in set_to}
+    own = {k: v for k, v in (requested or {}).items()
+           if (k not in set(engine_defaults) or k in set_to) and k not in never}
     merged = _merged(own, set_to)
     tags = _tags(rule, "container-spec")
     if _is_pod(identity):
@@ -290,19 +306,32 @@ def container_sysctl_tasks(rule: str, identity: Mapping[str, Any], set_to: Mappi
                     rule, key, task_value(value), label)
             tasks.append({"name": title, "ansible.builtin.lineinfile": args, "tags": tags})
         return tasks
-    if runtime == "netns" and identity.get("netns_name") and all(v is not None for v in set_to.values()):
+    if (runtime == "netns" and identity.get("netns_name") and set_to
+            and all(v is not None and k.startswith("net.") for k, v in set_to.items())):
         # A named network namespace has no spec: the fix belongs in whatever creates it; this
-        # applies it to the running namespace (argv, no shell).
+        # applies it to the running namespace. `ip netns exec` enters the network namespace
+        # only, so only net.* keys (any other key would be the host's). The host's sh compares
+        # first and writes only what differs, so a second run changes nothing; keys and values
+        # are arguments, never part of the script. Check mode skips it (command module).
         return [{
             "name": "%s %s in network namespace %s" % (rule, what, identity["netns_name"]),
             "ansible.builtin.command": {
-                "argv": ["ip", "netns", "exec", str(identity["netns_name"]), "sysctl", "-w"]
+                "argv": ["ip", "netns", "exec", str(identity["netns_name"]), "sh", "-c", NETNS_SCRIPT, "nsguard"]
                 + ["%s=%s" % (k, task_value(v)) for k, v in set_to.items()],
             },
-            "changed_when": True,
+            "changed_when": "'changed ' in stdout",
             "tags": tags,
         }]
     return []
+
+
+# Sets each KEY=VALUE argument unless the namespace already has it (fields compared the way
+# task_value writes them); prints "changed KEY: OLD -> NEW" for each write, fails on the first
+# error with sysctl's message.
+NETNS_SCRIPT = (
+    'set -f; for kv do k=${kv%%=*}; v=${kv#*=}; old=$(sysctl -n "$k") || exit 1; '
+    'cur=$(echo $old); want=$(echo $v); [ "$cur" = "$want" ] && continue; '
+    'sysctl -w "$kv" >/dev/null || exit 1; echo "changed $k: $cur -> $want"; done')
 
 
 _PRIV_CAPS = ("SYS_ADMIN", "NET_ADMIN")

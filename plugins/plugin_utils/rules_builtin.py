@@ -46,9 +46,14 @@ def _host_task_unless_lower(ctx: Context, rule: Rule, key: str, wanted: Any, why
 
 
 def _spec_tasks(ctx: Context, rule: Rule, nset: Mapping[str, Any], set_to: Mapping[str, Any]) -> List[Dict[str, Any]]:
-    """Container-spec tasks for ``nset``, keeping its own requests (not its engine's defaults)."""
+    """Container-spec tasks for ``nset``, keeping its own requests (not its engine's defaults)
+    except keys that are the host's: global on this host, or of a namespace the set shares."""
+    shared = set(ctx.shared_namespaces(nset))
+    never = [k for k in set(nset.get("requested") or {}) | set(set_to)
+             if ctx.klass(k)["class"] in GLOBALISH or ctx.klass(k)["namespace"] in shared]
     return rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, set_to, requested=nset.get("requested"),
-                                      options=ctx.options, engine_defaults=nset.get("requested_defaults") or ())
+                                      options=ctx.options, engine_defaults=nset.get("requested_defaults") or (),
+                                      never=never)
 
 
 def _spec_removal(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str) -> List[Dict[str, Any]]:

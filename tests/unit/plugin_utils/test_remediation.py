@@ -127,8 +127,19 @@ def test_lxc_netns_and_unknown():
                                                       "regexp": r"^\s*lxc\.sysctl\.vm\.max_map_count\s*=",
                                                       "state": "absent"}
     [task] = rem.container_sysctl_tasks("NSG004", {"runtime": "netns", "netns_name": "blue"}, {"net.core.somaxconn": "9"})
-    assert task["ansible.builtin.command"]["argv"] == ["ip", "netns", "exec", "blue", "sysctl", "-w",
-                                                       "net.core.somaxconn=9"]
+    assert task["ansible.builtin.command"]["argv"] == ["ip", "netns", "exec", "blue", "sh", "-c", rem.NETNS_SCRIPT,
+                                                       "nsguard", "net.core.somaxconn=9"]
+    assert task["changed_when"] == "'changed ' in stdout"
+    # `ip netns exec` enters only the network namespace: a non-net key would be the host's
+    assert rem.container_sysctl_tasks("NSG009", {"runtime": "netns", "netns_name": "blue"}, {"kernel.msgmax": "9"}) == []
+    # a key that is the host's is never written into a spec, nor kept from the container's requests
+    [task] = rem.container_sysctl_tasks("NSG004", {"runtime": "docker", "name": "c"}, {"net.core.somaxconn": "9"},
+                                        requested={"vm.max_map_count": "1", "net.ipv4.tcp_fin_timeout": "5"},
+                                        never=["vm.max_map_count"])
+    assert task["community.docker.docker_container"]["sysctls"] == {"net.core.somaxconn": "9",
+                                                                    "net.ipv4.tcp_fin_timeout": "5"}
+    assert rem.container_sysctl_tasks("NSG009", {"runtime": "docker", "name": "c"}, {"vm.max_map_count": "9"},
+                                      never=["vm.max_map_count"]) == []
     assert rem.container_sysctl_tasks("NSG004", {"runtime": "unknown"}, {"a.b": "1"}) == []
     assert rem.container_sysctl_tasks("NSG004", {"runtime": "runc", "name": "r"}, {"a.b": "1"}) == []
 
