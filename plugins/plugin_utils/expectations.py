@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-import yaml
+from .datafile import DataFileError, load_yaml
 
 __all__ = [
     "Constraint",
@@ -427,10 +427,9 @@ def load_expectation_files(paths: Sequence[Union[str, os.PathLike]]) -> Tuple[Li
             continue
         for file in _yaml_files(path):
             try:
-                with open(file, encoding="utf-8") as handle:
-                    document = yaml.safe_load(handle)
-            except (OSError, yaml.YAMLError) as exc:
-                errors.append({"file": str(file), "path": "$", "message": "cannot read: %s" % exc})
+                document = load_yaml(file)
+            except DataFileError as exc:
+                errors.append(exc.as_dict())
                 continue
             if document is None:
                 continue

@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import yaml
 
 from . import remediation as rem
+from .datafile import DataFileError, load_yaml
 from .expectations import (SEVERITIES, ConstraintError, Expectation, Selector, load_json_schema, parse_constraint,
                            schema_errors, set_label)
 
@@ -180,10 +181,9 @@ def load_rule_file(path: Union[str, Path], builtin: bool = False) -> Tuple[Optio
     path = Path(path)
     source = str(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as exc:
-        return None, [{"file": source, "path": "$", "message": "cannot read: %s" % exc}]
+        document = load_yaml(path)
+    except DataFileError as exc:
+        return None, [exc.as_dict()]
     errors = schema_errors(document, load_json_schema(str(SCHEMA_FILE)), source)
     if errors:
         return None, errors

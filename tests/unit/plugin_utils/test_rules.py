@@ -134,7 +134,8 @@ def test_broken_user_rules_are_reported_and_skipped(tmp_path):
     assert "reserved" in by_file["SITE003-builtin.yml"]["message"]
     assert "already defined" in by_file["NSG001-again.yml"]["message"]
     assert "must start with the rule id" in by_file["WRONG-name.yml"]["message"]
-    assert "cannot read" in by_file["SITE005-broken.yml"]["message"]
+    assert "not valid YAML" in by_file["SITE005-broken.yml"]["message"]
+    assert by_file["SITE005-broken.yml"]["path"] == "line 2 column 1"
     assert len(catalog) == 10
 
 

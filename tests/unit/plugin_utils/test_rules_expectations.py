@@ -118,7 +118,7 @@ def test_user_documents_report_file_and_path(tmp_path):
     assert [(e.profile, e.key, e.severity) for e in found] == [("a", "vm.swappiness", "info")]
     problems = {(e["file"].rsplit("/", 1)[-1], e["path"]) for e in errors}
     assert ("good.yml[1]", "$.match") in problems
-    assert ("bad.yaml", "$") in problems and ("missing.yml", "$") in problems
+    assert ("bad.yaml", "line 2 column 1") in problems and ("missing.yml", "$") in problems  # where the YAML breaks
     dummy, errors = ex.expectations_from_data({"profile": "c", "match": {"cmdline": "("}, "expect": {"a.b": "1"}}, "v")
     assert "bad regular expression" in errors[0]["message"]
     dummy, errors = ex.expectations_from_data({"profile": "c", "match": {"name": "c"},
