@@ -32,8 +32,8 @@ import stat
 import subprocess
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import nsscan, procinfo
-from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import (UnsafeFile, glob_beneath, lexists_file,
-                                                                           read_regular)
+from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import (
+    UnsafeFile, glob_beneath, lexists_file, read_regular)
 from ansible_collections.nsguard.sysctl.plugins.module_utils import runtimes_parse as rp
 
 DEFAULT_PATHS = {

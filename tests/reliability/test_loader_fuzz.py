@@ -26,8 +26,8 @@ ROOT = Path(kb.KNOWLEDGE_DIR).parents[1]
 KNOWLEDGE_FILES = sorted(p for p in Path(kb.KNOWLEDGE_DIR).glob("*.yml"))
 RULE_FILES = sorted(Path(R.CATALOG_DIR).glob("NSG*.yml"))
 PROFILE_FILES = sorted(Path(ex.PROFILES_DIR).glob("*.yml"))
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                             HealthCheck.too_slow])
+SETTINGS = settings(max_examples=120, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 scalars = (st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30)
@@ -79,8 +79,8 @@ LOADERS = {"knowledge": load_knowledge, "rules": load_rules, "expectations": loa
 # plugin_utils.datafile.load_yaml and turn DataFileError into KnowledgeError (as rules.py and
 # expectations.py now do); until then these cases are expected failures, and bombs are not run.
 KNOWLEDGE_RAW = "knowledge.load_file does not use datafile.load_yaml yet (see above)"
-BYTE_LEVEL = ["expectations", "rules", pytest.param("knowledge", marks=pytest.mark.xfail(strict=True,
-                                                                                       reason=KNOWLEDGE_RAW))]
+BYTE_LEVEL = ["expectations", "rules",
+              pytest.param("knowledge", marks=pytest.mark.xfail(strict=True, reason=KNOWLEDGE_RAW))]
 
 
 def _one_file(tmp_path: Path, kind: str, data: bytes, name: str = None) -> tuple:
@@ -231,8 +231,9 @@ def test_hostile_documents(tmp_path, kind, case):
     ("class", 7, "$.entries[0].class"),
 ])
 def test_knowledge_bad_patterns_and_versions_are_pinpointed(tmp_path, field, value, path):
-    document = {"schema_version": 1, "area": "fuzz", "description": "fuzz", "entries": [{"id": "fuzz", "match": ["net.fuzz.key"], "namespace": "net", "class": "isolated",
-                             "sources": [{"kind": "doc", "ref": "fuzz"}]}]}
+    document = {"schema_version": 1, "area": "fuzz", "description": "fuzz", "entries": [{
+        "id": "fuzz", "match": ["net.fuzz.key"], "namespace": "net", "class": "isolated",
+        "sources": [{"kind": "doc", "ref": "fuzz"}]}]}
     assert _run(tmp_path, "knowledge", yaml.safe_dump(document).encode()) is None  # the base is valid
     document["entries"][0][field] = value
     error = _run(tmp_path, "knowledge", yaml.safe_dump(document).encode())

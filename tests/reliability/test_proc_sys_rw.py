@@ -86,12 +86,12 @@ def _nsg006(findings, ns_set):
 def test_proc_sys_rw_follows_the_real_mounts_and_nsg006_fires_only_for_writable(tmp_path):
     made = {}
     try:
-        for name, (commands, dummy, dummy2) in SHAPES.items():
+        for name, (commands, shows, dummy) in SHAPES.items():
             work = tmp_path / name
             work.mkdir()
             out = work / "truth"
             script = (TRY.format(out=out) + commands.format(d=work) + "\n"
-                      + "".join('try "%s"\n' % p.format(d=work) for p in SHAPES[name][1])
+                      + "".join('try "%s"\n' % p.format(d=work) for p in shows)
                       + 'echo ready $$\nexec %s sleep 600\n' % NO_CAPS)
             made[name] = (spawn_set(script, flags=("-m", "-n", "-p", "-f", "--mount-proc")), work)
         facts, findings = _gather_and_lint(tmp_path)
