@@ -303,3 +303,27 @@ def test_planted_links_fifos_devices_and_impostors(tmp_path):
 def _collections_dir():
     from tests.conftest import DEV_COLLECTIONS
     return DEV_COLLECTIONS
+
+
+def test_a_linked_docker_socket_is_not_asked(tmp_path):
+    """A symbolic link where Docker's API socket should be (to a socket a container serves):
+    the index does not connect, and says why, naming the path."""
+    import socket
+
+    from ansible_collections.nsguard.sysctl.plugins.module_utils import runtimes
+    served = tmp_path / "container.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(served))
+    server.listen(1)
+    server.settimeout(0.5)
+    link = _link(tmp_path / "run" / "docker.sock", served)
+    empty = {k: [] for k in runtimes.DEFAULT_PATHS}
+    index = runtimes.RuntimeIndex(use_cli=True, timeout=1.0, paths=dict(empty, docker_sockets=[str(link)]),
+                                  discover=False)
+    index._ask_cli("docker", "0" * 64)  # what identify() does for a docker cgroup without files
+    try:
+        with pytest.raises(socket.timeout):
+            server.accept()
+    finally:
+        server.close()
+    assert [e["message"] for e in index.errors] == ["%s: not a socket (a symbolic link or a file); not asked" % link]
