@@ -528,7 +528,9 @@ def parse_lxc_config(text):
                 value = value[1:-1]  # lxc-create's templates quote some values
             entries.append((key.strip(), value))
     single = dict(entries)
-    requested = dict((k[len("lxc.sysctl."):], v) for k, v in entries if k.startswith("lxc.sysctl.") and v)
+    # "lxc.sysctl. = 1" names no key (LXC refuses the line): not a request for "".
+    requested = dict((k[len("lxc.sysctl."):], v) for k, v in entries
+                     if k.startswith("lxc.sysctl.") and k[len("lxc.sysctl."):].strip(".") and v)
     net_types = dict((k, v) for k, v in entries if re.match(r"^lxc\.net\.\d+\.type$", k))
     keep = set(single.get("lxc.namespace.keep", "").split())
     types = [net_types[k] for k in sorted(net_types)]

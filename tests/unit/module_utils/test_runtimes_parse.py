@@ -346,6 +346,8 @@ def test_lxc_config_variants():
         "lxc.sysctl.net.ipv4.ip_forward = 1",
         "lxc.sysctl.kernel.shmmax=1073741824",
         "lxc.sysctl.vm.empty =",
+        "lxc.sysctl.= 1",
+        "lxc.sysctl.. = 2",
         "garbage line without equals",
     ])
     got = rp.parse_lxc_config(text)
