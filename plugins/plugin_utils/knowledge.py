@@ -21,7 +21,7 @@ from fnmatch import translate
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-import yaml
+from .datafile import DataFileError, load_yaml
 
 
 CLASSES = ("isolated", "isolated-inherited", "mirror", "host-only", "global", "leaking")
@@ -284,14 +284,11 @@ def _files(directory: Path) -> List[Path]:
 def load_file(path: Path, schema: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """Read and validate one knowledge file; the raw document on success."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else None
-        raise KnowledgeError(str(path), where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
-    except OSError as exc:
-        raise KnowledgeError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
+        # The shared bounded reader: undecodable bytes, deep nesting, alias bombs and huge
+        # numbers are errors naming the file and position, never a traceback or a hang.
+        document = load_yaml(path)
+    except DataFileError as exc:
+        raise KnowledgeError(exc.file, None if exc.path == "$" else exc.path, exc.message) from exc
     validate_document(document, str(path), schema)
     return document
 

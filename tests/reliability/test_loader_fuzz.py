@@ -72,15 +72,7 @@ def load_expectations(directory: Path, file: Path):
 
 
 LOADERS = {"knowledge": load_knowledge, "rules": load_rules, "expectations": load_expectations}
-# knowledge.load_file (plugin_utils/knowledge.py, owned by the ground-truth work) still reads with
-# yaml.safe_load on a text handle and catches only YAMLError/OSError: undecodable bytes raise
-# UnicodeDecodeError, deep nesting RecursionError, a 5,000-digit number ValueError, and an alias
-# bomb keeps schema validation busy for minutes. The fix is to read through
-# plugin_utils.datafile.load_yaml and turn DataFileError into KnowledgeError (as rules.py and
-# expectations.py now do); until then these cases are expected failures, and bombs are not run.
-KNOWLEDGE_RAW = "knowledge.load_file does not use datafile.load_yaml yet (see above)"
-BYTE_LEVEL = ["expectations", "rules",
-              pytest.param("knowledge", marks=pytest.mark.xfail(strict=True, reason=KNOWLEDGE_RAW))]
+BYTE_LEVEL = ["expectations", "rules", "knowledge"]
 
 
 def _one_file(tmp_path: Path, kind: str, data: bytes, name: str = None) -> tuple:
@@ -201,18 +193,10 @@ HOSTILE = {
 }
 
 
-KNOWLEDGE_FAILS = {"deep nesting", "deep mapping nesting", "not UTF-8", "UTF-16 BOM", "huge integer"}
-
-
 def _hostile_params():
     for case in sorted(HOSTILE):
         for kind in sorted(LOADERS):
-            marks = ()
-            if kind == "knowledge" and case.startswith("alias bomb"):
-                marks = pytest.mark.skip(reason="hangs for minutes: " + KNOWLEDGE_RAW)
-            elif kind == "knowledge" and case in KNOWLEDGE_FAILS:
-                marks = pytest.mark.xfail(strict=True, reason=KNOWLEDGE_RAW)
-            yield pytest.param(kind, case, marks=marks, id="%s-%s" % (case, kind))
+            yield pytest.param(kind, case, id="%s-%s" % (case, kind))
 
 
 @pytest.mark.parametrize("kind,case", list(_hostile_params()))
@@ -259,7 +243,6 @@ def test_a_bad_site_knowledge_file_through_a_real_playbook(tmp_path):
     from tests.ansible_run import run_playbook, write_playbook
     site = tmp_path / "site"
     site.mkdir()
-    # (not a byte-level fault: knowledge.load_file does not survive those yet, see KNOWLEDGE_RAW)
     (site / "bad.yml").write_text("schema_version: 1\narea: x\ndescription: x\nentries: [{id: x, class: 7}]\n")
     rules = tmp_path / "rules"
     rules.mkdir()
