@@ -319,7 +319,8 @@ def container_sysctl_tasks(rule: str, identity: Mapping[str, Any], set_to: Mappi
                 "argv": ["ip", "netns", "exec", str(identity["netns_name"]), "sh", "-c", NETNS_SCRIPT, "nsguard"]
                 + ["%s=%s" % (k, task_value(v)) for k, v in set_to.items()],
             },
-            "changed_when": "'changed ' in stdout",
+            "register": "nsguard_sysctl_netns_result",
+            "changed_when": "'changed ' in nsguard_sysctl_netns_result.stdout",
             "tags": tags,
         }]
     return []

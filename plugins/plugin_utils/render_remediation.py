@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import IO, Any, Dict, Iterator, List, Mapping, Tuple
+from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import yaml
 
+from .remediation import NS_STAT_VAR, PROC_PID_INIT_INO, PROC_USER_INIT_INO
 from .render_common import clean_text
 from .report import iter_findings_by_host
 
@@ -38,8 +39,8 @@ __all__ = ["render_remediation", "HOST_GUARD", "INIT_PID_NS", "INIT_USER_NS", "b
 # are fixed (PROC_PID_INIT_INO, PROC_USER_INIT_INO in include/linux/proc_ns.h). A container (own
 # pid or user namespace) never has both, whatever Ansible's virtualization facts guess (they
 # call some VMs "docker"). The play stats /proc/self/ns/{pid,user} of the module process first.
-INIT_PID_NS, INIT_USER_NS = 4026531836, 4026531837
-NS_VAR = "nsguard_sysctl_remediation_ns"
+INIT_PID_NS, INIT_USER_NS = PROC_PID_INIT_INO, PROC_USER_INIT_INO
+NS_VAR = NS_STAT_VAR
 # Fails closed: without the namespace inodes (stat skipped, no /proc) the host-side block does not run.
 HOST_GUARD = ("%s is defined and (%s.results | map(attribute='stat.inode', default=0) | list) == [%d, %d]"
               % (NS_VAR, NS_VAR, INIT_PID_NS, INIT_USER_NS))
@@ -120,13 +121,141 @@ def _ordered(task: Mapping[str, Any], tags: List[str]) -> Dict[str, Any]:
     return out
 
 
+# Container-spec modules that replace a container's whole definition: one task per container.
+_ENGINE_MODULES = {"community.docker.docker_container": "sysctls", "containers.podman.podman_container": "sysctl"}
+_K8S = "kubernetes.core.k8s"
+
+
+def _spec_target(task: Mapping[str, Any]) -> Any:
+    """What a container-spec task recreates or patches, or None for one that edits a file line."""
+    for module in _ENGINE_MODULES:
+        if isinstance(task.get(module), Mapping):
+            return (module, str(task[module].get("name")))
+    args = task.get(_K8S)
+    if isinstance(args, Mapping) and args.get("state") == "patched":
+        return (_K8S, str(args.get("api_version")), str(args.get("kind")), str(args.get("namespace")),
+                str(args.get("name")))
+    return None
+
+
+def _is_container_task(task: Mapping[str, Any]) -> bool:
+    """A task that changes a container (its spec, its config file, its namespace), not the host:
+    remediation.py tags each one nsguard_container_spec."""
+    return _spec_target(task) is not None or "nsguard_container_spec" in _tags(task)
+
+
+def _k8s_pod_spec(definition: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = definition.get("spec") or {}
+    return (spec.get("template") or {}).get("spec") or spec if "template" in spec else spec
+
+
+def _sysctl_map(task: Mapping[str, Any], target: Any) -> Optional[Dict[str, Any]]:
+    if target[0] in _ENGINE_MODULES:
+        found = task[target[0]].get(_ENGINE_MODULES[target[0]])
+        return dict(found) if isinstance(found, Mapping) else None
+    found = (_k8s_pod_spec(task[_K8S].get("definition") or {}).get("securityContext") or {}).get("sysctls")
+    return {str(s.get("name")): s.get("value") for s in found if isinstance(s, Mapping)} if isinstance(found, list) else None
+
+
+def _deep_merge(base: Any, extra: Any) -> Any:
+    if isinstance(base, Mapping) and isinstance(extra, Mapping):
+        out = dict(base)
+        for key, value in extra.items():
+            out[key] = _deep_merge(base[key], value) if key in base else value
+        return out
+    return base
+
+
+def _merge_spec_tasks(entries: List[Tuple[Mapping[str, Any], Mapping[str, Any]]], problems: List[str]) -> List[Tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """One task per container for the modules that recreate it (docker/podman) or replace its
+    pod template's sysctl list (a k8s patch: ``sysctls`` has no merge key).
+
+    Each finding's spec task carries the container's whole sysctl map with that finding's one
+    key changed (set, or dropped). Run one after the other, each would recreate the container
+    with its own map: the last one wins, earlier fixes are undone, and every later run
+    recreates it again. Merged: the first task's map with every finding's key as its task has
+    it, the other options (NSG006's ``privileged: false``, ``cap_drop``) added. ``entries`` are
+    (finding, task) in report order; other tasks pass through in place.
+    """
+    out: List[Tuple[Mapping[str, Any], Mapping[str, Any]]] = []
+    merged_at: Dict[Any, int] = {}
+    for f, task in entries:
+        target = _spec_target(task)
+        if target is None:
+            out.append((f, task))
+            continue
+        if target not in merged_at:
+            merged_at[target] = len(out)
+            out.append((f, dict(task, _keys=[(f.get("key"), task)], _rules=[f["rule"]])))
+            continue
+        first_f, first = out[merged_at[target]]
+        first["_keys"].append((f.get("key"), task))
+        first["_rules"].append(f["rule"])
+    final = []
+    for f, task in out:
+        keys = task.pop("_keys", None) if isinstance(task, dict) else None
+        rules = task.pop("_rules", None) if isinstance(task, dict) else None
+        if not keys or len(keys) == 1:
+            final.append((f, task))
+            continue
+        target = _spec_target(task)
+        module = target[0]
+        args = dict(task[module])
+        for dummy, other in keys[1:]:
+            args = _deep_merge(args, other[module])
+        sysctls = _sysctl_map(task, target)
+        if sysctls is not None or any(_sysctl_map(o, target) is not None for dummy, o in keys):
+            sysctls = dict(sysctls or {})
+            wanted: Dict[str, Any] = {}
+            for key, other in keys:
+                theirs = _sysctl_map(other, target)
+                if key is None or theirs is None:
+                    continue
+                value = theirs.get(key)
+                if key in wanted and wanted[key] != value:
+                    problems.append("%s: %s asks for %s=%s and %s: merged with the last one" % (
+                        clean_text(str(target[-1])), f["rule"], key, wanted[key], value))
+                wanted[key] = value
+            for key, value in wanted.items():
+                if value is None:
+                    sysctls.pop(key, None)
+                else:
+                    sysctls[key] = value
+            sysctls = dict(sorted(sysctls.items()))
+            if module in _ENGINE_MODULES:
+                args[_ENGINE_MODULES[module]] = sysctls
+            else:
+                definition = dict(args.get("definition") or {})
+                pod = dict(_k8s_pod_spec(definition))
+                pod["securityContext"] = dict(pod.get("securityContext") or {},
+                                              sysctls=[{"name": k, "value": v} for k, v in sysctls.items()])
+                spec = dict(definition.get("spec") or {})
+                if "template" in spec:
+                    spec["template"] = dict(spec["template"], spec=pod)
+                else:
+                    spec = pod
+                args["definition"] = dict(definition, spec=spec)
+        tags = list(_tags(task))
+        for other in (o for dummy, o in keys[1:]):
+            tags.extend(t for t in _tags(other) if t not in tags)
+        name = "%s: every change to %s %s (%s)" % (", ".join(dict.fromkeys(rules)), target[0].split(".")[-1],
+                                                    target[-1], ", ".join(str(k) if k else "privileges"
+                                                                          for k, dummy in keys))
+        final.append((f, dict(task, name=name, **{module: args}, tags=tags)))
+    return final
+
+
 def _collect(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """Host-side and container-spec tasks of one host, deduplicated, tags merged.
 
     Two tasks are the same when all but their name and tags are equal (the name usually says
     which container asked); the first name is kept with the number of the others.
+    Container-spec tasks that recreate the same container are first merged into one
+    (:func:`_merge_spec_tasks`).
     """
     groups: Dict[str, Dict[str, Tuple[Dict[str, Any], List[str], List[int]]]] = {"host": {}, "container-spec": {}}
+    entries: List[Tuple[str, Mapping[str, Any], Mapping[str, Any]]] = []
+    spec_entries: List[Tuple[Mapping[str, Any], Mapping[str, Any]]] = []
     for f in findings:
         remediation = f.get("remediation")
         if not isinstance(remediation, Mapping):
@@ -146,18 +275,26 @@ def _collect(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[Li
                     f["host"], f["rule"], clean_text(task.get("name", "")),
                     ", ".join(k for k in _REACH_ELSEWHERE if k in task)))
                 continue
-            body = _protect({k: v for k, v in task.items() if k != "tags"})
-            ident = json.dumps({k: v for k, v in body.items() if k != "name"}, sort_keys=True, default=str)
-            tags = _tags(task)
-            for extra in [f["rule"]] + (["container-spec", "never"] if where == "container-spec" else []):
-                if extra not in tags:
-                    tags.append(extra)
-            if ident in groups[where]:
-                dummy, seen, merged = groups[where][ident]
-                seen.extend(t for t in tags if t not in seen)
-                merged[0] += 1
+            # where the task acts, whatever the finding says: NSG001 (a host finding) also drops
+            # the key from the container's spec, and that task is a container-spec change
+            if _is_container_task(task):
+                spec_entries.append((f, task))
             else:
-                groups[where][ident] = (body, tags, [0])
+                entries.append((where, f, task))
+    entries += [("container-spec", f, task) for f, task in _merge_spec_tasks(spec_entries, problems)]
+    for where, f, task in entries:
+        body = _protect({k: v for k, v in task.items() if k != "tags"})
+        ident = json.dumps({k: v for k, v in body.items() if k != "name"}, sort_keys=True, default=str)
+        tags = _tags(task)
+        for extra in [f["rule"]] + (["container-spec", "never"] if where == "container-spec" else []):
+            if extra not in tags:
+                tags.append(extra)
+        if ident in groups[where]:
+            dummy, seen, merged = groups[where][ident]
+            seen.extend(t for t in tags if t not in seen)
+            merged[0] += 1
+        else:
+            groups[where][ident] = (body, tags, [0])
     out = {}
     for where, group in groups.items():
         out[where] = []
@@ -165,8 +302,29 @@ def _collect(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[Li
             if merged[0] and isinstance(body.get("name"), str):
                 name = "%s (and %d more finding%s)" % (body["name"], merged[0], "s" if merged[0] > 1 else "")
                 body = dict(body, name=_Unsafe(name) if isinstance(body["name"], _Unsafe) else name)
+            if where == "host":
+                out[where].extend(_diff_preview(body, tags))
             out[where].append(_ordered(body, tags))
     return out["host"], out["container-spec"]
+
+
+def _diff_preview(task: Mapping[str, Any], tags: List[str]) -> List[Dict[str, Any]]:
+    """A diff for ``--diff`` runs of an ``ansible.posix.sysctl`` task, which has none of its own
+    (ansible.posix 2.1): the same line in the same file through ``lineinfile``, always in check
+    mode, so it can never write. It runs only when a diff is asked for; in a run that changes
+    nothing it reports nothing."""
+    args = task.get("ansible.posix.sysctl")
+    if not isinstance(args, Mapping) or args.get("state", "present") != "present" or not args.get("sysctl_file"):
+        return []
+    key, value = str(args.get("name")), str(args.get("value"))
+    return [{
+        "name": "Diff of %s for %s (check mode, never writes)" % (args["sysctl_file"], key),
+        "ansible.builtin.lineinfile": {"path": args["sysctl_file"], "regexp": r"^\s*%s\s*=" % re.escape(key),
+                                       "line": "%s=%s" % (key, value), "create": True, "mode": "0644"},
+        "check_mode": True,
+        "when": "ansible_diff_mode",
+        "tags": list(tags),
+    }]
 
 
 TARGETS_VAR = "nsguard_sysctl_remediation_hosts"
@@ -210,6 +368,24 @@ def inspect_play(hosts: List[str]) -> Dict[str, Any]:
     }
 
 
+def _refusal_task(host_tasks: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Says why the host-side block is skipped where the guard is false, in the output of a
+    normal run (a skipped block alone says nothing). Tagged always and with the block's rules."""
+    count = len(host_tasks)
+    rules = [t for task in host_tasks for t in task["tags"] if re.fullmatch(r"NSG\d+|[A-Z]+\d+", t)]
+    inodes = "%s.results | default([]) | map(attribute='stat.inode', default='unknown') | list" % NS_VAR
+    return {
+        "name": "Refuse host-side sysctl changes inside a container",
+        "ansible.builtin.debug": {"msg": (
+            "nsguard.sysctl: %d host-side sysctl change%s NOT applied to {{ inventory_hostname }}: its pid and user "
+            "namespaces {{ %s }} are not the kernel's initial ones [%d, %d], so it is a container or runs in one, "
+            "where a global sysctl either fails or changes the host for every container. Run this play against "
+            "the container's host." % (count, "" if count == 1 else "s", inodes, INIT_PID_NS, INIT_USER_NS))},
+        "when": "not (%s)" % HOST_GUARD,
+        "tags": ["always"] + list(dict.fromkeys(rules)),
+    }
+
+
 def iter_plays(model: Mapping[str, Any], problems: List[str]) -> Iterator[Dict[str, Any]]:
     """One play per host with remediation tasks, in host order; refused tasks go to ``problems``."""
     for host, findings in iter_findings_by_host(model):
@@ -220,6 +396,7 @@ def iter_plays(model: Mapping[str, Any], problems: List[str]) -> Iterator[Dict[s
             continue
         tasks: List[Dict[str, Any]] = []
         if host_tasks:
+            tasks.append(_refusal_task(host_tasks))
             tasks.append({"name": "Host-side sysctl changes (never inside a container)",
                           "when": HOST_GUARD, "block": host_tasks})
         if spec_tasks:

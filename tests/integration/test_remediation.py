@@ -145,7 +145,7 @@ def test_task_arguments_match_the_modules_documented_options(audited, constructe
             spec.setdefault("argv", {"type": "list", "elements": "str"})
         result = ArgumentSpecValidator(spec).validate(dict(task[module]))
         assert not result.error_messages, (module, task[module], result.error_messages)
-        assert set(task) <= {"name", module, "when", "tags", "delegate_to", "changed_when"}
+        assert set(task) <= {"name", module, "when", "tags", "delegate_to", "changed_when", "register"}
         checked += 1
     assert checked >= 20
 

@@ -206,3 +206,365 @@ def test_no_container_task_sets_a_global_key(kb, catalog, shared_net):
         set() if shared_net else {"ansible.builtin.command"})
     assert checked > 1000
     assert not bad, "%d container-side writes of host keys, e.g. %s" % (len(bad), bad[:8])
+
+
+# =========================================================================== real runs
+#
+# One scene, made here: a real Podman container (private storage) asking for
+# net.core.somaxconn=1024, a real named network namespace, an LXC config file, and this host.
+# Its facts say the container also asks for vm.max_map_count (Podman itself refuses that key, but
+# LXC does not, and a leaking key passes every runtime), so the rules produce, for one container,
+# a removal (NSG001) and a change (NSG009), plus host tasks (NSG003, NSG001). The generated
+# fleet playbook (render_remediation) and the findings' own tasks run through ansible-playbook.
+
+import fcntl  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import uuid  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+import yaml  # noqa: E402
+
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report  # noqa: E402
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.remediation import HOST_GUARD as TASK_GUARD  # noqa: E402
+from tests.ansible_run import ansible_env  # noqa: E402
+from tests.integration.harness import containers as ct  # noqa: E402
+from tests.integration.harness import rootfs as rf  # noqa: E402
+from tests.integration.test_audit_support import HostSysctls, named_netns, read_sysctl  # noqa: E402
+
+PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+SYSCTL_D = Path("/etc/sysctl.d")
+HOST_KEY = "vm.max_map_count"
+NET_TARGET = "8192"
+LOCK = "/run/nsguard-host-sysctl.lock"
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (containers, namespaces, host sysctls)")
+
+
+@contextmanager
+def host_lock():
+    """The advisory lock every test that changes a host sysctl takes (tests/integration)."""
+    with open(LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def run_json(playbook: Path, *args: str, inventory: str = "localhost,", extra_env: Optional[Dict] = None,
+             workdir: Optional[Path] = None) -> Tuple[int, Dict, str]:
+    """ansible-playbook with the JSON callback: (rc, result, stdout+stderr)."""
+    argv = [PLAYBOOK, "-i", inventory]
+    if inventory == "localhost,":
+        argv += ["-c", "local"]
+    argv += [str(playbook), *args]
+    env = ansible_env(dict({"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}, **(extra_env or {})))
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env, check=False,
+                          cwd=str(workdir) if workdir else None)
+    start = proc.stdout.find("{")
+    result = json.loads(proc.stdout[start:]) if start >= 0 else {}
+    return proc.returncode, result, proc.stdout[-4000:] + proc.stderr[-3000:]
+
+
+def task_results(result: Dict, host: str = "localhost") -> List[Tuple[str, Dict]]:
+    out = []
+    for play in result.get("plays", []):
+        for task in play.get("tasks", []):
+            if host in task.get("hosts", {}):
+                out.append((task["task"]["name"], task["hosts"][host]))
+    return out
+
+
+def one(result: Dict, name_part: str, host: str = "localhost") -> Dict:
+    found = [r for n, r in task_results(result, host) if name_part in n]
+    assert len(found) == 1, (name_part, [n for n, dummy in task_results(result, host)])
+    return found[0]
+
+
+class Scene:
+    """The real things the tasks act on, and their state for before/after comparisons."""
+
+    def __init__(self, workdir: Path, podman: ct.Podman, container: ct.Container, netns, lxc_config: Path):
+        self.workdir, self.podman, self.container, self.netns, self.lxc_config = workdir, podman, container, netns, lxc_config
+
+    def podman_state(self) -> Dict:
+        [info] = json.loads(self.podman.cli("inspect", self.container.name).stdout)
+        return {"id": info["Id"], "started": info["State"]["StartedAt"], "pid": info["State"]["Pid"],
+                "sysctls": {k: v for k, v in (info["HostConfig"].get("Sysctls") or {}).items()
+                            if k == ANCHOR or k in GLOBALISH_KEYS}}
+
+    def netns_value(self) -> str:
+        return subprocess.run(["ip", "netns", "exec", self.netns.name, "sysctl", "-n", ANCHOR], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    def state(self) -> Dict:
+        return {"host": read_sysctl(HOST_KEY), "sysctl.d": sorted(os.listdir(SYSCTL_D)),
+                "podman": self.podman_state(), "netns": self.netns_value(), "lxc": self.lxc_config.read_text()}
+
+
+GLOBALISH_KEYS = (HOST_KEY,)
+
+
+def scene_findings(scene: Scene, kb, catalog, host: str = "localhost") -> List[Dict]:
+    """What the rules say about the scene (facts as the module gives them, for the parts read)."""
+    current = int(read_sysctl(HOST_KEY))
+    identities = [
+        {"runtime": "podman", "id": scene.container.id, "name": scene.container.name, "image": scene.container.image},
+        {"runtime": "netns", "netns_name": scene.netns.name},
+        {"runtime": "lxc", "name": scene.lxc_config.parent.name},
+    ]
+    sets = []
+    for index, identity in enumerate(identities):
+        requested = {ANCHOR: "1024", HOST_KEY: str(current + 1)} if identity["runtime"] == "podman" else {}
+        value = "1024" if identity["runtime"] == "podman" else "4096"
+        sets.append({"id": "set%d" % index, "identity": identity, "requested": requested,
+                     "ns": {"net": 4026532100 + index, "ipc": 4026533100 + index, "uts": 4026534100 + index,
+                            "user": 4026531837, "pid": 4026535100 + index},
+                     "view": {"differs": {ANCHOR: {"host": read_sysctl(ANCHOR), "container": value}}}})
+    facts = R.example_facts({"host": {"keys": {HOST_KEY: {"value": str(current), "mode": "0644"},
+                                               ANCHOR: {"value": read_sysctl(ANCHOR), "mode": "0644"}}},
+                             "namespace_sets": sets})
+    facts["host"]["kernel"]["release"] = os.uname().release
+    classes = _classification(kb, [HOST_KEY, ANCHOR], os.uname().release.split("-")[0])
+    expectations, errors = ex.expectations_from_data(
+        [{"profile": "scene", "match": {"name": [s["identity"].get("name") or s["identity"].get("netns_name")
+                                                 for s in sets]},
+          "expect": {ANCHOR: ">=%s" % NET_TARGET, HOST_KEY: ">=%d" % (current + 1)}}], "scene")
+    assert not errors
+    options = RemediationOptions(lxc_path=str(scene.lxc_config.parent.parent))
+    errors = []
+    findings = R.evaluate(facts, classes, catalog, expectations, host=host, options=options, kb=kb, errors=errors)
+    assert not errors, errors
+    return findings
+
+
+def render(findings: List[Dict], path: Path, host: str = "localhost") -> Path:
+    facts = {"host": {"hostname": host, "kernel": {"release": os.uname().release}}, "namespace_sets": []}
+    model = report.build_fleet({host: {"status": "ok", "facts": facts, "findings": findings}})
+    written, errors = report.write_reports(model, str(path.parent), ["remediation"])
+    assert not errors, errors
+    return Path(written["remediation"])
+
+
+@pytest.fixture(scope="module")
+def podman_runtime(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    workdir = Path(tempfile_dir())
+    podman = ct.Podman(workdir / "podman")
+    try:
+        podman.start()
+        if not rf.busybox_is_static():
+            pytest.skip("busybox-static missing")
+        tarball = rf.pack(rf.build_rootfs(workdir / "rootfs"), workdir / "rootfs.tar")
+        podman.import_image(tarball)
+    except ct.RuntimeUnavailable as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        pytest.skip("podman cannot run here: %s" % exc)
+    yield podman
+    podman.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def tempfile_dir() -> str:
+    import tempfile
+    return tempfile.mkdtemp(prefix="nsg-rs-", dir="/tmp")   # short: podman's socket paths
+
+
+@pytest.fixture
+def scene(podman_runtime, tmp_path):
+    name = "nsg-rs-%s" % uuid.uuid4().hex[:6]
+    container = podman_runtime.run(name, {ANCHOR: "1024"})
+    netns = named_netns("nsg-rs")
+    lxc_config = tmp_path / "lxc" / ("ct-%s" % name[-6:]) / "config"
+    lxc_config.parent.mkdir(parents=True)
+    lxc_config.write_text("lxc.uts.name = ct\nlxc.sysctl.%s = 1024\n" % ANCHOR)
+    try:
+        yield Scene(tmp_path, podman_runtime, container, netns, lxc_config)
+    finally:
+        netns.close()
+        podman_runtime.cli("rm", "-f", "-t", "0", name, check=False)
+
+
+@pytest.fixture
+def host_restored():
+    """vm.max_map_count and /etc/sysctl.d as they were, whatever the test did (under the lock)."""
+    before_files = set(os.listdir(SYSCTL_D))
+    host = HostSysctls()
+    host.track(HOST_KEY)
+    yield host
+    problems = host.restore()
+    with host_lock():
+        for name in set(os.listdir(SYSCTL_D)) - before_files:
+            if name.startswith("90-nsguard-"):
+                (SYSCTL_D / name).unlink()
+    assert not problems, problems
+    assert set(os.listdir(SYSCTL_D)) == before_files
+
+
+SPEC_ON = ("-e", "nsguard_sysctl_container_spec_apply=true")
+PODMAN_ENV = None  # set per scene: a PATH where `podman` is the private-storage one
+
+
+def podman_env(scene: Scene) -> Dict[str, str]:
+    """containers.podman.podman_container calls `podman`: a wrapper that adds the scene's private
+    storage options comes first in PATH."""
+    wrapper = scene.workdir / "bin" / "podman"
+    if not wrapper.exists():
+        wrapper.parent.mkdir(exist_ok=True)
+        real = shutil.which("podman")
+        wrapper.write_text("#!/bin/sh\nexec %s %s \"$@\"\n" % (
+            real, " ".join(a for a in scene.podman.global_args()[1:])))
+        wrapper.chmod(0o755)
+    return {"PATH": "%s:%s" % (wrapper.parent, ansible_env()["PATH"])}
+
+
+@root_only
+@pytest.mark.slow
+def test_generated_playbook_check_diff_changes_nothing(scene, kb, catalog, host_restored):
+    """The fleet playbook with every task enabled (host block, container-spec tags, the spec
+    guard on) in --check --diff: nothing changes on the host, in the container, the network
+    namespace or the LXC config; each task says what it would change."""
+    findings = scene_findings(scene, kb, catalog)
+    playbook = render(findings, scene.workdir / "out" / "remediation.yml")
+    before = scene.state()
+    with host_lock():
+        rc, result, out = run_json(playbook, "--check", "--diff", "--tags", "nsguard,container-spec", *SPEC_ON,
+                                   extra_env=podman_env(scene))
+        after = scene.state()
+    assert rc == 0, out
+    assert after == before
+    results = dict(task_results(result))
+    # host: ansible.posix.sysctl reports the change and the sysctl.d file it would write
+    [host] = [r for n, r in results.items() if "%s=" % HOST_KEY in n and "on the host" in n]
+    assert host["changed"] is True and not host.get("skipped")
+    # ansible.posix.sysctl has no diff of its own: the playbook's check-mode preview gives it
+    [preview] = [r for n, r in results.items() if n.startswith("Diff of ") and HOST_KEY in n]
+    assert preview["changed"] is True
+    assert any("%s=%d" % (HOST_KEY, int(before["host"]) + 1) in (d.get("after") or "") for d in _diffs(preview)), preview
+    # podman: one task for the container (NSG001's removal and NSG009's change merged)
+    [(name, spec)] = [(n, r) for n, r in results.items() if "podman_container" in n]
+    assert "NSG001" in name and "NSG009" in name
+    assert spec["changed"] is True, spec
+    # the real container's own diff: the sysctl map it would get holds no key that is the host's
+    [after] = [d["after"] for d in _diffs(spec) if "sysctl - " in (d.get("after") or "")]
+    assert "sysctl - %s=%s\n" % (ANCHOR, NET_TARGET) in after and HOST_KEY not in after, after
+    # LXC: the line it would write, as a diff
+    [lxc] = [r for n, r in results.items() if "lxc.sysctl" in n]
+    assert lxc["changed"] is True
+    assert any("lxc.sysctl.%s = %s" % (ANCHOR, NET_TARGET) in (d.get("after") or "") for d in _diffs(lxc)), lxc
+    # netns: the command module does not run in check mode (no diff to give)
+    [netns] = [r for n, r in results.items() if "network namespace" in n]
+    assert netns.get("skipped") is True and "check mode" in netns.get("msg", "")
+
+
+def _diffs(res: Dict) -> List[Dict]:
+    diff = res.get("diff") or []
+    return diff if isinstance(diff, list) else [diff]
+
+
+def _changed(result: Dict, host: str = "localhost") -> List[str]:
+    return [n for n, r in task_results(result, host) if r.get("changed")]
+
+
+@root_only
+@pytest.mark.slow
+def test_generated_playbook_is_idempotent(scene, kb, catalog, host_restored):
+    """Applied for real (the host's vm.max_map_count and its sysctl.d file, the named network
+    namespace, the LXC config; the Podman task stays off: recreating the container from the
+    task alone would give it Podman's default network), then again with --diff: every task
+    reports no change. Restored in teardown."""
+    findings = scene_findings(scene, kb, catalog)
+    playbook = render(findings, scene.workdir / "out" / "remediation.yml")
+    target = int(read_sysctl(HOST_KEY)) + 1
+    podman_before = scene.podman_state()
+    with host_lock():
+        rc, first, out = run_json(playbook, "--tags", "nsguard,container-spec")
+        host_restored.claim(HOST_KEY)
+        assert rc == 0, out
+        assert read_sysctl(HOST_KEY) == str(target)
+        again_rc, again, again_out = run_json(playbook, "--tags", "nsguard,container-spec", "--diff")
+    assert again_rc == 0, again_out
+    changed = _changed(first)
+    assert any("on the host" in n for n in changed) and any("network namespace" in n for n in changed), changed
+    assert any("lxc.sysctl" in n for n in changed), changed
+    assert (SYSCTL_D / ("90-nsguard-%s.conf" % HOST_KEY)).read_text().strip() == "%s=%d" % (HOST_KEY, target)
+    assert scene.netns_value() == NET_TARGET
+    assert "lxc.sysctl.%s = %s" % (ANCHOR, NET_TARGET) in scene.lxc_config.read_text()
+    assert scene.podman_state() == podman_before       # its task is guarded off: untouched
+    ran = [n for n, r in task_results(again) if not r.get("skipped")]
+    assert any("on the host" in n for n in ran) and any(n.startswith("Diff of ") for n in ran), ran
+    assert _changed(again) == [], _changed(again)
+    assert re.search(r"changed=0", again_out) or again["stats"]["localhost"]["changed"] == 0
+
+
+@pytest.fixture
+def inside(podman_runtime, tmp_path):
+    """A running Podman container that Ansible can reach with the containers.podman.podman
+    connection: the host's /usr (Python, its libraries) bind-mounted read-only, nothing else."""
+    name = "nsg-rs-in-%s" % uuid.uuid4().hex[:6]
+    proc = podman_runtime.cli("run", "-d", "--name", name, *podman_runtime.RUN_FLAGS, "-v", "/usr:/usr:ro",
+                              "-v", "/usr/lib:/lib:ro", "-v", "/usr/lib64:/lib64:ro", podman_runtime.IMAGE,
+                              "/bin/sleep", "3600", check=False)
+    if proc.returncode != 0:
+        pytest.skip("podman run with the host's /usr failed: %s" % proc.stderr[-500:])
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"all": {"hosts": {"inside": {
+        "ansible_connection": "containers.podman.podman", "ansible_host": name,
+        "ansible_podman_extra_args": " ".join(podman_runtime.global_args()[1:]),
+        "ansible_python_interpreter": "/usr/bin/python3"}}}}))
+    try:
+        yield name, str(inventory)
+    finally:
+        podman_runtime.cli("rm", "-f", "-t", "0", name, check=False)
+
+
+@root_only
+@pytest.mark.slow
+def test_host_tasks_refuse_to_run_through_a_container_connection(inside, scene, kb, catalog, podman_runtime,
+                                                                host_restored):
+    """The generated playbook, for real (no --check), against a host that is a real container
+    reached with containers.podman.podman: the guard reads the container's pid namespace, the
+    host-side block is skipped and a message says why; nothing changes on the host or inside.
+    The findings' own host task, with Ansible's facts and with the nsguard facts gathered inside
+    the container, is skipped too."""
+    name, inventory = inside
+    findings = scene_findings(scene, kb, catalog, host="inside")
+    host_tasks = [t for f in findings for t in f["remediation"]["tasks"] if "ansible.posix.sysctl" in t]
+    assert host_tasks
+    playbook = render(findings, scene.workdir / "out" / "remediation.yml", host="inside")
+    before = (read_sysctl(HOST_KEY), sorted(os.listdir(SYSCTL_D)))
+    with host_lock():
+        rc, result, out = run_json(playbook, inventory=inventory)
+        after = (read_sysctl(HOST_KEY), sorted(os.listdir(SYSCTL_D)))
+    assert rc == 0, out
+    assert after == before
+    ns = one(result, "Namespaces of the target", "inside")
+    inodes = [r["stat"]["inode"] for r in ns["results"]]
+    assert inodes[0] != 4026531836, inodes                  # the container's own pid namespace
+    refusal = one(result, "Refuse host-side sysctl changes", "inside")
+    assert "NOT applied to inside" in refusal["msg"] and "is a container or runs in one" in refusal["msg"]
+    assert str(inodes[0]) in refusal["msg"]
+    for task_name, res in task_results(result, "inside"):
+        if "on the host" in task_name:
+            assert res.get("skipped") is True, (task_name, res)
+        assert not res.get("changed"), (task_name, res)
+    listing = podman_runtime.cli("exec", name, "ls", "/etc/sysctl.d", check=False)
+    assert listing.returncode != 0 or "nsguard" not in listing.stdout     # nothing written inside either
+
+    # the findings' own task (remediation.HOST_GUARD): Ansible's virtual facts, then the nsguard facts
+    gather = {"name": "nsguard facts", "nsguard.sysctl.sysctl_facts": {"containers": False, "probe": False,
+                                                                       "include": ["vm.*"]}}
+    for gather_facts, pre in ((True, []), (False, [gather])):
+        book = scene.workdir / ("own-%s.yml" % gather_facts)
+        book.write_text(yaml.safe_dump([{"name": "own", "hosts": "inside", "gather_facts": gather_facts,
+                                         "tasks": pre + host_tasks[:1]}], sort_keys=False))
+        with host_lock():
+            rc, result, out = run_json(book, inventory=inventory)
+            assert (read_sysctl(HOST_KEY), sorted(os.listdir(SYSCTL_D))) == before
+        assert rc == 0, out
+        res = one(result, host_tasks[0]["name"], "inside")
+        assert res.get("skipped") is True and not res.get("changed"), res
+        if not gather_facts:
+            facts = one(result, "nsguard facts", "inside")["ansible_facts"]["nsguard_sysctl"]
+            assert facts["host"]["ns"]["pid"] == inodes[0]
+    assert TASK_GUARD in host_tasks[0]["when"]

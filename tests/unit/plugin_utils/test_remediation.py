@@ -129,7 +129,7 @@ def test_lxc_netns_and_unknown():
     [task] = rem.container_sysctl_tasks("NSG004", {"runtime": "netns", "netns_name": "blue"}, {"net.core.somaxconn": "9"})
     assert task["ansible.builtin.command"]["argv"] == ["ip", "netns", "exec", "blue", "sh", "-c", rem.NETNS_SCRIPT,
                                                        "nsguard", "net.core.somaxconn=9"]
-    assert task["changed_when"] == "'changed ' in stdout"
+    assert task["changed_when"] == "'changed ' in %s.stdout" % task["register"]
     # `ip netns exec` enters only the network namespace: a non-net key would be the host's
     assert rem.container_sysctl_tasks("NSG009", {"runtime": "netns", "netns_name": "blue"}, {"kernel.msgmax": "9"}) == []
     # a key that is the host's is never written into a spec, nor kept from the container's requests
