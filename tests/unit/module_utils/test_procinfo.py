@@ -116,8 +116,8 @@ def test_read_privileges_of_a_recorded_process():
     assert got["proc_sys_rw"] is False
     assert got["userns_is_host"] is None and got["uid_map"] is None and got["root_is_host_root"] is None
     # The recording kept neither ns links nor id maps: each is an error naming its file, not a crash.
-    assert sorted(e["message"].rsplit("/", 1)[-1].split(":")[0] for e in got["errors"]) == ["gid_map", "uid_map",
-                                                                                             "user"]
+    named = sorted(e["message"].rsplit("/", 1)[-1].split(":")[0] for e in got["errors"])
+    assert named == ["gid_map", "uid_map", "user"]
 
 
 def test_read_privileges_of_a_vanished_process(tmp_path):
