@@ -304,18 +304,20 @@ class Scene:
 GLOBALISH_KEYS = (HOST_KEY,)
 
 
-def scene_findings(scene: Scene, kb, catalog, host: str = "localhost") -> List[Dict]:
-    """What the rules say about the scene (facts as the module gives them, for the parts read)."""
+def scene_findings(scene: Scene, kb, catalog, host: str = "localhost", engines: Iterable[ct.Container] = ()) -> List[Dict]:
+    """What the rules say about the scene (facts as the module gives them, for the parts read);
+    ``engines``: the containers (Podman's by default) whose facts ask for the host key too."""
     current = int(read_sysctl(HOST_KEY))
-    identities = [
-        {"runtime": "podman", "id": scene.container.id, "name": scene.container.name, "image": scene.container.image},
+    engines = list(engines) or [scene.container]
+    identities = [{"runtime": c.runtime, "id": c.id, "name": c.name, "image": c.image} for c in engines] + [
         {"runtime": "netns", "netns_name": scene.netns.name},
         {"runtime": "lxc", "name": scene.lxc_config.parent.name},
     ]
     sets = []
     for index, identity in enumerate(identities):
-        requested = {ANCHOR: "1024", HOST_KEY: str(current + 1)} if identity["runtime"] == "podman" else {}
-        value = "1024" if identity["runtime"] == "podman" else "4096"
+        engine = identity["runtime"] in ("podman", "docker")
+        requested = {ANCHOR: "1024", HOST_KEY: str(current + 1)} if engine else {}
+        value = "1024" if engine else "4096"
         sets.append({"id": "set%d" % index, "identity": identity, "requested": requested,
                      "ns": {"net": 4026532100 + index, "ipc": 4026533100 + index, "uts": 4026534100 + index,
                             "user": 4026531837, "pid": 4026535100 + index},
@@ -568,3 +570,46 @@ def test_host_tasks_refuse_to_run_through_a_container_connection(inside, scene, 
             facts = one(result, "nsguard facts", "inside")["ansible_facts"]["nsguard_sysctl"]
             assert facts["host"]["ns"]["pid"] == inodes[0]
     assert TASK_GUARD in host_tasks[0]["when"]
+
+
+@pytest.fixture(scope="module")
+def docker_engine():
+    """A private dockerd (tests/integration/harness): own data-root, socket, no iptables/bridge."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    workdir = Path(tempfile_dir())
+    engine = ct.DockerEngine(workdir / "docker")
+    try:
+        engine.start()
+        engine.import_image(rf.pack(rf.build_rootfs(workdir / "rootfs"), workdir / "rootfs.tar"))
+    except ct.RuntimeUnavailable as exc:
+        engine.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        pytest.skip("dockerd cannot run here: %s" % exc)
+    yield engine
+    engine.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@root_only
+@pytest.mark.slow
+def test_docker_spec_task_check_diff_changes_nothing(docker_engine, scene, kb, catalog):
+    """community.docker.docker_container, the generated (merged) task for a real container,
+    in --check --diff: the container is not recreated, its sysctls stay, and the diff it
+    reports holds the new per-namespace value and no key that is the host's."""
+    container = docker_engine.run("nsg-rs-d-%s" % uuid.uuid4().hex[:6], {ANCHOR: "1024"})
+    findings = scene_findings(scene, kb, catalog, engines=[container])
+    playbook = render(findings, scene.workdir / "out" / "remediation.yml")
+
+    def state():
+        [info] = json.loads(docker_engine.cli("inspect", container.id).stdout)
+        return info["Id"], info["State"]["StartedAt"], info["State"]["Pid"], info["HostConfig"]["Sysctls"]
+    before = state()
+    rc, result, out = run_json(playbook, "--check", "--diff", "--tags", "container-spec", *SPEC_ON,
+                               extra_env={"DOCKER_HOST": "unix://%s" % docker_engine.socket})
+    assert rc == 0, out
+    assert state() == before
+    [(name, spec)] = [(n, r) for n, r in task_results(result) if "docker_container" in n]
+    assert "NSG001" in name and "NSG009" in name and spec["changed"] is True, (name, spec)
+    [diff] = _diffs(spec)
+    assert diff["before"] == {"sysctls": {ANCHOR: "1024"}} and diff["after"] == {"sysctls": {ANCHOR: NET_TARGET}}, diff
