@@ -109,6 +109,26 @@ options:
       - The CLIs are the host's own binaries; nothing from a container is executed.
     type: bool
     default: true
+  runtime_paths:
+    description:
+      - Where container runtimes keep their state on this host, for hosts that moved it (Docker's
+        C(data-root), LXC's C(lxc.lxcpath), a second containerd).
+      - A mapping of location kinds to lists of paths; each kind given replaces its defaults, the
+        others keep theirs. Shell-style patterns are allowed where the default has one.
+      - "Kinds and defaults: C(docker_roots) [/var/lib/docker]; C(docker_exec_roots) [/run/docker,
+        /var/run/docker]; C(docker_sockets) [/run/docker.sock, /var/run/docker.sock];
+        C(docker_daemon_json) [/etc/docker/daemon.json]; C(containerd_task_dirs)
+        [/run/containerd/io.containerd.runtime.v2.task, /run/containerd/io.containerd.runtime.v1.linux];
+        C(runc_roots) [/run/runc, /run/crun, /run/containerd/runc/*, /run/docker/runtime-runc/*];
+        C(storage_roots) [/var/lib/containers/storage]; C(storage_runroots) [/run/containers/storage];
+        C(lxc_paths) [/var/lib/lxc]; C(lxc_conf) [/etc/lxc/lxc.conf]; C(machines_dirs)
+        [/run/systemd/machines]; C(netns_dirs) [/run/netns, /var/run/netns]."
+      - Paths that running daemons name on their command lines (C(dockerd --data-root)) are found
+        without this option, but only from daemons that run as root in the host's namespaces.
+      - Below each of these directories nothing is followed through a symlink, and only regular
+        files of bounded size are read.
+    type: dict
+    default: {}
   sysctl_d_dirs:
     description:
       - Directories of C(*.conf) files the host persists, in systemd-sysctl's priority order.
@@ -145,6 +165,12 @@ EXAMPLES = r"""
   nsguard.sysctl.sysctl_facts:
     containers: false
     probe: false
+
+- name: A host whose Docker keeps its state under /data/docker and LXC under /srv/lxc
+  nsguard.sysctl.sysctl_facts:
+    runtime_paths:
+      docker_roots: [/data/docker]
+      lxc_paths: [/srv/lxc]
 
 - name: Show containers whose somaxconn differs from the host
   ansible.builtin.debug:
@@ -208,6 +234,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nsguard.sysctl.plugins.module_utils import (
     nsenter, nsscan, persisted, probe as probe_mod, procsys, views)
 from ansible_collections.nsguard.sysctl.plugins.module_utils.procinfo import read_privileges
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import DEFAULT_PATHS as DEFAULT_RUNTIME_PATHS
 from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex
 
 SCHEMA_VERSION = 1
@@ -287,7 +314,8 @@ def gather(params):
         errors.extend(scan_errors)
         mounts = nsscan.nsfs_mounts()
         sets.extend(nsscan.netns_only_sets(nsscan.named_netns(mounts), mounts, sets, host_ns))
-        index = RuntimeIndex(use_cli=params["runtime_cli"], timeout=min(params["timeout"], 10.0))
+        index = RuntimeIndex(use_cli=params["runtime_cli"], timeout=min(params["timeout"], 10.0),
+                             paths=params.get("runtime_paths") or None)
         for ns_set in sets:
             identify_set(index, ns_set, host_ns)
         # Runtime metadata that was malformed but belonged to no set is still worth a message.
@@ -418,6 +446,17 @@ def read_views(sets, keys, unreadable, probe_facts, wanted, params, parallel, st
             ns_set["errors"].append({"stage": stage, "message": message})
 
 
+def runtime_paths_problem(runtime_paths):
+    # type: (dict) -> str
+    """What is wrong with the ``runtime_paths`` option (naming the kind), or None."""
+    for kind, paths in sorted((runtime_paths or {}).items()):
+        if kind not in DEFAULT_RUNTIME_PATHS:
+            return "unknown location kind %r (known: %s)" % (kind, ", ".join(sorted(DEFAULT_RUNTIME_PATHS)))
+        if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
+            return "%s must be a list of absolute paths, got %r" % (kind, paths)
+    return None
+
+
 def main():
     argument_spec = dict(
         containers=dict(type="bool", default=True),
@@ -430,6 +469,7 @@ def main():
         parallel=dict(type="int", default=0),
         max_pids_per_set=dict(type="int", default=20),
         runtime_cli=dict(type="bool", default=True),
+        runtime_paths=dict(type="dict", default={}),
         sysctl_d_dirs=dict(type="list", elements="path", default=list(persisted.SYSCTL_D_DIRS)),
         sysctl_conf=dict(type="path", default=persisted.SYSCTL_CONF),
     )
@@ -441,6 +481,9 @@ def main():
     for name in ("parallel", "max_pids_per_set"):
         if params[name] < 0:
             module.fail_json(msg="option %s must be 0 or more, got %s" % (name, params[name]))
+    problem = runtime_paths_problem(params["runtime_paths"])
+    if problem:
+        module.fail_json(msg="option runtime_paths: %s" % problem)
     if not os.path.isdir(procsys.PROC_SYS):
         module.fail_json(msg="%s is not there: sysctl_facts needs Linux with procfs mounted" % procsys.PROC_SYS)
     try:

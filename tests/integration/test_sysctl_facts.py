@@ -154,6 +154,40 @@ def test_bad_option_is_a_clear_error(tmp_path):
     assert "timeout" in result["msg"] and "-1" in result["msg"]
 
 
+@pytest.mark.parametrize("runtime_paths,words", [
+    ({"dokcer_roots": ["/data/docker"]}, ["unknown location kind 'dokcer_roots'", "docker_roots"]),
+    ({"lxc_paths": "/srv/lxc"}, ["lxc_paths must be a list of absolute paths"]),
+    ({"lxc_paths": ["srv/lxc"]}, ["lxc_paths must be a list of absolute paths"]),
+])
+def test_bad_runtime_paths_name_the_kind(tmp_path, runtime_paths, words):
+    book = write_playbook(tmp_path / "bad.yml", [
+        {"nsguard.sysctl.sysctl_facts": {"runtime_paths": runtime_paths}, "register": "r", "ignore_errors": True},
+        {"ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(tmp_path / "r.json")}},
+    ])
+    run_playbook(book, check=True)
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["failed"] is True and result["msg"].startswith("option runtime_paths: "), result["msg"]
+    assert all(word in result["msg"] for word in words), result["msg"]
+
+
+def test_runtime_paths_move_a_runtime_root_and_a_planted_link_is_not_followed(tmp_path):
+    """An LXC path given by the option is scanned; a container config planted there as a symlink
+    (to a file only root may read) is an error naming it, through a real playbook."""
+    lxc = tmp_path / "lxc"
+    (lxc / "web").mkdir(parents=True)
+    (lxc / "web" / "config").symlink_to("/etc/shadow")
+    ns_set = spawn_set(flags=("-u",))  # runtime metadata is scanned when there is a set to name
+    try:
+        facts = gather_facts_via_playbook(tmp_path, {"probe": False, "include": ["kernel.hostname"],
+                                                     "runtime_paths": {"lxc_paths": [str(lxc)]}})
+    finally:
+        ns_set.kill()
+    assert facts["options"]["runtime_paths"] == {"lxc_paths": [str(lxc)]}
+    planted = [e for e in facts["errors"] if e.get("file") == str(lxc / "web" / "config")]
+    assert planted and "symbolic link" in planted[0]["message"] and "not followed" in planted[0]["message"], facts["errors"]
+    assert "root:" not in json.dumps(facts)  # nothing of /etc/shadow came through
+
+
 def test_sets_killed_during_gather_are_recorded_and_the_rest_complete(monkeypatch):
     """Real sets, a third killed after the scan and before their namespaces are entered."""
     from ansible_collections.nsguard.sysctl.plugins.module_utils import views
