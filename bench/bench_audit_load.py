@@ -204,6 +204,7 @@ def playbook_env(workdir: Path) -> Dict[str, str]:
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_DEPRECATION_WARNINGS": "0",
         "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
         "PATH": "%s%s%s" % (BIN, os.pathsep, os.environ.get("PATH", "")),
     })
     return env
@@ -214,8 +215,23 @@ def playbook_argv(workdir: Path, playbook: str, *extra: str) -> List[str]:
 
 
 def run_baseline(workdir: Path) -> Run:
-    return run_sampled("baseline", playbook_argv(workdir, str(workdir / "baseline.yml")), workdir,
-                       playbook_env(workdir))
+    # its own fact cache: setup's facts must not count in the audit's cache size
+    env = dict(playbook_env(workdir), ANSIBLE_CACHE_PLUGIN_CONNECTION=str(workdir / "facts-baseline"))
+    return run_sampled("baseline", playbook_argv(workdir, str(workdir / "baseline.yml")), workdir, env)
+
+
+def task_times(stdout: str, top: int = 6) -> List[Tuple[str, float]]:
+    """The slowest tasks from ansible.posix.profile_tasks' recap (enabled for every run)."""
+    out = []
+    recap = stdout.split("TASKS RECAP", 1)[-1] if "TASKS RECAP" in stdout else ""
+    for line in recap.splitlines():
+        head, sep, tail = line.rpartition(" ")
+        if sep and tail.endswith("s") and head.rstrip().endswith("-"):
+            try:
+                out.append((head.rstrip(" -").split(" : ", 1)[-1], float(tail[:-1])))
+            except ValueError:
+                continue
+    return out[:top]
 
 
 def run_audit(workdir: Path, audit_vars: Optional[Dict[str, object]] = None) -> Run:
@@ -286,10 +302,14 @@ def _mib(kib: int) -> str:
 
 def describe(run: Run) -> str:
     p = run.peaks
-    return ("%-8s rc=%d  wall %6.1f s  controller peak RSS %s (PSS %s, %d processes)  tree peak RSS %s "
+    line = ("%-8s rc=%d  wall %6.1f s  controller peak RSS %s (PSS %s, %d processes)  tree peak RSS %s "
             "(%d processes)  [%d samples]" % (run.name, run.rc, run.seconds, _mib(p.controller_rss),
                                               _mib(p.controller_pss), p.controller_procs, _mib(p.tree_rss),
                                               p.tree_procs, p.samples))
+    slowest = task_times(run.stdout)
+    if slowest:
+        line += "\n         slowest tasks (wall time, all hosts): " + "; ".join("%s %.1f s" % t for t in slowest)
+    return line
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -318,7 +338,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(describe(report))
         summary: Dict[str, object] = {"hosts": args.hosts, "forks": args.forks}
         for run in (baseline, audit, report):
-            summary[run.name] = {"rc": run.rc, "seconds": round(run.seconds, 2), **vars(run.peaks), **run.extra}
+            summary[run.name] = {"rc": run.rc, "seconds": round(run.seconds, 2), **vars(run.peaks), **run.extra,
+                                 "slowest_tasks": task_times(run.stdout)}
             if run.rc != 0:
                 ok = False
                 print("%s failed (rc %d): %s" % (run.name, run.rc, (run.stdout + run.stderr)[-1500:]))
