@@ -10,16 +10,22 @@
   module process is in the kernel's initial pid and user namespaces, so they never run when the
   target itself is a container, and a host-side task that tries to reach elsewhere
   (``delegate_to``, ``connection``) is refused.
-- Container-spec tasks (``where: container-spec``) change how a container is started and may
-  recreate it; they carry the ``never`` tag too and run only when their rule id or
-  ``container-spec`` is asked for with ``--tags``.
+- Where that guard is false a debug task says why (the target's namespace inodes), so a run
+  against a container is not silently a no-op.
+- Container-side tasks (spec, LXC config, named netns; also NSG001's removal of a key from a
+  spec, which sits in a host finding) change how a container is started and may recreate it;
+  they carry the ``never`` tag too and run only when their rule id or ``container-spec`` is
+  asked for with ``--tags``. Tasks that recreate the same Docker/Podman container or patch the
+  same pod template are merged into one (:func:`_merge_spec_tasks`).
 - Strings that Jinja would evaluate (``{{``, ``{%``, ``{#``) are written ``!unsafe``: a
   container name or label quoted in a task name is never templated on the controller.
   Conditionals (``when`` & co.) are expressions written by the rule engine and kept as they are.
 - Hosts that were not audited are listed in the header comment.
 
 Modules such as ``ansible.posix.sysctl`` support check mode, so ``--check --diff`` shows what
-would change without changing it.
+would change without changing it; ``ansible.posix.sysctl`` has no diff of its own, so each host
+task is preceded by a check-mode-only ``lineinfile`` preview of its sysctl.d line
+(:func:`_diff_preview`).
 """
 from __future__ import annotations
 
