@@ -151,19 +151,39 @@ def _is_container_task(task: Mapping[str, Any]) -> bool:
 
 
 def _k8s_pod_spec(definition: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod spec a k8s patch sets: the template's for a workload, the spec itself for a Pod."""
     spec = definition.get("spec") or {}
-    return (spec.get("template") or {}).get("spec") or spec if "template" in spec else spec
+    if "template" in spec:
+        return (spec.get("template") or {}).get("spec") or {}
+    return spec
 
 
 def _sysctl_map(task: Mapping[str, Any], target: Any) -> Optional[Dict[str, Any]]:
+    """The sysctls a recreate/patch task gives the container, or None when it sets none."""
     if target[0] in _ENGINE_MODULES:
         found = task[target[0]].get(_ENGINE_MODULES[target[0]])
         return dict(found) if isinstance(found, Mapping) else None
     found = (_k8s_pod_spec(task[_K8S].get("definition") or {}).get("securityContext") or {}).get("sysctls")
-    return {str(s.get("name")): s.get("value") for s in found if isinstance(s, Mapping)} if isinstance(found, list) else None
+    if not isinstance(found, list):
+        return None
+    return {str(s.get("name")): s.get("value") for s in found if isinstance(s, Mapping)}
+
+
+def _with_sysctls(module: str, args: Mapping[str, Any], sysctls: Mapping[str, Any]) -> Dict[str, Any]:
+    """``args`` of ``module`` with this sysctl map."""
+    if module in _ENGINE_MODULES:
+        return dict(args, **{_ENGINE_MODULES[module]: dict(sysctls)})
+    definition = dict(args.get("definition") or {})
+    pod = dict(_k8s_pod_spec(definition))
+    pod["securityContext"] = dict(pod.get("securityContext") or {},
+                                  sysctls=[{"name": k, "value": v} for k, v in sysctls.items()])
+    spec = dict(definition.get("spec") or {})
+    spec = dict(spec, template=dict(spec["template"] or {}, spec=pod)) if "template" in spec else pod
+    return dict(args, definition=dict(definition, spec=spec))
 
 
 def _deep_merge(base: Any, extra: Any) -> Any:
+    """``base`` with what ``extra`` adds (mappings merged, ``base`` wins elsewhere)."""
     if isinstance(base, Mapping) and isinstance(extra, Mapping):
         out = dict(base)
         for key, value in extra.items():
@@ -172,7 +192,10 @@ def _deep_merge(base: Any, extra: Any) -> Any:
     return base
 
 
-def _merge_spec_tasks(entries: List[Tuple[Mapping[str, Any], Mapping[str, Any]]], problems: List[str]) -> List[Tuple[Mapping[str, Any], Mapping[str, Any]]]:
+SpecEntry = Tuple[Mapping[str, Any], Mapping[str, Any]]   # (finding, task)
+
+
+def _merge_spec_tasks(entries: List[SpecEntry], problems: List[str]) -> List[SpecEntry]:
     """One task per container for the modules that recreate it (docker/podman) or replace its
     pod template's sysctl list (a k8s patch: ``sysctls`` has no merge key).
 
@@ -181,74 +204,55 @@ def _merge_spec_tasks(entries: List[Tuple[Mapping[str, Any], Mapping[str, Any]]]
     with its own map: the last one wins, earlier fixes are undone, and every later run
     recreates it again. Merged: the first task's map with every finding's key as its task has
     it, the other options (NSG006's ``privileged: false``, ``cap_drop``) added. ``entries`` are
-    (finding, task) in report order; other tasks pass through in place.
+    (finding, task) in report order; the merged task takes the place of the first.
     """
-    out: List[Tuple[Mapping[str, Any], Mapping[str, Any]]] = []
-    merged_at: Dict[Any, int] = {}
-    for f, task in entries:
-        target = _spec_target(task)
-        if target is None:
-            out.append((f, task))
+    groups: Dict[Any, List[SpecEntry]] = {}
+    order: List[Any] = []
+    for index, (finding, task) in enumerate(entries):
+        target = _spec_target(task) or ("unmerged", index)
+        if target not in groups:
+            groups[target] = []
+            order.append(target)
+        groups[target].append((finding, task))
+    out: List[SpecEntry] = []
+    for target in order:
+        group = groups[target]
+        if len(group) == 1:
+            out.append(group[0])
             continue
-        if target not in merged_at:
-            merged_at[target] = len(out)
-            out.append((f, dict(task, _keys=[(f.get("key"), task)], _rules=[f["rule"]])))
-            continue
-        first_f, first = out[merged_at[target]]
-        first["_keys"].append((f.get("key"), task))
-        first["_rules"].append(f["rule"])
-    final = []
-    for f, task in out:
-        keys = task.pop("_keys", None) if isinstance(task, dict) else None
-        rules = task.pop("_rules", None) if isinstance(task, dict) else None
-        if not keys or len(keys) == 1:
-            final.append((f, task))
-            continue
-        target = _spec_target(task)
         module = target[0]
-        args = dict(task[module])
-        for dummy, other in keys[1:]:
-            args = _deep_merge(args, other[module])
-        sysctls = _sysctl_map(task, target)
-        if sysctls is not None or any(_sysctl_map(o, target) is not None for dummy, o in keys):
-            sysctls = dict(sysctls or {})
-            wanted: Dict[str, Any] = {}
-            for key, other in keys:
-                theirs = _sysctl_map(other, target)
-                if key is None or theirs is None:
-                    continue
-                value = theirs.get(key)
-                if key in wanted and wanted[key] != value:
-                    problems.append("%s: %s asks for %s=%s and %s: merged with the last one" % (
-                        clean_text(str(target[-1])), f["rule"], key, wanted[key], value))
-                wanted[key] = value
+        first_finding, first = group[0]
+        args: Any = first[module]
+        for dummy, task in group[1:]:
+            args = _deep_merge(args, task[module])
+        wanted: Dict[str, Any] = {}
+        for finding, task in group:
+            theirs = _sysctl_map(task, target)
+            key = finding.get("key")
+            if key is None or theirs is None:
+                continue   # not a sysctl change (NSG006's privileges)
+            value = theirs.get(key)
+            if key in wanted and wanted[key] != value:
+                problems.append("%s: %s asks for %s=%s after %s: merged with the last one" % (
+                    clean_text(str(target[-1])), finding["rule"], key, value, wanted[key]))
+            wanted[key] = value
+        sysctls = _sysctl_map(first, target)
+        if wanted or sysctls is not None:
+            merged = dict(sysctls or {})
             for key, value in wanted.items():
                 if value is None:
-                    sysctls.pop(key, None)
+                    merged.pop(key, None)
                 else:
-                    sysctls[key] = value
-            sysctls = dict(sorted(sysctls.items()))
-            if module in _ENGINE_MODULES:
-                args[_ENGINE_MODULES[module]] = sysctls
-            else:
-                definition = dict(args.get("definition") or {})
-                pod = dict(_k8s_pod_spec(definition))
-                pod["securityContext"] = dict(pod.get("securityContext") or {},
-                                              sysctls=[{"name": k, "value": v} for k, v in sysctls.items()])
-                spec = dict(definition.get("spec") or {})
-                if "template" in spec:
-                    spec["template"] = dict(spec["template"], spec=pod)
-                else:
-                    spec = pod
-                args["definition"] = dict(definition, spec=spec)
-        tags = list(_tags(task))
-        for other in (o for dummy, o in keys[1:]):
-            tags.extend(t for t in _tags(other) if t not in tags)
-        name = "%s: every change to %s %s (%s)" % (", ".join(dict.fromkeys(rules)), target[0].split(".")[-1],
-                                                    target[-1], ", ".join(str(k) if k else "privileges"
-                                                                          for k, dummy in keys))
-        final.append((f, dict(task, name=name, **{module: args}, tags=tags)))
-    return final
+                    merged[key] = value
+            args = _with_sysctls(module, args, dict(sorted(merged.items())))
+        tags: List[str] = []
+        for dummy, task in group:
+            tags.extend(t for t in _tags(task) if t not in tags)
+        rules = ", ".join(dict.fromkeys(str(f["rule"]) for f, dummy in group))
+        changes = ", ".join(str(f.get("key") or "privileges") for f, dummy in group)
+        name = "%s: every change to %s %s (%s)" % (rules, module.rsplit(".", 1)[-1], target[-1], changes)
+        out.append((first_finding, dict(first, name=name, tags=tags, **{module: args})))
+    return out
 
 
 def _collect(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:

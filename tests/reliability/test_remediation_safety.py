@@ -613,3 +613,46 @@ def test_docker_spec_task_check_diff_changes_nothing(docker_engine, scene, kb, c
     assert "NSG001" in name and "NSG009" in name and spec["changed"] is True, (name, spec)
     [diff] = _diffs(spec)
     assert diff["before"] == {"sysctls": {ANCHOR: "1024"}} and diff["after"] == {"sysctls": {ANCHOR: NET_TARGET}}, diff
+
+
+@pytest.mark.parametrize("identity,module", [
+    ({"runtime": "docker", "name": "web", "image": "nginx:1"}, "community.docker.docker_container"),
+    ({"runtime": "podman", "name": "web", "image": "nginx:1"}, "containers.podman.podman_container"),
+    ({"runtime": "containerd", "name": "app", "pod_name": "web-5d8f7c9b6-x7k2p", "pod_namespace": "prod",
+      "labels": {"io.kubernetes.container.name": "app"}}, "kubernetes.core.k8s"),
+])
+def test_spec_tasks_for_one_container_are_merged(identity, module):
+    """Three findings about one container (a change, another change, a removal) and NSG006's
+    privileges: the generated playbook has one task for it, with every change, so it neither
+    undoes one fix with the next nor recreates the container on every run."""
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils import remediation as rem
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.render_remediation import build_plays
+    requested = {"net.core.somaxconn": "1024", "net.ipv4.tcp_fin_timeout": "5", "net.ipv4.tcp_keepalive_time": "60"}
+    changes = [("NSG004", "net.core.somaxconn", "4096"), ("NSG009", "net.ipv4.tcp_fin_timeout", "30"),
+               ("NSG007", "net.ipv4.tcp_keepalive_time", None)]
+    findings = [{"rule": rule, "severity": "warning", "host": "h1", "set_id": "s1", "key": key,
+                 "container": {"label": "web"}, "message": "m",
+                 "remediation": rem.remediation("container-spec", rem.container_sysctl_tasks(
+                     rule, identity, {key: value}, requested=requested))} for rule, key, value in changes]
+    findings.append({"rule": "NSG006", "severity": "error", "host": "h1", "set_id": "s1", "key": None,
+                     "container": {"label": "web"}, "message": "m",
+                     "remediation": rem.remediation("container-spec", rem.container_privilege_tasks(
+                         "NSG006", identity, privileged=True, proc_sys_rw=False, caps=["CAP_SYS_ADMIN"]))})
+    model = report.build_fleet({"h1": {"status": "ok", "facts": {"host": {"hostname": "h1"}, "namespace_sets": []},
+                                       "findings": findings}})
+    plays, problems = build_plays(model)
+    assert not problems
+    tasks = [t for play in plays[1:] for block in play["tasks"] for t in block.get("block", [block])
+             if module in t]
+    assert len(tasks) == 1, [t["name"] for t in tasks]
+    [task] = tasks
+    assert {"NSG004", "NSG009", "NSG007", "NSG006", "never", "container-spec"} <= set(task["tags"])
+    args = task[module]
+    if module == "kubernetes.core.k8s":
+        pod = args["definition"]["spec"]["template"]["spec"]
+        got = {s["name"]: s["value"] for s in pod["securityContext"]["sysctls"]}
+        assert pod["containers"][0]["securityContext"]["privileged"] is False
+    else:
+        got = args["sysctls" if "docker" in module else "sysctl"]
+        assert args["privileged"] is False and args["cap_drop"] == ["SYS_ADMIN"]
+    assert got == {"net.core.somaxconn": "4096", "net.ipv4.tcp_fin_timeout": "30"}
