@@ -185,7 +185,7 @@ def test_no_container_task_sets_a_global_key(kb, catalog, shared_net):
     for kernel in KERNELS:
         classes = _classification(kb, keys + [ANCHOR], kernel)
         seen_classes |= {c["class"] for c in classes.values()}
-        for chunk in _chunks(keys, 150):
+        for chunk in _chunks(keys, 30):
             facts = _facts(chunk, shared_net)
             facts["host"]["kernel"]["release"] = kernel
             errors: List = []
