@@ -313,7 +313,7 @@ def describe(run: Run) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--forks", type=int, default=20)
     parser.add_argument("--keep", help="working directory to keep (default: a temporary one, removed)")
@@ -343,8 +343,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             if run.rc != 0:
                 ok = False
                 print("%s failed (rc %d): %s" % (run.name, run.rc, (run.stdout + run.stderr)[-1500:]))
-        print("fact cache: %d files, %.1f MiB" % (audit.extra["fact_cache_files"],
-                                                   audit.extra["fact_cache_bytes"] / 1048576.0))
+        cache_mib = audit.extra["fact_cache_bytes"] / 1048576.0
+        print("fact cache: %d files, %.1f MiB" % (audit.extra["fact_cache_files"], cache_mib))
         for name in ("reports", "cache-reports"):
             files = {p.name: p.stat().st_size for p in sorted((workdir / name).glob("*"))} if (workdir / name).is_dir() else {}
             print("%s: %s" % (name, ", ".join("%s %.1f MiB" % (k, v / 1048576.0) for k, v in files.items()) or "none"))

@@ -49,6 +49,7 @@ def test_audit_of_40_hosts_completes_with_every_host_and_the_same_findings(tmp_p
         assert facts["hosts"] == HOSTS and facts["findings_per_host"] > 0
         models[name] = json.loads(fleet.read_text())
         assert (workdir / name / "remediation.yml").exists()
+
     # the report rebuilt from the cache says what the audit's own report said
     def per_host(model):
         return {(f["host"], f["rule"], f["set_id"], f["key"]) for f in model["findings"]}

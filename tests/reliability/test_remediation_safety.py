@@ -522,8 +522,8 @@ def inside(podman_runtime, tmp_path):
 
 @root_only
 @pytest.mark.slow
-def test_host_tasks_refuse_to_run_through_a_container_connection(inside, scene, kb, catalog, podman_runtime,
-                                                                host_restored):
+def test_host_tasks_refuse_to_run_through_a_container_connection(
+        inside, scene, kb, catalog, podman_runtime, host_restored):
     """The generated playbook, for real (no --check), against a host that is a real container
     reached with containers.podman.podman: the guard reads the container's pid namespace, the
     host-side block is skipped and a message says why; nothing changes on the host or inside.
