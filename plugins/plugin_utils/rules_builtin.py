@@ -11,7 +11,7 @@ Plain Python, no Ansible import.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import remediation as rem
 from .expectations import Constraint, Expectation, Selector, parse_constraint, set_label
@@ -74,9 +74,25 @@ def _no_spec_note(nset: Mapping[str, Any]) -> str:
     return "no Ansible module edits %s containers' specs: change it where the container is defined" % runtime
 
 
-def _container_where(tasks: List[Dict[str, Any]], nset: Mapping[str, Any], note: str = "") -> Dict[str, Any]:
+def _host_owned_note(ctx: Context, nset: Mapping[str, Any], keys: Iterable[str]) -> str:
+    """Why no container task is given for keys the host owns (see :func:`_spec_tasks`), or ''."""
+    shared = set(ctx.shared_namespaces(nset))
+    for key in keys:
+        info = ctx.klass(key)
+        if info["class"] in GLOBALISH:
+            return ("%s is %s on this host: a container's spec must not set it; set it on the host"
+                    % (key, info["class"]))
+        if info["namespace"] in shared:
+            return ("%s belongs to the %s namespace this container shares with the host: its value is the "
+                    "host's; set it on the host" % (key, info["namespace"]))
+    return ""
+
+
+def _container_where(tasks: List[Dict[str, Any]], nset: Mapping[str, Any], note: str = "",
+                     ctx: Optional[Context] = None, keys: Iterable[str] = ()) -> Dict[str, Any]:
     if not tasks:
-        note = "; ".join(n for n in (note, _no_spec_note(nset)) if n)
+        why = _host_owned_note(ctx, nset, keys) if ctx is not None else ""
+        note = "; ".join(n for n in (note, why or _no_spec_note(nset)) if n)
     return rem.remediation("container-spec", tasks, note)
 
 
@@ -247,7 +263,7 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
             why = " ".join(dict.fromkeys(exp.why for exp, dummy in failing if exp.why))
             if per_namespace:
                 tasks = _spec_tasks(ctx, rule, nset, {key: target}) if target else []
-                remediation = _container_where(tasks, nset, "; ".join(notes))
+                remediation = _container_where(tasks, nset, "; ".join(notes), ctx, [key] if target else [])
             else:
                 tasks = ([rem.host_sysctl_task(rule.id, key, target, persisted=ctx.persisted, options=ctx.options,
                                                why="%s expects %s" % (set_label(nset), expected))] if target else [])
@@ -330,7 +346,7 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
                         "persisted": (ctx.persisted_entry(key) or {}).get("value")},
                 message_vars={"host_value": _norm(host_value), "container_value": _norm(value),
                               "tuned_by": "; ".join(why), "how": how},
-                remediation=_container_where(tasks, nset),
+                remediation=_container_where(tasks, nset, ctx=ctx, keys=[key]),
                 details={"tuned_by": why},
             ))
     return out
@@ -639,7 +655,7 @@ def check_set_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List
         target = combined_target(constraints, value)
         if info["class"] in PER_NAMESPACE:
             tasks = _spec_tasks(ctx, rule, nset, {key: target}) if target else []
-            remediation = _container_where(tasks, nset)
+            remediation = _container_where(tasks, nset, ctx=ctx, keys=[key] if target else [])
         else:
             remediation = rem.remediation("host", [rem.host_sysctl_task(
                 rule.id, key, target, persisted=ctx.persisted, options=ctx.options)] if target else [])

@@ -260,3 +260,18 @@ def test_nsg009_sets_the_key_in_the_containers_spec(runtime, module, option):
     # the spec keeps what the container already asks for
     assert args[option] == {"net.core.somaxconn": "511", "net.ipv4.tcp_keepalive_time": "60"}
     assert args["name"] == "cache" and args["image"] == "valkey/valkey:8"
+
+
+def test_nsg009_on_the_hosts_network_says_to_set_it_on_the_host():
+    """A container on the host's network: its somaxconn is the host's, so no spec task is given,
+    and the note says so instead of blaming the runtime."""
+    found = lint({"host": {"keys": {"net.core.somaxconn": {"value": "128", "mode": "0644"}}}, "namespace_sets": [
+        {"identity": {"runtime": "docker", "name": "cache", "image": "valkey/valkey:8"},
+         "host_network": True, "differs_from_host": ["ipc", "uts", "pid"], "shares_host": ["net", "user"],
+         "view": {"differs": {}}}]},
+        NS_SOMAX, PROFILES, rule="NSG009")
+    assert len(found) == 1
+    remediation = found[0]["remediation"]
+    assert remediation["tasks"] == []
+    assert "shares with the host" in remediation["note"] and "set it on the host" in remediation["note"]
+    assert "no Ansible module edits" not in remediation["note"]
