@@ -322,9 +322,10 @@ class Job:
         self.timeout = timeout
 
 
-# What a worker checks after each job, and how it reads where it is. ``pid_for_children`` is the
-# pid namespace setns(2) changes (a process never changes its own); kernels before 4.12 lack it.
-_HOME_TYPES = ("user", "net", "ipc", "uts", "pid")
+# What a worker checks after each job (the types it may enter), and how it reads where it is.
+# ``pid_for_children`` is the pid namespace setns(2) changes (a process never changes its own);
+# kernels before 4.12 lack it.
+_HOME_TYPES = ENTER_ORDER
 
 
 def _own_ns_path(nstype):
@@ -335,7 +336,10 @@ def _own_ns_path(nstype):
 
 
 class Home:
-    """The namespaces a worker started in, and the way back to them after a job."""
+    """The namespaces a process started in, and the way back to them after a job.
+
+    Use :func:`home`: one per process, so that its five descriptors are opened once.
+    """
 
     def __init__(self):
         self.paths = dict((t, _own_ns_path(t)) for t in _HOME_TYPES)
@@ -364,12 +368,30 @@ class Home:
         return True
 
 
+_homes = {}
+
+
+def home():
+    # type: () -> Home
+    """This process's :class:`Home`, made on first use (a fork makes its own)."""
+    pid = os.getpid()
+    if pid not in _homes:
+        _homes.clear()  # an entry inherited through fork describes the parent
+        _homes[pid] = Home()
+    return _homes[pid]
+
+
 def _worker_main(jobs, cmd_r, res_w):
     # type: (list, int, int) -> None
     """Run the jobs the parent names (one index per line) until told to stop (EOF)."""
     code = 0
     try:
-        home = Home()
+        try:
+            own = home()
+        except OSError as exc:  # say why on the first job, then go (the parent forks no more)
+            own = None
+            failure = {"ok": False, "stage": "enter", "last": True,
+                       "error": "the reader cannot open its own namespaces: %s" % (exc.strerror or exc)}
         pending = b""
         while True:
             while b"\n" not in pending:
@@ -378,8 +400,11 @@ def _worker_main(jobs, cmd_r, res_w):
                     os._exit(0)
                 pending += chunk
             line, pending = pending.split(b"\n", 1)
+            if own is None:
+                _write_all(res_w, json.dumps(failure).encode("utf-8") + b"\n")
+                break
             answer = call(jobs[int(line)].target)
-            reusable = home.go_back()
+            reusable = own.go_back()
             if not reusable:
                 answer["last"] = True  # the parent must not send this worker another job
             _write_all(res_w, json.dumps(answer, separators=(",", ":")).encode("utf-8") + b"\n")
@@ -392,7 +417,7 @@ def _worker_main(jobs, cmd_r, res_w):
 
 
 class _Worker:
-    __slots__ = ("pid", "cmd_w", "res_r", "chunks", "job", "started", "leaving")
+    __slots__ = ("pid", "cmd_w", "res_r", "chunks", "job", "started", "limit", "leaving")
 
     def __init__(self, pid, cmd_w, res_r):
         self.pid = pid
@@ -401,6 +426,7 @@ class _Worker:
         self.chunks = []
         self.job = None
         self.started = 0.0
+        self.limit = 0.0  # seconds the current job may take
         self.leaving = False  # answered its last job and is exiting
 
 
@@ -487,10 +513,15 @@ def run_parallel(jobs, parallel=2, timeout=5.0, deadline=None):
                     pending.append(index)
                     continue
                 worker.job, worker.started = index, now
+                worker.limit = _timeout_of(jobs[index], timeout)
+                if deadline is not None:
+                    # A job of several sets gets their time, but not beyond the run's deadline
+                    # (at least the per-job timeout).
+                    worker.limit = min(worker.limit, max(timeout, deadline - now))
             busy = [w for w in workers.values() if w.job is not None]
             if not busy:
                 break
-            wait = min(w.started + _timeout_of(jobs[w.job], timeout) for w in busy) - time.monotonic()
+            wait = min(w.started + w.limit for w in busy) - time.monotonic()
             try:
                 ready = select.select(list(workers), [], [], max(0.0, wait))[0]
             except InterruptedError:  # pragma: no cover - PEP 475 retries select on 3.5+
@@ -522,14 +553,13 @@ def run_parallel(jobs, parallel=2, timeout=5.0, deadline=None):
                 if index is not None:
                     results[jobs[index].name] = _decode(worker.chunks, status)
             now = time.monotonic()
-            for worker in [w for w in workers.values()
-                           if w.job is not None and now - w.started >= _timeout_of(jobs[w.job], timeout)]:
+            for worker in [w for w in workers.values() if w.job is not None and now - w.started >= w.limit]:
                 index = worker.job
                 _retire(worker, workers, kill=True)
                 results[jobs[index].name] = {
                     "ok": False, "stage": "timeout",
                     "error": "no answer within %.1f s (namespace entry or read hung); the reader was killed"
-                             % _timeout_of(jobs[index], timeout)}
+                             % worker.limit}
     finally:
         for worker in list(workers.values()):
             _retire(worker, workers, kill=worker.job is not None)

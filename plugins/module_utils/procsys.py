@@ -134,18 +134,10 @@ def _read_fd(fd):
     return format_value(b"".join(chunks))
 
 
-def read_key_file(location):
-    # type: (object) -> str
-    """Read one sysctl file; raise OSError as the kernel answers.
-
-    ``location`` is a path, or ``(dir_fd, name)`` from :func:`iter_entries`: opening relative to
-    the open directory skips the lookup of every parent directory, which in a kernel with many
-    network namespaces walks long dentry hash chains (each namespace has its own ``net`` tree).
-    """
-    if isinstance(location, tuple):
-        fd = os.open(location[1], _O_FLAGS, dir_fd=location[0])
-    else:
-        fd = os.open(location, _O_FLAGS)
+def read_key_file(path):
+    # type: (str) -> str
+    """Read one sysctl file by path; raise OSError as the kernel answers."""
+    fd = os.open(path, _O_FLAGS)
     try:
         return _read_fd(fd)
     finally:
@@ -202,17 +194,14 @@ def _entry_name(entry):
 
 def iter_entries(root=PROC_SYS, subdir=""):
     # type: (str, str) -> iter
-    """Yield ``(key, location, st_mode, st_ino)`` for every regular file under ``root/subdir``.
-
-    ``location`` is ``(dir_fd, name)`` for :func:`read_key_file`, valid until the next item.
-    """
-    for key, dir_fd, entry in _walk(root, subdir):
+    """Yield ``(key, st_mode, st_ino)`` for every regular file under ``root/subdir``."""
+    for key, dummy, entry in _walk(root, subdir):
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue  # vanished between listing and stat
         if stat.S_ISREG(st.st_mode):
-            yield key, (dir_fd, entry.name), st.st_mode, st.st_ino
+            yield key, st.st_mode, st.st_ino
 
 
 def _unreadable(st, exc=None):
@@ -225,17 +214,52 @@ def _unreadable(st, exc=None):
     return {"mode": mode, "reason": reason, "message": "%s: %s" % (reason, exc.strerror)}
 
 
+def read_entry(name, dir_fd=None):
+    # type: (str, int) -> tuple
+    """Read one sysctl file: ``(True, {"value", "mode", "ino"})``, or ``(False, {"mode", "reason",
+    "message", "ino"})`` for a key that exists but cannot be read (write-only, EIO, EACCES, ...),
+    or None when there is no such regular file (it vanished, or something else is there).
+
+    One lookup per key: the file is opened and its mode taken from the open descriptor (a
+    ``stat`` before the ``open`` walks the dentry hash chain twice, and with many network
+    namespaces those chains are long). Only a refused open (a write-only key: procfs refuses
+    even root) costs a ``stat`` for the mode. ``name`` is relative to ``dir_fd`` when given.
+    """
+    try:
+        fd = os.open(name, _O_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            return None  # vanished between listing and opening, or never there
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return False, dict(_unreadable(st, exc), ino=st.st_ino)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None  # a FIFO, device or directory swapped in: not a sysctl
+        if not st.st_mode & _READ_BITS:
+            # Opened anyway (root on a recorded tree): a key without read bits is write-only
+            # in the kernel, which would have refused the open.
+            return False, dict(_unreadable(st), ino=st.st_ino)
+        try:
+            return True, {"value": _read_fd(fd), "mode": mode_string(st.st_mode), "ino": st.st_ino}
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return None  # its interface went away between opening and reading
+            return False, dict(_unreadable(st, exc), ino=st.st_ino)
+    finally:
+        os.close(fd)
+
+
 def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
     # type: (str, callable, list, bool) -> tuple
-    """Read every key under ``root`` (or only under ``subdirs``).
+    """Read every key under ``root`` (or only under ``subdirs``), one :func:`read_entry` each.
 
     Returns ``(keys, unreadable)``: ``keys[key] = {"value", "mode"}`` (plus ``"ino"`` when
     ``with_inodes``) and ``unreadable[key] = {"mode", "reason", "message"}`` for keys that exist
     but cannot be read (write-only, EIO, EACCES, ...). The walk never writes.
-
-    Each key costs one lookup: the file is opened and its mode taken from the open descriptor
-    (a ``stat`` before the ``open`` would walk the dentry hash chain twice). Only when the open
-    is refused (a write-only key: procfs refuses even root) is the entry stat-ed for its mode.
     """
     keys = {}
     unreadable = {}
@@ -243,41 +267,13 @@ def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
         for key, dir_fd, entry in _walk(root, sub):
             if wanted is not None and not wanted(key):
                 continue
-            try:
-                fd = os.open(entry.name, _O_FLAGS, dir_fd=dir_fd)
-            except OSError as exc:
-                try:
-                    st = os.stat(entry.name, dir_fd=dir_fd, follow_symlinks=False)
-                except OSError:
-                    continue  # vanished between listing and opening
-                if stat.S_ISREG(st.st_mode):
-                    unreadable[key] = _unreadable(st, exc)
-                    if with_inodes:
-                        unreadable[key]["ino"] = st.st_ino
+            got = read_entry(entry.name, dir_fd)
+            if got is None:
                 continue
-            try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    continue  # a FIFO, device or directory swapped in: not a sysctl
-                if not st.st_mode & _READ_BITS:
-                    # Opened anyway (root on a recorded tree): a key without read bits is
-                    # write-only in the kernel, which would have refused the open.
-                    item = _unreadable(st)
-                    target = unreadable
-                else:
-                    try:
-                        item = {"value": _read_fd(fd), "mode": mode_string(st.st_mode)}
-                        target = keys
-                    except OSError as exc:
-                        if exc.errno == errno.ENOENT:
-                            continue  # its interface went away between opening and reading
-                        item = _unreadable(st, exc)
-                        target = unreadable
-            finally:
-                os.close(fd)
-            if with_inodes:
-                item["ino"] = st.st_ino
-            target[key] = item
+            readable, item = got
+            if not with_inodes:
+                del item["ino"]
+            (keys if readable else unreadable)[key] = item
     return keys, unreadable
 
 
@@ -285,7 +281,7 @@ def stat_keys(root=PROC_SYS, wanted=None):
     # type: (str, callable) -> dict
     """``{key: (mode, inode)}`` for every key: the cheap half of the probe (no reads)."""
     out = {}
-    for key, _path, st_mode, ino in iter_entries(root):
+    for key, st_mode, ino in iter_entries(root):
         if wanted is None or wanted(key):
             out[key] = (mode_string(st_mode), ino)
     return out
@@ -293,24 +289,16 @@ def stat_keys(root=PROC_SYS, wanted=None):
 
 def read_keys(names, root=PROC_SYS):
     # type: (list, str) -> tuple
-    """Read named keys only. Returns ``(keys, unreadable, absent)``."""
+    """Read named keys only, one :func:`read_entry` each. Returns ``(keys, unreadable, absent)``."""
     keys = {}
     unreadable = {}
     absent = []
     for key in names:
-        path = key_to_path(key, root)
-        try:
-            st = os.stat(path)
-        except OSError:
+        got = read_entry(key_to_path(key, root))
+        if got is None:
             absent.append(key)
             continue
-        mode = mode_string(st.st_mode)
-        try:
-            keys[key] = {"value": read_key_file(path), "mode": mode}
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                absent.append(key)
-                continue
-            reason = error_reason(exc)
-            unreadable[key] = {"mode": mode, "reason": reason, "message": "%s: %s" % (reason, exc.strerror)}
+        readable, item = got
+        del item["ino"]
+        (keys if readable else unreadable)[key] = item
     return keys, unreadable, absent

@@ -73,8 +73,9 @@ def plan_keys(differs, host_keys, probe_owner, full=False):
         return sorted(set(n for n in keys if not n.startswith("net.") or "net" not in differs))
 
     pid_names = clean(pid_names)
-    names = [n for n in clean(names) if n not in set(pid_names)]
-    scope = set(names) | set(pid_names)
+    pid_set = set(pid_names)
+    names = [n for n in clean(names) if n not in pid_set]
+    scope = set(names) | pid_set
     if subdirs:
         scope.update(k for k in host_keys if k.startswith("net."))
     return {"subdirs": subdirs, "names": names, "pid_names": pid_names, "scope": scope}
@@ -114,12 +115,11 @@ def read_view(plan, wanted=None, root=procsys.PROC_SYS, own_pid_ns=False, tree_c
     if plan["subdirs"]:
         cache_key = tuple(plan["subdirs"])
         if tree_cache is not None and cache_key in tree_cache:
-            keys, unreadable = tree_cache[cache_key]
+            keys, unreadable = (dict(part) for part in tree_cache[cache_key])  # shared: add to a copy
         else:
             keys, unreadable = procsys.read_tree(root, wanted=wanted, subdirs=plan["subdirs"])
             if tree_cache is not None:
-                tree_cache[cache_key] = (keys, unreadable)
-        keys, unreadable = dict(keys), dict(unreadable)
+                tree_cache[cache_key] = (dict(keys), dict(unreadable))
     if plan["names"]:
         more, more_unreadable, _absent = procsys.read_keys(plan["names"], root)
         keys.update(more)
@@ -261,7 +261,7 @@ def make_group_reader(members):
     vanished costs only itself.
     """
     def target():
-        home = nsenter.Home()
+        home = nsenter.home()
         answers = {}
         for number, (set_id, reader) in enumerate(members):
             answers[set_id] = nsenter.call(reader)

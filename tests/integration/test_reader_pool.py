@@ -13,7 +13,7 @@ import time
 import pytest
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import nsenter, procsys, views
-from tests.integration.nsfixtures import spawn_set
+from tests.integration.nsfixtures import NsSet, spawn_set
 
 pytestmark = pytest.mark.root
 
@@ -108,6 +108,40 @@ def test_jobs_not_started_before_the_deadline_are_reported():
     assert stages.count("schedule") >= 3, stages
 
 
+def test_a_worker_keeps_its_descriptors_over_many_jobs():
+    """Each job of sets sharing a network namespace goes back through the worker's one Home:
+    no descriptors pile up in a reused worker (they once grew by five per job)."""
+    def fd_count():
+        return len(os.listdir("/proc/self/fd"))
+
+    jobs = [nsenter.Job("group-%d" % i, views.make_group_reader([("s", fd_count)])) for i in range(60)]
+    answers = nsenter.run_parallel(jobs, parallel=1, timeout=10)
+    counts = [answers["group-%d" % i]["value"]["s"]["value"] for i in range(60)]
+    assert counts[-1] == counts[1], counts
+
+
+def test_a_worker_that_cannot_open_its_namespaces_says_so(monkeypatch):
+    def refuse():
+        raise OSError(13, "Permission denied")
+
+    monkeypatch.setattr(nsenter, "Home", refuse)
+    monkeypatch.setattr(nsenter, "_homes", {})
+    answers = nsenter.run_parallel([nsenter.Job("a", os.getpid), nsenter.Job("b", os.getpid)], parallel=1, timeout=5)
+    for name in ("a", "b"):
+        assert answers[name]["ok"] is False and answers[name]["stage"] == "enter", answers
+        assert "cannot open its own namespaces: Permission denied" in answers[name]["error"]
+
+
+def test_a_long_job_is_cut_at_the_runs_deadline():
+    """A job may take its own (longer) timeout, but not past the deadline of the whole run."""
+    started = time.monotonic()
+    answers = nsenter.run_parallel([nsenter.Job("group", lambda: time.sleep(30), timeout=60)],
+                                   parallel=1, timeout=0.5, deadline=started + 1.5)
+    elapsed = time.monotonic() - started
+    assert answers["group"]["stage"] == "timeout" and "1.5 s" in answers["group"]["error"], answers
+    assert elapsed < 5
+
+
 @pytest.fixture
 def pid_set():
     ns_set = spawn_set("echo 23456 > /proc/sys/kernel/pid_max\n")
@@ -174,11 +208,7 @@ def pod():
         yield pause, procs
     finally:
         for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+            NsSet(proc, 0, ()).kill()  # the whole process group, reaped
             proc.stdout.close()
         pause.kill()
 
