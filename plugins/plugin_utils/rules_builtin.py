@@ -45,12 +45,22 @@ def _host_task_unless_lower(ctx: Context, rule: Rule, key: str, wanted: Any, why
     return [rem.host_sysctl_task(rule.id, key, wanted, persisted=ctx.persisted, options=ctx.options, why=why)], ""
 
 
+def _host_owned_reason(ctx: Context, nset: Mapping[str, Any], key: str) -> str:
+    """Why ``key`` is the host's and no container spec may set it, or '' when it is the set's own:
+    global on this host, or of a namespace the set shares with the host."""
+    info = ctx.klass(key)
+    if info["class"] in GLOBALISH:
+        return "%s is %s on this host: a container's spec must not set it; set it on the host" % (key, info["class"])
+    if info["namespace"] in ctx.shared_namespaces(nset):
+        return ("%s belongs to the %s namespace this container shares with the host: its value is the host's; "
+                "set it on the host" % (key, info["namespace"]))
+    return ""
+
+
 def _spec_tasks(ctx: Context, rule: Rule, nset: Mapping[str, Any], set_to: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """Container-spec tasks for ``nset``, keeping its own requests (not its engine's defaults)
-    except keys that are the host's: global on this host, or of a namespace the set shares."""
-    shared = set(ctx.shared_namespaces(nset))
-    never = [k for k in set(nset.get("requested") or {}) | set(set_to)
-             if ctx.klass(k)["class"] in GLOBALISH or ctx.klass(k)["namespace"] in shared]
+    except keys that are the host's (:func:`_host_owned_reason`)."""
+    never = [k for k in set(nset.get("requested") or {}) | set(set_to) if _host_owned_reason(ctx, nset, k)]
     return rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, set_to, requested=nset.get("requested"),
                                       options=ctx.options, engine_defaults=nset.get("requested_defaults") or (),
                                       never=never)
@@ -74,24 +84,10 @@ def _no_spec_note(nset: Mapping[str, Any]) -> str:
     return "no Ansible module edits %s containers' specs: change it where the container is defined" % runtime
 
 
-def _host_owned_note(ctx: Context, nset: Mapping[str, Any], keys: Iterable[str]) -> str:
-    """Why no container task is given for keys the host owns (see :func:`_spec_tasks`), or ''."""
-    shared = set(ctx.shared_namespaces(nset))
-    for key in keys:
-        info = ctx.klass(key)
-        if info["class"] in GLOBALISH:
-            return ("%s is %s on this host: a container's spec must not set it; set it on the host"
-                    % (key, info["class"]))
-        if info["namespace"] in shared:
-            return ("%s belongs to the %s namespace this container shares with the host: its value is the "
-                    "host's; set it on the host" % (key, info["namespace"]))
-    return ""
-
-
 def _container_where(tasks: List[Dict[str, Any]], nset: Mapping[str, Any], note: str = "",
                      ctx: Optional[Context] = None, keys: Iterable[str] = ()) -> Dict[str, Any]:
     if not tasks:
-        why = _host_owned_note(ctx, nset, keys) if ctx is not None else ""
+        why = next(filter(None, (_host_owned_reason(ctx, nset, k) for k in keys)), "") if ctx is not None else ""
         note = "; ".join(n for n in (note, why or _no_spec_note(nset)) if n)
     return rem.remediation("container-spec", tasks, note)
 
