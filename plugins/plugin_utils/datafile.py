@@ -9,16 +9,21 @@ fault is, never another exception (fuzzed in tests/reliability/test_loader_fuzz.
 ``yaml.safe_load``'s own checks it bounds what the rest of the engine would walk: a "billion
 laughs" alias bomb (a few hundred bytes that stand for 9^9 nodes by reference) kept schema
 validation busy for minutes, nesting a few thousand levels deep raised RecursionError, a 5,000
-digit number raised ValueError, and undecodable bytes raised UnicodeDecodeError.
+digit number raised ValueError, and undecodable bytes raised UnicodeDecodeError. The bytes are
+read through the target side's :func:`read_regular`: a FIFO named ``NSG900.yml`` blocked a plain
+``open`` forever, and a link to ``/dev/zero`` or a directory is no document either.
 
 Plain Python, no Ansible import.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import yaml
+
+from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import read_regular  # stdlib-only
 
 MAX_BYTES = 8 * 1024 * 1024
 MAX_NODES = 200000   # expanded (an alias counts each time it is used); the collection's largest file has ~500
@@ -45,12 +50,11 @@ def load_yaml(path: Union[str, Path], max_bytes: int = MAX_BYTES) -> Any:
     """The document in ``path`` (``None`` for an empty file). Raises :class:`DataFileError`."""
     source = str(path)
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(max_bytes + 1)
+        # Only a regular file (a link the administrator made is followed, to a regular file only),
+        # opened non-blocking, at most max_bytes: UnsafeFile (an OSError) says what it is instead.
+        raw = read_regular(os.path.abspath(source), max_bytes, follow_last=True)
     except OSError as exc:
         raise DataFileError(source, "$", "cannot read: %s" % (exc.strerror or exc)) from exc
-    if len(raw) > max_bytes:
-        raise DataFileError(source, "$", "larger than %d bytes" % max_bytes)
     try:
         # Bytes, not text: PyYAML's reader honours a UTF-16 byte order mark and reports
         # undecodable bytes and control characters as YAMLError with their position.

@@ -4,12 +4,16 @@ expectation (profile) files.
 Three loaders, one promise: malformed input gives the project's error naming the file (and the
 JSON path inside it, ``$...``), never a traceback. Inputs: arbitrary YAML documents, the real
 files of the collection with one node replaced (wrong type, unknown key, removed key, bad
-pattern, bad version), raw bytes, valid text cut or spliced at any byte, and fixed hostile
-documents (alias bombs, deep nesting, Python tags, non-UTF-8, NUL bytes).
+pattern, bad version), raw bytes, valid text cut or spliced at any byte, fixed hostile
+documents (alias bombs, deep nesting, Python tags, non-UTF-8, NUL bytes), and names that are no
+regular file (a FIFO, a link to /dev/zero, a directory).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -205,6 +209,67 @@ def test_hostile_documents(tmp_path, kind, case):
     _run(tmp_path, kind, HOSTILE[case])
     assert time.monotonic() - started < 10, "a few hundred bytes kept the loader busy"
     assert not Path("owned").exists()
+
+
+@contextlib.contextmanager
+def _time_bound(seconds: float):
+    """Fails the test instead of hanging it: an ``open`` blocked on a FIFO is interrupted by
+    SIGALRM, and the handler's exception ends the call (PEP 475 retries only when it returns)."""
+    def expired(signum, frame):
+        raise TimeoutError("still reading after %s seconds" % seconds)
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+NOT_REGULAR = {
+    "a FIFO": (os.mkfifo, "FIFO"),
+    "a link to /dev/zero": (lambda path: path.symlink_to("/dev/zero"), "character device"),
+    "a directory": (lambda path: path.mkdir(), "directory"),
+}
+
+
+def _load_one(kind: str, file: Path) -> list:
+    """The errors of the loader's own entry point for one file, as (file, message) pairs."""
+    if kind == "knowledge":
+        try:
+            kb.load_file(file)
+        except kb.KnowledgeError as exc:
+            return [(exc.file, str(exc))]
+        return []
+    if kind == "rules":
+        rule, errors = R.load_rule_file(file)
+        assert rule is None
+        return [(e["file"], e["message"]) for e in errors]
+    found, errors = ex.load_expectation_files([file])
+    assert not found
+    return [(e["file"], e["message"]) for e in errors]
+
+
+@pytest.mark.parametrize("kind", sorted(LOADERS))
+@pytest.mark.parametrize("case", sorted(NOT_REGULAR))
+def test_a_name_that_is_no_regular_file(tmp_path, kind, case):
+    """A FIFO named NSG900.yml blocked the rule loader's open() forever and a link to /dev/zero
+    was read up to the size cap: the loaders list them out of a directory, and given the file
+    itself, say what it is, naming it."""
+    make, what = NOT_REGULAR[case]
+    directory = tmp_path / kind
+    directory.mkdir()
+    file = directory / ("NSG900.yml" if kind == "rules" else "x.yml")
+    make(file)
+    with _time_bound(10):
+        LOADERS[kind](directory, file)
+        errors = _load_one(kind, file)
+    if kind == "expectations" and case == "a directory":
+        assert errors == []   # a directory of profiles, here an empty one
+    else:
+        assert len(errors) == 1 and errors[0][0] == str(file), errors
+        assert what in errors[0][1] and "not a regular file" in errors[0][1], errors
 
 
 @pytest.mark.parametrize("field,value,path", [
