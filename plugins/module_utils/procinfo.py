@@ -173,15 +173,17 @@ def _prefixes(path):
     return out
 
 
-def _resolve(mounts, path):
-    # type: (list, str) -> object
-    """The mount a lookup of ``path`` ends in, the way the kernel walks it: from the root
-    mount, at each component step onto the topmost mount attached *to the current mount* at
-    that point. A mount whose parent was itself covered later (a tmpfs mounted over ``/mnt``
-    after a procfs at ``/mnt/p``) is therefore not reached, whatever the file order."""
+def _resolver(mounts):
+    # type: (list) -> object
+    """``resolve(path)``: the mount a lookup of ``path`` ends in, the way the kernel walks it:
+    from the root mount, at each component step onto the topmost mount attached *to the
+    current mount* at that point. A mount whose parent was itself covered later (a tmpfs
+    mounted over ``/mnt`` after a procfs at ``/mnt/p``) is therefore not reached, whatever the
+    file order. The index of the mount tree is built once for all lookups."""
     children = {}
     for mount in mounts:
         children.setdefault((mount["parent"], mount["mount_point"]), []).append(mount)
+    root = _top_mount(mounts, "/")
 
     def climb(current, point):
         seen = set()
@@ -193,13 +195,15 @@ def _resolve(mounts, path):
             current = above[-1]
         return current
 
-    current = _top_mount(mounts, "/")
-    if current is None:
-        return None
-    current = climb(current, "/")
-    for point in _prefixes(path):
-        current = climb(current, point)
-    return current
+    def resolve(path):
+        # type: (str) -> object
+        if root is None:
+            return None
+        current = climb(root, "/")
+        for point in _prefixes(path):
+            current = climb(current, point)
+        return current
+    return resolve
 
 
 def _join(base, name):
@@ -214,7 +218,7 @@ def proc_sys_access(mounts):
     A container does not need ``/proc/sys`` itself: any procfs mount it can reach exposes the
     tree (``mount -t proc proc /mnt`` gives ``/mnt/sys``; a bind of ``/proc/sys`` elsewhere
     keeps its own read-write flag while ``/proc/sys`` is read-only). Every procfs mount that
-    a path lookup reaches (:func:`_resolve`) is looked at:
+    a path lookup reaches (:func:`_resolver`) is looked at:
 
     - ``proc_sys_rw``: ``True`` when the whole tree (procfs root ``/`` at ``POINT/sys``, or a
       bind of ``/sys`` at ``POINT``) is reachable through a read-write mount; ``False`` when it
@@ -227,8 +231,9 @@ def proc_sys_access(mounts):
     """
     seen = False
     rw_paths, subtrees = [], []
+    resolve = _resolver(mounts)
     for mount in mounts:
-        if mount["fstype"] != "proc" or _resolve(mounts, mount["mount_point"]) is not mount:
+        if mount["fstype"] != "proc" or resolve(mount["mount_point"]) is not mount:
             continue
         root = mount["root"]
         if root.startswith("/sys/"):
@@ -239,7 +244,7 @@ def proc_sys_access(mounts):
             continue
         where = _join(mount["mount_point"], "sys") if root == "/" else mount["mount_point"]
         seen = True
-        shown = _resolve(mounts, where)
+        shown = resolve(where)
         whole = shown is mount or (shown is not None and shown["fstype"] == "proc" and shown["root"] == "/sys")
         if not whole:
             continue  # something else covers it (a tmpfs); a procfs bind there is looked at on its own
@@ -277,8 +282,10 @@ def maps_to_host(id_map, inside):
     return None
 
 
-def _int_field(value, index):
+def int_field(value, index):
     # type: (str, int) -> object
+    """Field ``index`` of a whitespace-separated status value as an int (``Uid:`` holds real,
+    effective, saved and filesystem ids), ``None`` when missing or not a number."""
     fields = value.split()
     try:
         return int(fields[index])
@@ -304,7 +311,7 @@ def privileges_from_text(status_text, mountinfo_text, host_bounding):
         "proc_sys_rw_paths": [],
         "proc_sys_rw_subtrees": [],
         # Uid: real, effective, saved, fs -- in the reader's user namespace: host ids for us.
-        "euid": _int_field(status.get("Uid", ""), 1),
+        "euid": int_field(status.get("Uid", ""), 1),
     }
     if mountinfo_text is not None:
         access = proc_sys_access(parse_mountinfo(mountinfo_text))
