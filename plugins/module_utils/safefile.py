@@ -108,6 +108,18 @@ def read_regular(path, limit=MAX_BYTES, beneath=None, follow_last=False):
         os.close(fd)
 
 
+def literal_prefix(pattern):
+    # type: (str) -> str
+    """The leading components of ``pattern`` that hold no glob magic, as an absolute path:
+    ``/run/containerd/runc/*`` -> ``/run/containerd/runc``; the whole path when none does."""
+    literal = []
+    for part in [p for p in pattern.split("/") if p]:
+        if glob.has_magic(part):
+            break
+        literal.append(part)
+    return "/" + "/".join(literal)
+
+
 def glob_beneath(pattern, on_link=None, ignore=()):
     # type: (str, object, tuple) -> list
     """:func:`glob.glob` that follows no symbolic link below the pattern's literal prefix.
@@ -117,9 +129,8 @@ def glob_beneath(pattern, on_link=None, ignore=()):
     ``on_link(path, target)`` and skipped, and names starting with ``ignore`` are skipped
     silently. Hidden names match only a pattern part that starts with ``.``, as in glob."""
     parts = [p for p in pattern.split("/") if p]
-    fixed = 0
-    while fixed < len(parts) - 1 and not glob.has_magic(parts[fixed]):
-        fixed += 1
+    # The last part is looked at even when literal: it may be the link.
+    fixed = min(len([p for p in literal_prefix(pattern).split("/") if p]), max(len(parts) - 1, 0))
     current = ["/" + "/".join(parts[:fixed])]
     for index, part in enumerate(parts[fixed:]):
         last = fixed + index == len(parts) - 1

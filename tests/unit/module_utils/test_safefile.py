@@ -64,6 +64,24 @@ def test_glob_beneath_reports_links_and_does_not_list_through_them(tree):
     assert safefile.glob_beneath(str(tree / "root" / "l*"), ignore=("lo",)) == []
 
 
+@pytest.mark.parametrize("pattern,prefix", [
+    ("/run/containerd/runc/*", "/run/containerd/runc"),
+    ("/var/lib/docker/", "/var/lib/docker"),
+    ("/run/docker/runtime-*/x/*", "/run/docker"),
+    ("/*", "/"),
+])
+def test_literal_prefix(pattern, prefix):
+    assert safefile.literal_prefix(pattern) == prefix
+
+
+def test_glob_beneath_looks_at_a_literal_last_part(tree):
+    # A literal last part is still checked: a link there is reported, not returned.
+    links = []
+    assert safefile.glob_beneath(str(tree / "root" / "c2"), on_link=lambda p, t: links.append(p)) == []
+    assert links == [str(tree / "root" / "c2")]
+    assert safefile.glob_beneath(str(tree / "root" / "c1")) == [str(tree / "root" / "c1")]
+
+
 def test_resolve_links(tree, tmp_path):
     os.symlink("../root/c1/config.json", tree / "outside" / "rel")
     assert safefile.resolve_links(str(tree / "outside" / "rel")) == str(tree / "root" / "c1" / "config.json")
