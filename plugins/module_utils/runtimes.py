@@ -23,7 +23,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import glob
 import http.client as http_client
 import json
 import os
@@ -33,7 +32,7 @@ import subprocess
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import nsscan, procinfo
 from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import (
-    UnsafeFile, glob_beneath, lexists_file, read_regular)
+    UnsafeFile, glob_beneath, lexists_file, literal_prefix, read_regular)
 from ansible_collections.nsguard.sysctl.plugins.module_utils import runtimes_parse as rp
 
 DEFAULT_PATHS = {
@@ -68,6 +67,25 @@ MAX_JSON_BYTES = 8 * 1024 * 1024
 # Search-path kinds that name directories: below them no symbolic link is followed.
 DIR_KINDS = ("docker_roots", "docker_exec_roots", "containerd_task_dirs", "runc_roots", "storage_roots",
              "storage_runroots", "lxc_paths", "machines_dirs", "netns_dirs")
+# Where runtimes keep container filesystems that the index never reads (snapshots, pod volumes,
+# machine images): no host file may lead there either (persisted.refused_roots).
+CONTAINER_FS_DIRS = ("/var/lib/containerd", "/var/lib/kubelet", "/var/lib/machines", "/var/lib/incus",
+                     "/var/lib/lxd", "/var/snap/lxd")
+
+
+def state_dirs(*path_maps):
+    # type: (*object) -> list
+    """The directories (literal prefixes of the patterns) of the directory kinds in
+    ``path_maps`` (each keyed as :data:`DEFAULT_PATHS`, or None): what lies below them belongs
+    to the runtimes and their containers."""
+    out = []
+    for paths in path_maps:
+        for kind in DIR_KINDS:
+            for pattern in (paths or {}).get(kind, ()):
+                prefix = literal_prefix(pattern)
+                if prefix != "/" and prefix not in out:
+                    out.append(prefix)
+    return out
 
 
 class _UnixHTTPConnection(http_client.HTTPConnection):
@@ -147,6 +165,7 @@ class RuntimeIndex(object):
         self._sandbox_netns = {}  # net inode -> key (Docker sandbox bind mounts)
         self._procs = {}
         self._host_ns = {}
+        self._beneath_dirs = None  # state_dirs(self.paths), longest first; reset when paths grow
         self._seen_files = set()
         self._podman_done = set()
         self._lxc_info_done = False
@@ -175,22 +194,14 @@ class RuntimeIndex(object):
         """(directory, follow_last) for reading ``path``: the deepest configured runtime
         directory holding it (nothing below it is followed), else the file's own directory;
         a configured file (daemon.json, lxc.conf) may itself be a symbolic link."""
-        best = None
-        for kind, patterns in self.paths.items():
-            for pattern in patterns:
-                if kind not in DIR_KINDS:
-                    if path == pattern:
-                        return os.path.dirname(path), True
-                    continue
-                literal = []
-                for part in pattern.rstrip("/").split("/"):
-                    if glob.has_magic(part):
-                        break
-                    literal.append(part)
-                literal = "/".join(literal)
-                if literal and path.startswith(literal + "/") and (best is None or len(literal) > len(best)):
-                    best = literal
-        return (best or os.path.dirname(path)), False
+        if any(path in patterns for kind, patterns in self.paths.items() if kind not in DIR_KINDS):
+            return os.path.dirname(path), True
+        if self._beneath_dirs is None:
+            self._beneath_dirs = sorted(state_dirs(self.paths), key=len, reverse=True)
+        for directory in self._beneath_dirs:
+            if path.startswith(directory + "/"):
+                return directory, False
+        return os.path.dirname(path), False
 
     def _read(self, path, errors=None, follow=False):
         # type: (str, object, bool) -> object
@@ -290,7 +301,7 @@ class RuntimeIndex(object):
 
     def _read_host_ns(self):
         # type: () -> None
-        for nstype in ("net", "ipc", "uts", "user", "pid"):
+        for nstype in ("net", "ipc", "uts", "user", "pid", "mnt"):
             try:
                 self._host_ns[nstype] = os.stat("%s/self/ns/%s" % (self.proc, nstype)).st_ino
             except OSError:
@@ -392,29 +403,22 @@ class RuntimeIndex(object):
         tree (``proc`` other than /proc) keeps no namespace links and is taken as it is."""
         if self.proc != "/proc":
             return True
-        try:
-            with open("%s/%d/status" % (self.proc, pid), "r") as handle:
-                status = procinfo.parse_status(handle.read())
-            for nstype in ("mnt", "user"):
-                if os.stat("%s/%d/ns/%s" % (self.proc, pid, nstype)).st_ino != self._own_ns(nstype):
-                    return False
-        except (OSError, ValueError):
+        status = self._read_proc("%d/status" % pid)
+        if status is None:
             return False
-        return (status.get("Uid", "").split() + ["", ""])[1] == "0"
-
-    def _own_ns(self, nstype):
-        # type: (str) -> object
-        if nstype not in self._host_ns:
+        for nstype in ("mnt", "user"):
             try:
-                self._host_ns[nstype] = os.stat("%s/self/ns/%s" % (self.proc, nstype)).st_ino
+                if os.stat("%s/%d/ns/%s" % (self.proc, pid, nstype)).st_ino != self._host_ns.get(nstype):
+                    return False
             except OSError:
-                self._host_ns[nstype] = None
-        return self._host_ns[nstype]
+                return False
+        return procinfo.int_field(procinfo.parse_status(status).get("Uid", ""), 1) == 0
 
     def _extend(self, kind, path):
         # type: (str, object) -> None
         if path and path not in self.paths[kind]:
             self.paths[kind].append(path)
+            self._beneath_dirs = None
 
     def _cwd(self, pid):
         # type: (int) -> object

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import DEFAULT_PATHS, RuntimeIndex
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "runtimes" / "host"
 EXPECTED = json.loads((FIX / "expected.json").read_text())
@@ -260,3 +260,27 @@ def test_systemd_nspawn_by_machined_and_by_parent(copied):
     assert (db["identity"]["runtime"], db["identity"]["name"], db["host_network"]) == ("systemd-nspawn", "db", False)
     assert db["requested"] == {}
     assert index.identify(pids=[90009], init_pid=90009)["identity"]["runtime"] == "unknown"
+
+
+def test_reads_stay_below_the_deepest_runtime_directory_also_after_discovery():
+    """``_beneath``: the deepest configured directory holding a file, recomputed when discovery
+    adds one; a configured file (daemon.json) may be a link; elsewhere the file's directory."""
+    empty = {k: [] for k in DEFAULT_PATHS}
+    index = RuntimeIndex(use_cli=False, discover=False, paths=dict(
+        empty, docker_roots=["/srv/d"], runc_roots=["/srv/d/exec/runtime-runc/*"], docker_daemon_json=["/etc/d.json"]))
+    assert index._beneath("/srv/d/containers/x/config.v2.json") == ("/srv/d", False)
+    assert index._beneath("/srv/d/exec/runtime-runc/moby/c/state.json") == ("/srv/d/exec/runtime-runc", False)
+    assert index._beneath("/srv/d/exec/containerd/task/moby/c/config.json") == ("/srv/d", False)
+    index._extend("containerd_task_dirs", "/srv/d/exec/containerd/task")
+    assert index._beneath("/srv/d/exec/containerd/task/moby/c/config.json") == ("/srv/d/exec/containerd/task", False)
+    assert index._beneath("/etc/d.json") == ("/etc", True)
+    assert index._beneath("/elsewhere/f") == ("/elsewhere", False)
+
+
+def test_host_daemon_needs_the_hosts_mount_and_user_namespaces_and_root():
+    index = RuntimeIndex(use_cli=False, discover=False, paths={k: [] for k in DEFAULT_PATHS})
+    index._read_host_ns()
+    assert {"mnt", "user"} <= set(index._host_ns)
+    assert index._host_daemon(os.getpid()) is (os.geteuid() == 0)
+    index._host_ns.pop("mnt")  # unknown: not trusted
+    assert index._host_daemon(os.getpid()) is False
