@@ -18,7 +18,7 @@ import fnmatch
 import os
 import stat
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo, procsys
+from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo, procsys, runtimes
 from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import UnsafeFile, read_regular, resolve_links
 
 SYSCTL_D_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
@@ -81,6 +81,25 @@ def parse_sysctl_text(text, source):
     return assignments, errors
 
 
+def refused_roots(runtime_paths=None, proc="/proc"):
+    # type: (object, str) -> tuple
+    """Where a sysctl.d link must not lead, because a container's filesystem lies there:
+
+    - ``/proc``: ``/proc/PID/root/...`` is a container's filesystem as the host sees it;
+    - the runtimes' state directories (:func:`runtimes.state_dirs` of :data:`runtimes.DEFAULT_PATHS`
+      and of ``runtime_paths``, the module option of the same name) and
+      :data:`runtimes.CONTAINER_FS_DIRS`: ``/var/lib/docker/overlay2/*/merged``, containerd's task
+      bundles and snapshots, containers/storage, LXC's rootfs. Also as they resolve (a data root
+      moved by a symbolic link is reached under its target's name);
+    - the root directories of processes that run chrooted (:func:`procinfo.process_roots`): a
+      container without a mount namespace of its own, wherever its files are.
+    """
+    roots = ["/proc"] + runtimes.state_dirs(runtimes.DEFAULT_PATHS, runtime_paths) + list(runtimes.CONTAINER_FS_DIRS)
+    roots += [os.path.realpath(root) for root in roots]  # lstat/readlink only: nothing is opened
+    roots += procinfo.process_roots(proc)
+    return tuple(sorted(set(roots)))
+
+
 def ordered_files(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF, errors=None, refuse=None):
     # type: (tuple, str, object, object) -> list
     """The files systemd-sysctl would apply, in order (masking by name, sorted by name), each
@@ -88,13 +107,12 @@ def ordered_files(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF, errors=None, refu
 
     Links are followed (Debian's ``99-sysctl.conf -> ../sysctl.conf``, masks to ``/dev/null``),
     but resolved by :func:`safefile.resolve_links` one component at a time, and refused when the
-    way leads under ``/proc`` (``/proc/PID/root/...`` is a container's filesystem) or under
-    ``refuse`` (default: the root directories of processes that run chrooted, i.e. containers'
-    root filesystems as the host sees them). A refused file, a FIFO, a device or a directory
-    named ``*.conf`` is skipped (systemd-sysctl skips non-regular files too) with an error in
-    ``errors`` naming it; a mask (``/dev/null``) and a dangling link are skipped silently."""
+    way leads under one of ``refuse`` (default: :func:`refused_roots`, where containers' files
+    are). A refused file, a FIFO, a device or a directory named ``*.conf`` is skipped
+    (systemd-sysctl skips non-regular files too) with an error in ``errors`` naming it; a mask
+    (``/dev/null``) and a dangling link are skipped silently."""
     if refuse is None:
-        refuse = ("/proc",) + tuple(procinfo.process_roots())
+        refuse = refused_roots()
     chosen = {}
     for directory in dirs:
         try:
@@ -162,12 +180,14 @@ def resolve(assignments, host_keys=()):
     return result
 
 
-def read_persisted(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF, host_keys=()):
-    # type: (tuple, str, object) -> dict
-    """``{"files": [...], "keys": {...}, "errors": [...]}`` for the host facts."""
+def read_persisted(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF, host_keys=(), runtime_paths=None):
+    # type: (tuple, str, object, object) -> dict
+    """``{"files": [...], "keys": {...}, "errors": [...]}`` for the host facts. ``runtime_paths``:
+    more runtime directories, keyed as :data:`runtimes.DEFAULT_PATHS`, that no link may lead
+    under (:func:`refused_roots`)."""
     assignments = []
     errors = []
-    refuse = ("/proc",) + tuple(procinfo.process_roots())
+    refuse = refused_roots(runtime_paths)
     files = ordered_files(dirs, sysctl_conf, errors, refuse)
     for path in files:
         try:
@@ -176,10 +196,10 @@ def read_persisted(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF, host_keys=()):
             real = resolve_links(path, refuse=refuse)
             raw = read_regular(real, MAX_FILE_BYTES, beneath=os.path.dirname(real))
         except UnsafeFile as exc:
-            errors.append({"file": path, "line": None, "message": "%s: %s" % (path, exc.strerror)})
+            _note(errors, path, "%s: %s" % (path, exc.strerror))
             continue
         except OSError as exc:
-            errors.append({"file": path, "line": None, "message": "cannot read %s: %s" % (path, exc.strerror)})
+            _note(errors, path, "cannot read %s: %s" % (path, exc.strerror))
             continue
         parsed, bad = parse_sysctl_text(raw.decode("utf-8", "replace"), path)
         assignments.extend(parsed)

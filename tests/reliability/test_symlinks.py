@@ -327,3 +327,66 @@ def test_a_linked_docker_socket_is_not_asked(tmp_path):
     finally:
         server.close()
     assert [e["message"] for e in index.errors] == ["%s: not a socket (a symbolic link or a file); not asked" % link]
+
+
+PERSISTED_DRIVER = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    conf = json.loads(open(sys.argv[2]).read())
+    from ansible_collections.nsguard.sysctl.plugins.module_utils import persisted
+    print(json.dumps(persisted.read_persisted(tuple(conf["dirs"]), None, (), runtime_paths=conf["runtime_paths"])))
+""")
+
+
+def _persisted_traced(tmp_path, name, sysctl_d, runtime_paths, setup):
+    """The persisted reader alone under strace, in a private mount namespace where ``setup``
+    (shell, not traced) made what it needs; returns (the facts, the trace)."""
+    from tests.reliability.strace_paths import SYSCALLS, parse
+    conf = tmp_path / (name + ".json")
+    conf.write_text(json.dumps({"dirs": [str(sysctl_d)], "runtime_paths": runtime_paths}))
+    driver = tmp_path / "persisted_driver.py"
+    driver.write_text(PERSISTED_DRIVER)
+    out = tmp_path / (name + ".trace")
+    script = "set -e\n%s\nexec %s -f -y -qq -e %s -o %s %s %s %s %s\n" % (
+        setup, STRACE, SYSCALLS, out, sys.executable, driver, _collections_dir(), conf)
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), parse(out.read_text(errors="replace"))
+
+
+@pytest.mark.skipif(not STRACE, reason="needs strace (scripts/install-test-host.sh)")
+def test_sysctl_d_links_into_runtime_directories_are_refused(tmp_path):
+    """A container with a mount namespace of its own does not show its root in /proc/PID/root:
+    its files lie under the runtime's directories. A sysctl.d link into Docker's default data
+    root (a tmpfs over /var/lib in a private mount namespace stands in for it) or into a
+    directory registered as a runtime root is refused, naming the file; nothing there is opened."""
+    registered = tmp_path / "runtime"
+    _write(registered / "c1" / "rootfs" / "x.conf", "vm.bait_registered = 1\n")
+    merged = "/var/lib/docker/overlay2/abc/merged"
+    sysctl_d = tmp_path / "sysctl.d"
+    _link(sysctl_d / "10-docker.conf", merged + "/etc/x.conf")
+    _link(sysctl_d / "20-registered.conf", registered / "c1" / "rootfs" / "x.conf")
+    _write(sysctl_d / "30-good.conf", "vm.swappiness = 10\n")
+    setup = ("mount -t tmpfs nsg-varlib /var/lib\nmkdir -p %s/etc\n"
+             "printf 'vm.bait_docker = 1\\n' > %s/etc/x.conf" % (merged, merged))
+
+    # Control: without the registration the test-made root is an ordinary directory, and the
+    # same trace check sees the link followed.
+    control, control_trace = _persisted_traced(tmp_path, "control", sysctl_d, None, setup)
+    assert control["keys"]["vm.bait_registered"]["value"] == "1"
+    assert control_trace.touching(str(registered)), "the trace check misses a followed link"
+
+    got, trace = _persisted_traced(tmp_path, "refused", sysctl_d, {"storage_roots": [str(registered)]}, setup)
+    assert trace.opened and trace.touching(str(registered), "/var/lib/docker") == []
+    assert got["keys"]["vm.swappiness"]["value"] == "10"
+    assert not any(key.startswith("vm.bait") for key in got["keys"])
+    assert got["files"] == [str(sysctl_d / "30-good.conf")]
+    messages = sorted(e["message"] for e in got["errors"])
+    assert messages == [
+        "%s: leads under /var/lib/docker (%s -> %s/etc/x.conf); not followed; skipped" % (
+            sysctl_d / "10-docker.conf", sysctl_d / "10-docker.conf", merged),
+        "%s: leads under %s (%s -> %s); not followed; skipped" % (
+            sysctl_d / "20-registered.conf", registered, sysctl_d / "20-registered.conf",
+            registered / "c1" / "rootfs" / "x.conf"),
+    ]
