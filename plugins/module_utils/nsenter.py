@@ -386,6 +386,7 @@ def _worker_main(jobs, cmd_r, res_w):
     """Run the jobs the parent names (one index per line) until told to stop (EOF)."""
     code = 0
     try:
+        failure = None
         try:
             own = home()
         except OSError as exc:  # say why on the first job, then go (the parent forks no more)

@@ -305,7 +305,8 @@ def gather(params):
     # namespace, a sandboxed init), and the module runs where Ansible put it.
     host_ns = nsscan.read_ns("self")
     keys, unreadable = procsys.read_tree(wanted=wanted, with_inodes=True)
-    persisted_facts = persisted.read_persisted(tuple(params["sysctl_d_dirs"]), params["sysctl_conf"] or None, keys)
+    persisted_facts = persisted.read_persisted(tuple(params["sysctl_d_dirs"]), params["sysctl_conf"] or None, keys,
+                                               runtime_paths=params.get("runtime_paths"))
     parallel = params["parallel"] or cpu_count()
 
     sets = []
