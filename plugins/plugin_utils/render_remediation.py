@@ -182,13 +182,26 @@ def _with_sysctls(module: str, args: Mapping[str, Any], sysctls: Mapping[str, An
     return dict(args, definition=dict(definition, spec=spec))
 
 
+def _named_items(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, Mapping) and "name" in item for item in value)
+
+
 def _deep_merge(base: Any, extra: Any) -> Any:
-    """``base`` with what ``extra`` adds (mappings merged, ``base`` wins elsewhere)."""
+    """``base`` with what ``extra`` adds: mappings merged key by key, lists of mappings that all
+    have a ``name`` merged by it (a pod's ``containers``: NSG006 for two containers of one pod
+    patches one each, and Kubernetes' strategic merge joins them the same way); ``base`` wins
+    elsewhere."""
     if isinstance(base, Mapping) and isinstance(extra, Mapping):
         out = dict(base)
         for key, value in extra.items():
             out[key] = _deep_merge(base[key], value) if key in base else value
         return out
+    if _named_items(base) and _named_items(extra):
+        merged: Dict[Any, Any] = {}
+        for item in list(base) + list(extra):
+            name = item["name"]
+            merged[name] = _deep_merge(merged[name], item) if name in merged else item
+        return list(merged.values())
     return base
 
 
@@ -202,9 +215,10 @@ def _merge_spec_tasks(entries: List[SpecEntry], problems: List[str]) -> List[Spe
     Each finding's spec task carries the container's whole sysctl map with that finding's one
     key changed (set, or dropped). Run one after the other, each would recreate the container
     with its own map: the last one wins, earlier fixes are undone, and every later run
-    recreates it again. Merged: the first task's map with every finding's key as its task has
-    it, the other options (NSG006's ``privileged: false``, ``cap_drop``) added. ``entries`` are
-    (finding, task) in report order; the merged task takes the place of the first.
+    recreates it again. Merged: the map of the first task that has one, with every finding's key
+    as its task has it, the other options (NSG006's ``privileged: false``, ``cap_drop``, a pod's
+    containers by name) added. ``entries`` are (finding, task) in report order; the merged task
+    takes the place of the first.
     """
     groups: Dict[Any, List[SpecEntry]] = {}
     order: List[Any] = []
@@ -236,7 +250,8 @@ def _merge_spec_tasks(entries: List[SpecEntry], problems: List[str]) -> List[Spe
                 problems.append("%s: %s asks for %s=%s after %s: merged with the last one" % (
                     clean_text(str(target[-1])), finding["rule"], key, value, wanted[key]))
             wanted[key] = value
-        sysctls = _sysctl_map(first, target)
+        # the container's map as the first task that writes one has it (NSG006's has none)
+        sysctls = next((m for m in (_sysctl_map(t, target) for dummy, t in group) if m is not None), None)
         if wanted or sysctls is not None:
             merged = dict(sysctls or {})
             for key, value in wanted.items():
@@ -249,7 +264,7 @@ def _merge_spec_tasks(entries: List[SpecEntry], problems: List[str]) -> List[Spe
         for dummy, task in group:
             tags.extend(t for t in _tags(task) if t not in tags)
         rules = ", ".join(dict.fromkeys(str(f["rule"]) for f, dummy in group))
-        changes = ", ".join(str(f.get("key") or "privileges") for f, dummy in group)
+        changes = ", ".join(dict.fromkeys(str(f.get("key") or "privileges") for f, dummy in group))
         name = "%s: every change to %s %s (%s)" % (rules, module.rsplit(".", 1)[-1], target[-1], changes)
         out.append((first_finding, dict(first, name=name, tags=tags, **{module: args})))
     return out

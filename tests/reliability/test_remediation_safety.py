@@ -656,3 +656,42 @@ def test_spec_tasks_for_one_container_are_merged(identity, module):
         got = args["sysctls" if "docker" in module else "sysctl"]
         assert args["privileged"] is False and args["cap_drop"] == ["SYS_ADMIN"]
     assert got == {"net.core.somaxconn": "4096", "net.ipv4.tcp_fin_timeout": "30"}
+
+
+@pytest.mark.parametrize("privileges_first", [True, False])
+def test_pod_spec_tasks_keep_every_containers_fix(privileges_first):
+    """NSG006 for two containers of one pod and a sysctl change for the pod: one patch of the
+    pod template, with both containers' securityContext (a pod's ``containers`` merge by name,
+    as Kubernetes' strategic merge does) and the whole sysctl map, whichever finding comes first."""
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils import remediation as rem
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.render_remediation import build_plays
+    pod = {"runtime": "containerd", "pod_name": "web-5d8f7c9b6-x7k2p", "pod_namespace": "prod"}
+    requested = {"net.core.somaxconn": "1024", "net.ipv4.tcp_fin_timeout": "5"}
+
+    def finding(rule, key, tasks, container):
+        return {"rule": rule, "severity": "warning", "host": "h1", "set_id": "s1", "key": key,
+                "container": {"label": container}, "message": "m",
+                "remediation": rem.remediation("container-spec", tasks)}
+    privileges = [finding("NSG006", None, rem.container_privilege_tasks(
+        "NSG006", dict(pod, name=name, labels={"io.kubernetes.container.name": name}),
+        privileged=True, proc_sys_rw=False, caps=["CAP_SYS_ADMIN"]), name) for name in ("app", "sidecar")]
+    sysctl = [finding("NSG004", "net.core.somaxconn", rem.container_sysctl_tasks(
+        "NSG004", dict(pod, name="app", labels={"io.kubernetes.container.name": "app"}),
+        {"net.core.somaxconn": "4096"}, requested=requested), "app")]
+    findings = privileges + sysctl if privileges_first else sysctl + privileges
+    model = report.build_fleet({"h1": {"status": "ok", "facts": {"host": {"hostname": "h1"}, "namespace_sets": []},
+                                       "findings": findings}})
+    plays, problems = build_plays(model)
+    assert not problems
+    tasks = [t for play in plays[1:] for block in play["tasks"] for t in block.get("block", [block])
+             if "kubernetes.core.k8s" in t]
+    assert len(tasks) == 1, [t["name"] for t in tasks]
+    [task] = tasks
+    spec = task["kubernetes.core.k8s"]["definition"]["spec"]["template"]["spec"]
+    contexts = {c["name"]: c["securityContext"] for c in spec["containers"]}
+    assert sorted(contexts) == ["app", "sidecar"], spec["containers"]
+    assert all(c["privileged"] is False and c["capabilities"] == {"drop": ["SYS_ADMIN"]} for c in contexts.values())
+    assert {s["name"]: s["value"] for s in spec["securityContext"]["sysctls"]} == {
+        "net.core.somaxconn": "4096", "net.ipv4.tcp_fin_timeout": "5"}
+    assert task["name"].count("privileges") == 1, task["name"]
+    assert {"NSG004", "NSG006"} <= set(task["tags"])
