@@ -47,17 +47,22 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 __all__ = [
     "CONTAINER_GUEST_TYPES",
     "HOST_GUARD",
+    "K8S_MODULE",
     "NETNS_SCRIPT",
     "NS_STAT_VAR",
     "SPEC_GUARD",
+    "SYSCTL_OPTIONS",
     "RemediationOptions",
     "host_sysctl_task",
     "sysctl_file_for",
     "container_sysctl_tasks",
     "container_privilege_tasks",
     "k8s_owner_guess",
+    "k8s_pod_spec",
+    "k8s_with_pod_spec",
     "remediation",
     "task_value",
+    "where_tag",
 ]
 
 # What Ansible's setup module reports as virtualization_type for a container guest
@@ -140,8 +145,13 @@ def sysctl_file_for(key: str, persisted: Optional[Mapping[str, Any]] = None,
     return os.path.join(own_dir, name)
 
 
+def where_tag(where: str) -> str:
+    """The tag that says where a task acts (``nsguard_host``, ``nsguard_container_spec``)."""
+    return "nsguard_%s" % where.replace("-", "_")
+
+
 def _tags(rule: str, where: str) -> List[str]:
-    return ["nsguard", rule, "nsguard_%s" % where.replace("-", "_")]
+    return ["nsguard", rule, where_tag(where)]
 
 
 def host_sysctl_task(rule: str, key: str, value: Any, *, persisted: Optional[Mapping[str, Any]] = None,
@@ -212,6 +222,28 @@ def _describe(set_to: Mapping[str, Any]) -> str:
 
 _K8S_RUNTIMES = ("containerd", "cri-o", "crio", "docker", "kubernetes")
 _ENGINE_MODULES = {"docker": "community.docker.docker_container", "podman": "containers.podman.podman_container"}
+# The option of each engine module that holds the container's whole sysctl map.
+SYSCTL_OPTIONS = {_ENGINE_MODULES["docker"]: "sysctls", _ENGINE_MODULES["podman"]: "sysctl"}
+K8S_MODULE = "kubernetes.core.k8s"
+
+
+def k8s_pod_spec(definition: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod spec a k8s patch ``definition`` sets: the template's for a workload, the spec
+    itself for a Pod."""
+    spec = definition.get("spec") or {}
+    if "template" in spec:
+        return (spec.get("template") or {}).get("spec") or {}
+    return spec
+
+
+def k8s_with_pod_spec(definition: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> Dict[str, Any]:
+    """``definition`` with ``pod_spec`` where :func:`k8s_pod_spec` finds it; its other fields kept."""
+    spec = dict(definition.get("spec") or {})
+    if "template" in spec:
+        spec = dict(spec, template=dict(spec["template"] or {}, spec=dict(pod_spec)))
+    else:
+        spec = dict(pod_spec)
+    return dict(definition, spec=spec)
 
 
 def _is_pod(identity: Mapping[str, Any]) -> bool:
@@ -223,10 +255,10 @@ def _k8s_patch_task(rule: str, identity: Mapping[str, Any], pod_spec: Mapping[st
     """A strategic-merge patch of the pod template of the pod's (guessed) owner."""
     owner = k8s_owner_guess(str(identity["pod_name"]))
     namespace = identity.get("pod_namespace") or "default"
-    definition = {"spec": pod_spec} if owner["kind"] == "Pod" else {"spec": {"template": {"spec": pod_spec}}}
+    definition = k8s_with_pod_spec({} if owner["kind"] == "Pod" else {"spec": {"template": {}}}, pod_spec)
     return {
         "name": "%s %s in the pod template of %s %s/%s" % (rule, what, owner["kind"], namespace, owner["name"]),
-        "kubernetes.core.k8s": {
+        K8S_MODULE: {
             "state": "patched",
             "api_version": owner["api_version"],
             "kind": owner["kind"],
@@ -289,8 +321,7 @@ def container_sysctl_tasks(rule: str, identity: Mapping[str, Any], set_to: Mappi
         sysctls = [{"name": k, "value": v} for k, v in merged.items()]
         return [_k8s_patch_task(rule, identity, {"securityContext": {"sysctls": sysctls}}, what)]
     if runtime in _ENGINE_MODULES and identity.get("name"):
-        option = "sysctls" if runtime == "docker" else "sysctl"
-        return [_engine_task(rule, identity, runtime, what, {option: merged})]
+        return [_engine_task(rule, identity, runtime, what, {SYSCTL_OPTIONS[_ENGINE_MODULES[runtime]]: merged})]
     if runtime == "lxc" and identity.get("name"):
         path = os.path.join(options.lxc_path, str(identity["name"]), "config")
         tasks = []

@@ -35,7 +35,8 @@ from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import yaml
 
-from .remediation import NS_STAT_VAR, PROC_PID_INIT_INO, PROC_USER_INIT_INO
+from .remediation import (K8S_MODULE, NS_STAT_VAR, PROC_PID_INIT_INO, PROC_USER_INIT_INO, SYSCTL_OPTIONS,
+                          k8s_pod_spec, k8s_with_pod_spec, where_tag)
 from .render_common import clean_text
 from .report import iter_findings_by_host
 
@@ -127,43 +128,31 @@ def _ordered(task: Mapping[str, Any], tags: List[str]) -> Dict[str, Any]:
     return out
 
 
-# Container-spec modules that replace a container's whole definition: one task per container.
-_ENGINE_MODULES = {"community.docker.docker_container": "sysctls", "containers.podman.podman_container": "sysctl"}
-_K8S = "kubernetes.core.k8s"
-
-
 def _spec_target(task: Mapping[str, Any]) -> Any:
-    """What a container-spec task recreates or patches, or None for one that edits a file line."""
-    for module in _ENGINE_MODULES:
+    """What a container-spec task recreates or patches, or None for one that edits a file line.
+    The engine modules (SYSCTL_OPTIONS) replace a container's whole definition: one task per container."""
+    for module in SYSCTL_OPTIONS:
         if isinstance(task.get(module), Mapping):
             return (module, str(task[module].get("name")))
-    args = task.get(_K8S)
+    args = task.get(K8S_MODULE)
     if isinstance(args, Mapping) and args.get("state") == "patched":
-        return (_K8S, str(args.get("api_version")), str(args.get("kind")), str(args.get("namespace")),
+        return (K8S_MODULE, str(args.get("api_version")), str(args.get("kind")), str(args.get("namespace")),
                 str(args.get("name")))
     return None
 
 
 def _is_container_task(task: Mapping[str, Any]) -> bool:
     """A task that changes a container (its spec, its config file, its namespace), not the host:
-    remediation.py tags each one nsguard_container_spec."""
-    return _spec_target(task) is not None or "nsguard_container_spec" in _tags(task)
-
-
-def _k8s_pod_spec(definition: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The pod spec a k8s patch sets: the template's for a workload, the spec itself for a Pod."""
-    spec = definition.get("spec") or {}
-    if "template" in spec:
-        return (spec.get("template") or {}).get("spec") or {}
-    return spec
+    remediation.py tags each one so."""
+    return _spec_target(task) is not None or where_tag("container-spec") in _tags(task)
 
 
 def _sysctl_map(task: Mapping[str, Any], target: Any) -> Optional[Dict[str, Any]]:
     """The sysctls a recreate/patch task gives the container, or None when it sets none."""
-    if target[0] in _ENGINE_MODULES:
-        found = task[target[0]].get(_ENGINE_MODULES[target[0]])
+    if target[0] in SYSCTL_OPTIONS:
+        found = task[target[0]].get(SYSCTL_OPTIONS[target[0]])
         return dict(found) if isinstance(found, Mapping) else None
-    found = (_k8s_pod_spec(task[_K8S].get("definition") or {}).get("securityContext") or {}).get("sysctls")
+    found = (k8s_pod_spec(task[K8S_MODULE].get("definition") or {}).get("securityContext") or {}).get("sysctls")
     if not isinstance(found, list):
         return None
     return {str(s.get("name")): s.get("value") for s in found if isinstance(s, Mapping)}
@@ -171,15 +160,13 @@ def _sysctl_map(task: Mapping[str, Any], target: Any) -> Optional[Dict[str, Any]
 
 def _with_sysctls(module: str, args: Mapping[str, Any], sysctls: Mapping[str, Any]) -> Dict[str, Any]:
     """``args`` of ``module`` with this sysctl map."""
-    if module in _ENGINE_MODULES:
-        return dict(args, **{_ENGINE_MODULES[module]: dict(sysctls)})
-    definition = dict(args.get("definition") or {})
-    pod = dict(_k8s_pod_spec(definition))
+    if module in SYSCTL_OPTIONS:
+        return dict(args, **{SYSCTL_OPTIONS[module]: dict(sysctls)})
+    definition = args.get("definition") or {}
+    pod = dict(k8s_pod_spec(definition))
     pod["securityContext"] = dict(pod.get("securityContext") or {},
                                   sysctls=[{"name": k, "value": v} for k, v in sysctls.items()])
-    spec = dict(definition.get("spec") or {})
-    spec = dict(spec, template=dict(spec["template"] or {}, spec=pod)) if "template" in spec else pod
-    return dict(args, definition=dict(definition, spec=spec))
+    return dict(args, definition=k8s_with_pod_spec(definition, pod))
 
 
 def _named_items(value: Any) -> bool:

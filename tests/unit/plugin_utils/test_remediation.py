@@ -175,3 +175,21 @@ def test_privilege_tasks():
     container = task["kubernetes.core.k8s"]["definition"]["spec"]["template"]["spec"]["containers"][0]
     assert container == {"name": "main", "securityContext": {"privileged": False, "allowPrivilegeEscalation": False,
                                                              "procMount": "Default"}}
+
+
+@pytest.mark.parametrize("definition,path", [
+    ({}, ["spec"]),
+    ({"spec": {"template": {"metadata": {"labels": {"a": "b"}}}}, "metadata": {"x": 1}}, ["spec", "template", "spec"]),
+])
+def test_k8s_pod_spec_is_read_where_it_is_written(definition, path):
+    """One place knows where a patch's pod spec sits (a Pod's spec, a workload's template): the
+    task builder writes it with k8s_with_pod_spec, the playbook's merge reads it with k8s_pod_spec."""
+    pod = {"securityContext": {"sysctls": [{"name": "net.core.somaxconn", "value": "4096"}]}}
+    written = rem.k8s_with_pod_spec(definition, pod)
+    found = written
+    for part in path:
+        found = found[part]
+    assert found == pod and rem.k8s_pod_spec(written) == pod
+    assert {k: v for k, v in written.items() if k != "spec"} == {k: v for k, v in definition.items() if k != "spec"}
+    assert written.get("spec", {}).get("template", {}).get("metadata") == (
+        definition.get("spec", {}).get("template", {}).get("metadata"))
