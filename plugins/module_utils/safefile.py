@@ -65,7 +65,9 @@ def read_regular(path, limit=MAX_BYTES, beneath=None, follow_last=False):
     read. Raises FileNotFoundError when a component is missing, :class:`UnsafeFile` (an
     OSError naming the path) for the rest.
     """
-    path = os.path.abspath(path)  # a relative path is below the working directory, not "/"
+    if not os.path.isabs(path):
+        # Below the working directory, not "/"; joined, not normalised: ".." must stay visible.
+        path = os.path.join(os.getcwd(), path)
     beneath = (beneath or os.path.dirname(path) or "/").rstrip("/") or "/"
     rel = path[len(beneath):] if beneath == "/" or path.startswith(beneath + "/") else None
     parts = [p for p in (rel or "").split("/") if p]

@@ -17,7 +17,6 @@ Plain Python, no Ansible import.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
@@ -52,7 +51,7 @@ def load_yaml(path: Union[str, Path], max_bytes: int = MAX_BYTES) -> Any:
     try:
         # Only a regular file (a link the administrator made is followed, to a regular file only),
         # opened non-blocking, at most max_bytes: UnsafeFile (an OSError) says what it is instead.
-        raw = read_regular(os.path.abspath(source), max_bytes, follow_last=True)
+        raw = read_regular(source, max_bytes, follow_last=True)
     except OSError as exc:
         raise DataFileError(source, "$", "cannot read: %s" % (exc.strerror or exc)) from exc
     try:

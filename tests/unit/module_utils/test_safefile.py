@@ -92,3 +92,11 @@ def test_resolve_links(tree, tmp_path):
         safefile.resolve_links(str(tree / "root" / "loop"))
     with pytest.raises(safefile.UnsafeFile, match="leads under"):
         safefile.resolve_links(str(tree / "root" / "c2" / "config.json"), refuse=(str(tree / "outside"),))
+
+
+def test_a_relative_path_is_read_below_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "rel.yml").write_bytes(b"a: 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert safefile.read_regular("rel.yml") == b"a: 1\n"
+    with pytest.raises(safefile.UnsafeFile, match="not a path below"):
+        safefile.read_regular("sub/../rel.yml", beneath=str(tmp_path / "sub"))
