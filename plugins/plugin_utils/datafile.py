@@ -17,12 +17,14 @@ Plain Python, no Ansible import.
 """
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import yaml
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import read_regular  # stdlib-only
 
 MAX_BYTES = 8 * 1024 * 1024
 MAX_NODES = 200000   # expanded (an alias counts each time it is used); the collection's largest file has ~500
@@ -45,13 +47,44 @@ class DataFileError(ValueError):
         return {"file": self.file, "path": self.path, "message": self.message}
 
 
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_bounded(path: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; OSError saying what it is otherwise.
+
+    Opened non-blocking, so a FIFO named like a data file answers instead of blocking; a link
+    the administrator made is followed, but only to a regular file (not ``/dev/zero``). This is
+    not ``module_utils.safefile``, which also refuses links on the way: ansible-lint loads this
+    module without the collection's module_utils (the pip package carries plugin_utils only, and
+    Ansible's collection finder refuses module_utils of a collection it did not load itself).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+            raise OSError(errno.EINVAL, "%s, not a regular file; not read" % kind)
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
+            raise OSError(errno.EFBIG, "larger than %d bytes; not read" % max_bytes)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def load_yaml(path: Union[str, Path], max_bytes: int = MAX_BYTES) -> Any:
     """The document in ``path`` (``None`` for an empty file). Raises :class:`DataFileError`."""
     source = str(path)
     try:
-        # Only a regular file (a link the administrator made is followed, to a regular file only),
-        # opened non-blocking, at most max_bytes: UnsafeFile (an OSError) says what it is instead.
-        raw = read_regular(source, max_bytes, follow_last=True)
+        raw = read_bounded(source, max_bytes)
     except OSError as exc:
         raise DataFileError(source, "$", "cannot read: %s" % (exc.strerror or exc)) from exc
     try:
