@@ -231,7 +231,9 @@ from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report  # no
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.remediation import HOST_GUARD as TASK_GUARD  # noqa: E402
 from tests.ansible_run import ansible_env  # noqa: E402
 from tests.integration.harness import containers as ct  # noqa: E402
-from tests.integration.harness import rootfs as rf  # noqa: E402
+# The runtimes the integration tests start (once per session, host state guarded and restored).
+from tests.integration.harness.fixtures import (  # noqa: E402,F401 (pytest finds fixtures by name)  # pylint: disable=unused-import
+    busybox_rootfs, docker_engine, host_state, podman_runtime, runtime_workdir)
 from tests.integration.test_audit_support import HostSysctls, named_netns, read_sysctl  # noqa: E402
 
 PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
@@ -345,31 +347,6 @@ def render(findings: List[Dict], path: Path, host: str = "localhost") -> Path:
     written, errors = report.write_reports(model, str(path.parent), ["remediation"])
     assert not errors, errors
     return Path(written["remediation"])
-
-
-@pytest.fixture(scope="module")
-def podman_runtime(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    workdir = Path(tempfile_dir())
-    podman = ct.Podman(workdir / "podman")
-    try:
-        podman.start()
-        if not rf.busybox_is_static():
-            pytest.skip("busybox-static missing")
-        tarball = rf.pack(rf.build_rootfs(workdir / "rootfs"), workdir / "rootfs.tar")
-        podman.import_image(tarball)
-    except ct.RuntimeUnavailable as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
-        pytest.skip("podman cannot run here: %s" % exc)
-    yield podman
-    podman.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
-
-
-def tempfile_dir() -> str:
-    import tempfile
-    return tempfile.mkdtemp(prefix="nsg-rs-", dir="/tmp")   # short: podman's socket paths
 
 
 @pytest.fixture
@@ -570,25 +547,6 @@ def test_host_tasks_refuse_to_run_through_a_container_connection(
             facts = one(result, "nsguard facts", "inside")["ansible_facts"]["nsguard_sysctl"]
             assert facts["host"]["ns"]["pid"] == inodes[0]
     assert TASK_GUARD in host_tasks[0]["when"]
-
-
-@pytest.fixture(scope="module")
-def docker_engine():
-    """A private dockerd (tests/integration/harness): own data-root, socket, no iptables/bridge."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    workdir = Path(tempfile_dir())
-    engine = ct.DockerEngine(workdir / "docker")
-    try:
-        engine.start()
-        engine.import_image(rf.pack(rf.build_rootfs(workdir / "rootfs"), workdir / "rootfs.tar"))
-    except ct.RuntimeUnavailable as exc:
-        engine.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-        pytest.skip("dockerd cannot run here: %s" % exc)
-    yield engine
-    engine.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @root_only
