@@ -18,8 +18,10 @@ from typing import Any, Mapping, Optional
 __all__ = ["clean_text", "md_escape", "md_code", "html_escape", "json_for_script", "values_text", "short"]
 
 # C0/C1 controls (incl. ESC, so no terminal escapes either) except tab; newlines become spaces
-# so a tenant string can never start a new Markdown block or table row.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# so a tenant string can never start a new Markdown block or table row. Also every code point
+# XML 1.0 forbids (lone surrogates, U+FFFE, U+FFFF; section 2.2 "Char"): a comm set with
+# prctl(PR_SET_NAME) to bytes that decode to U+FFFF made the whole fleet.junit.xml unparseable.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 # CommonMark: any ASCII punctuation may be backslash-escaped; these are the ones that start
 # or end inline constructs (incl. | for GFM table cells, ~ for strikethrough). Block starts

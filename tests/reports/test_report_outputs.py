@@ -49,7 +49,7 @@ def test_model_counts_statuses_and_containers(fleet, written):
     s = model["summary"]
     assert s["findings"] == {"total": sum(expected.values()), "error": expected["error"],
                              "warning": expected["warning"], "info": expected["info"]}
-    assert s["hosts"] == {"total": 5, "ok": 3, "unreachable": 1, "failed": 1}
+    assert s["hosts"] == {"total": 5, "ok": 3, "unreachable": 1, "failed": 1, "partial": 0}
     assert s["containers"] == 3 * 6
     statuses = {h["name"]: h["status"] for h in model["hosts"]}
     assert statuses["gone00.example"] == "unreachable" and statuses["broken00.example"] == "failed"
@@ -332,8 +332,15 @@ def test_surrogates_and_controls_do_not_break_outputs(tmp_path):
     nset = fleet[host]["facts"]["namespace_sets"][0]
     nset["init"]["cmdline"] = "bad\udcff bytes \x00\x1b[2J"
     nset["identity"]["labels"] = {"x\u2028y": "z\x07"}
+    # a comm set with prctl(PR_SET_NAME) to bytes that decode to U+FFFF (issue 11): XML 1.0 forbids
+    # it, and it once made the whole fleet.junit.xml unparseable
+    nset["init"]["comm"] = "x\uffffy\ufffe"
+    fleet[host]["findings"][0] = dict(fleet[host]["findings"][0], message="comm x\uffffy")
     model = write_fleet(fleet, tmp_path)
     assert not errors_of(fleet_validator(), json.loads((tmp_path / "fleet.json").read_text()))
     ET.parse(tmp_path / "fleet.junit.xml")
-    assert "\\udcff" in (tmp_path / "fleet.html").read_text()
+    junit = (tmp_path / "fleet.junit.xml").read_text()
+    assert "\uffff" not in junit and "comm x\ufffdy" in junit
+    # the surrogate is shown as the replacement character, never passed on
+    assert "bad\ufffd bytes" in (tmp_path / "fleet.html").read_text()
     assert model["summary"]["problems"] == 0
