@@ -85,11 +85,13 @@ options:
     description:
       - Seconds one namespace set may take (entering and reading). A set that overruns is killed and
         recorded in its C(errors); the others are gathered.
+      - Must be above 0 and at most 86400; C(nan) and C(inf) are refused.
     type: float
     default: 5.0
   gather_timeout:
     description:
       - Seconds for the whole gather of namespace sets. Sets not started by then are recorded as skipped.
+      - Must be above 0 and at most 86400; C(nan) and C(inf) are refused.
     type: float
     default: 120.0
   parallel:
@@ -224,6 +226,7 @@ ansible_facts:
           elements: dict
 """
 
+import math
 import os
 import platform
 import socket
@@ -238,6 +241,8 @@ from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import DEF
 from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex
 
 SCHEMA_VERSION = 1
+# An upper bound for timeout and gather_timeout (one day).
+MAX_SECONDS = 86400
 
 
 def cpu_count():
@@ -255,6 +260,8 @@ def host_section(keys, unreadable, host_ns, persisted_facts):
         "kernel": {"release": uname.release, "version": uname.version, "machine": uname.machine},
         "hostname": socket.gethostname(),
         "cpus": cpu_count(),
+        # who gathered: without root most namespace sets cannot be entered (a partial audit)
+        "euid": os.geteuid(),
         "ns": host_ns,
         "keys": {k: {"value": v["value"], "mode": v["mode"]} for k, v in sorted(keys.items())},
         "unreadable": {k: {f: v[f] for f in ("mode", "reason", "message")} for k, v in sorted(unreadable.items())},
@@ -477,6 +484,10 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     for name in ("timeout", "gather_timeout"):
+        # NaN compares false with everything and inf overflows time_t in poll/alarm: both refused
+        if not math.isfinite(params[name]) or params[name] > MAX_SECONDS:
+            module.fail_json(msg="option %s must be a finite number of seconds up to %d, got %s"
+                             % (name, MAX_SECONDS, params[name]))
         if params[name] <= 0:
             module.fail_json(msg="option %s must be a positive number of seconds, got %s" % (name, params[name]))
     for name in ("parallel", "max_pids_per_set"):

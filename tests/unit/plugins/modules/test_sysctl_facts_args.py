@@ -45,6 +45,10 @@ def fails_with(capsys, args, *fragments):
     ("timeout", 0, "option timeout must be a positive number of seconds, got 0.0"),
     ("timeout", -1.5, "option timeout must be a positive number of seconds, got -1.5"),
     ("gather_timeout", 0, "option gather_timeout must be a positive number of seconds, got 0.0"),
+    # NaN compared false with "<= 0" and passed; inf crashed the gather ("time_t out of range")
+    ("timeout", float("nan"), "option timeout must be a finite number of seconds up to 86400, got nan"),
+    ("gather_timeout", float("inf"), "option gather_timeout must be a finite number of seconds up to 86400, got inf"),
+    ("timeout", 86401, "option timeout must be a finite number of seconds up to 86400, got 86401.0"),
     ("gather_timeout", -3, "option gather_timeout must be a positive number of seconds, got -3.0"),
     ("parallel", -1, "option parallel must be 0 or more, got -1"),
     ("max_pids_per_set", -20, "option max_pids_per_set must be 0 or more, got -20"),
