@@ -275,14 +275,15 @@ def _candidates(name: str, identity: Mapping[str, Any], init: Mapping[str, Any])
 
 
 def set_label(nset: Mapping[str, Any]) -> str:
-    """A short human name for a namespace set."""
-    identity = nset.get("identity") or {}
+    """A short human name for a namespace set. Facts come from the target: a field of the wrong
+    type (an ``identity`` list, an ``init`` string) names the set by what is left, never raises."""
+    identity = nset.get("identity") if isinstance(nset.get("identity"), Mapping) else {}
     if identity.get("pod_name"):
         return "%s/%s" % (identity.get("pod_namespace") or "default", identity["pod_name"])
     for key in ("name", "netns_name"):
         if identity.get(key):
             return str(identity[key])
-    init = nset.get("init") or {}
+    init = nset.get("init") if isinstance(nset.get("init"), Mapping) else {}
     if identity.get("id"):
         return str(identity["id"])[:12]
     if init.get("comm"):

@@ -48,6 +48,8 @@ __all__ = [
     "CONTAINER_GUEST_TYPES",
     "HOST_GUARD",
     "K8S_MODULE",
+    "NETNS_CHANGED",
+    "NETNS_RESULT_VAR",
     "NETNS_SCRIPT",
     "NS_STAT_VAR",
     "SPEC_GUARD",
@@ -92,8 +94,12 @@ HOST_GUARD = (
      "types": "[" + ", ".join("'%s'" % t for t in CONTAINER_GUEST_TYPES) + "]"}
 
 SPEC_GUARD = "nsguard_sysctl_container_spec_apply | default(false) | bool"
+# The netns task's registered result and the condition that reads it (NETNS_SCRIPT's output).
+NETNS_RESULT_VAR = "nsguard_sysctl_netns_result"
+NETNS_CHANGED = "'changed ' in %s.stdout" % NETNS_RESULT_VAR
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+_PLAIN_FILE_PREFIX = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,19 @@ class RemediationOptions:
     file_prefix: str = "90"
     lxc_path: str = "/var/lib/lxc"
     reload: bool = True
+
+    def __post_init__(self) -> None:
+        # file_prefix becomes part of a file name under sysctl_d_dir: "../../../root/.bashrc#"
+        # would put the host task's file anywhere. A plain name component only.
+        if not isinstance(self.file_prefix, str) or not _PLAIN_FILE_PREFIX.match(self.file_prefix):
+            raise ValueError("remediation.file_prefix must be a plain file name prefix (letters, digits, '_', "
+                             "'-', '.', not starting with '.'), not %r" % (self.file_prefix,))
+        for name in ("sysctl_d_dir", "lxc_path"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.startswith("/") or "/../" in value + "/":
+                raise ValueError("remediation.%s must be an absolute path without '..', not %r" % (name, value))
+        if not isinstance(self.reload, bool):
+            raise ValueError("remediation.reload must be true or false, not %r" % (self.reload,))
 
     @classmethod
     def from_mapping(cls, data: Optional[Mapping[str, Any]]) -> "RemediationOptions":
@@ -266,7 +285,8 @@ def _k8s_patch_task(rule: str, identity: Mapping[str, Any], pod_spec: Mapping[st
             "namespace": namespace,
             "definition": definition,
         },
-        "delegate_to": "localhost",
+        # no delegate_to: the fleet playbook runs every k8s task in a play of its own on the
+        # controller (render_remediation), and no finding's task carries connection keywords
         "when": SPEC_GUARD,
         "tags": _tags(rule, "container-spec"),
     }
@@ -350,8 +370,8 @@ def container_sysctl_tasks(rule: str, identity: Mapping[str, Any], set_to: Mappi
                 "argv": ["ip", "netns", "exec", str(identity["netns_name"]), "sh", "-c", NETNS_SCRIPT, "nsguard"]
                 + ["%s=%s" % (k, task_value(v)) for k, v in set_to.items()],
             },
-            "register": "nsguard_sysctl_netns_result",
-            "changed_when": "'changed ' in nsguard_sysctl_netns_result.stdout",
+            "register": NETNS_RESULT_VAR,
+            "changed_when": NETNS_CHANGED,
             "tags": tags,
         }]
     return []

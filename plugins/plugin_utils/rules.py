@@ -527,6 +527,10 @@ def evaluate(facts: Mapping[str, Any], classification: Mapping[str, Mapping[str,
     findings: List[Dict[str, Any]] = []
     for rule in catalog:
         override = overrides.get(rule.id) or {}
+        if not isinstance(override, Mapping):  # reported and ignored, as docs/rules.md promises
+            errors.append({"file": "rule_overrides", "path": "$.%s" % rule.id,
+                           "message": "%r is not a mapping of enabled/severity; ignored" % (override,)})
+            override = {}
         enabled = override.get("enabled", rule.enabled)
         if not enabled or rule.id in skip or rule.name in skip:
             continue
@@ -535,7 +539,12 @@ def evaluate(facts: Mapping[str, Any], classification: Mapping[str, Mapping[str,
             errors.append({"file": "rule_overrides", "path": "$.%s.severity" % rule.id,
                            "message": "%r is not one of %s" % (severity, ", ".join(SEVERITIES))})
             severity = None
-        rule_params, problems = rule.resolve_params(params.get(rule.id))
+        given = params.get(rule.id)
+        if given is not None and not isinstance(given, Mapping):
+            errors.append({"file": "rule_params", "path": "$.%s" % rule.id,
+                           "message": "%r is not a mapping of parameters; the defaults are used" % (given,)})
+            given = None
+        rule_params, problems = rule.resolve_params(given)
         errors.extend(problems)
         check = (BUILTIN_CHECKS.get(rule.check.get("builtin")) if "builtin" in rule.check
                  else DECLARATIVE_CHECKS.get(rule.check.get("kind")))
