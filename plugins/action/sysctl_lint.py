@@ -10,22 +10,16 @@ arguments into their inputs and their output into a task result.
 """
 from __future__ import annotations
 
-import json
 import os
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Optional
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations as expect_mod
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as rules_mod
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils.remediation import RemediationOptions
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint
 
 display = Display()
-
-FAIL_ON = ("never", "warning", "error")
 
 _ARGSPEC: Dict[str, Any] = {
     "facts": {"type": "dict"},
@@ -40,32 +34,10 @@ _ARGSPEC: Dict[str, Any] = {
     "skip_rules": {"type": "list", "elements": "str", "default": []},
     "remediation": {"type": "dict", "default": {}},
     "host": {"type": "str"},
-    "fail_on": {"type": "str", "default": "never", "choices": list(FAIL_ON)},
+    "fail_on": {"type": "str", "default": "never", "choices": list(lint.FAIL_ON)},
     "strict": {"type": "bool", "default": False},
+    "summary_lines": {"type": "int", "default": 0},
 }
-
-
-def _plain(value: Any) -> Any:
-    """Task vars hold Ansible's own containers and tagged strings; the engine wants plain Python."""
-    return json.loads(json.dumps(value, default=to_text))
-
-
-def threshold_reached(counts: Mapping[str, int], fail_on: str) -> bool:
-    if fail_on == "error":
-        return counts.get("error", 0) > 0
-    if fail_on == "warning":
-        return counts.get("error", 0) + counts.get("warning", 0) > 0
-    return False
-
-
-def summary_lines(findings: List[Mapping[str, Any]], width: int = 200) -> List[str]:
-    lines = []
-    for finding in findings:
-        where = (finding.get("container") or {}).get("label") or "host"
-        text = "%-7s %s %s [%s] %s" % (finding["severity"].upper(), finding["rule"], finding.get("key") or "-",
-                                       where, finding["message"])
-        lines.append(text if len(text) <= width else text[:width - 3] + "...")
-    return lines
 
 
 class ActionModule(ActionBase):
@@ -77,90 +49,47 @@ class ActionModule(ActionBase):
         path = os.path.expanduser(path)
         return path if os.path.isabs(path) else self._loader.path_dwim(path)
 
-    def _knowledge(self, dirs: List[str], errors: List[Dict[str, str]]) -> Any:
-        from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import (KnowledgeError,
-                                                                                       load_knowledge)
-        if dirs:
-            try:
-                return load_knowledge(extra_dirs=dirs)
-            except KnowledgeError as exc:  # a broken site file must not cost the audit
-                errors.append({"file": getattr(exc, "file", None) or ", ".join(dirs),
-                               "path": getattr(exc, "path", None) or "$",
-                               "message": "%s; the collection's knowledge base is used without it" % exc})
-        return load_knowledge()
-
-    def _expectations(self, args: Mapping[str, Any], errors: List[Dict[str, str]]) -> List[Any]:
-        profiles = args["profiles"]
-        if isinstance(profiles, bool):
-            profiles = "all" if profiles else []
-        if isinstance(profiles, str) and profiles not in ("all", ""):
-            profiles = [p.strip() for p in profiles.split(",") if p.strip()]
-        found, problems = expect_mod.load_profiles(profiles)
-        errors.extend(problems)
-        for index, document in enumerate(args["expectations"]):
-            more, problems = expect_mod.expectations_from_data(_plain(document), "expectations[%d]" % index)
-            found.extend(more)
-            errors.extend(problems)
-        more, problems = expect_mod.load_expectation_files([self._path(p) for p in args["expectation_files"]])
-        found.extend(more)
-        errors.extend(problems)
-        return found
+    def _print_summary(self, host: str, result: Dict[str, Any], task_vars: Dict[str, Any], limit: int) -> None:
+        """The per-host summary, printed by the action itself (one controller round trip less
+        than a debug task that templates the whole result again)."""
+        counts = result["counts"]
+        sets = ((task_vars.get("ansible_facts") or {}).get("nsguard_sysctl") or {}).get("namespace_sets")
+        head = "nsguard.sysctl %s: %s namespace sets, %d findings (%d error, %d warning, %d info)%s" % (
+            host, len(sets) if isinstance(sets, list) else "?", len(result["findings"]), counts["error"],
+            counts["warning"], counts["info"], "; partial: %s" % result["partial"] if result.get("partial") else "")
+        lines = result["summary"][:limit]
+        if len(result["summary"]) > limit:
+            lines.append("... %d more (%s.findings has all)" % (len(result["summary"]) - limit,
+                                                               lint.LINT_RESULT_VAR))
+        display.display("\n".join([head] + ["  " + line for line in lines]))
 
     def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
         dummy, args = self.validate_argument_spec(argument_spec=_ARGSPEC)
-
+        ansible_facts = task_vars.get("ansible_facts") or {}
         facts = args["facts"]
         if facts is None:
-            facts = (task_vars.get("ansible_facts") or {}).get("nsguard_sysctl") or task_vars.get("nsguard_sysctl")
-        if not facts:
+            facts = ansible_facts.get("nsguard_sysctl")
+        host = args["host"] or task_vars.get("inventory_hostname") or "localhost"
+        if facts is None:
             raise AnsibleActionFail("no nsguard_sysctl facts for %s: run nsguard.sysctl.sysctl_facts first, or pass "
-                                    "them with the facts option" % task_vars.get("inventory_hostname", "this host"))
-        facts = _plain(facts)
-        if not isinstance(facts.get("host"), Mapping):
-            raise AnsibleActionFail("facts: not nsguard_sysctl facts (no 'host' mapping; see docs/facts.md)")
-        host = args["host"] or task_vars.get("inventory_hostname") or (facts["host"].get("hostname"))
-
-        errors: List[Dict[str, str]] = []
-        try:
-            options = RemediationOptions.from_mapping(_plain(args["remediation"]))
-        except (TypeError, ValueError) as exc:
-            errors.append({"file": "remediation", "path": "$", "message": "%s; the defaults are used" % exc})
-            options = RemediationOptions()
-        kb = self._knowledge([self._path(p) for p in args["knowledge_dirs"]], errors)
-        classification = args["classification"]
-        if classification is None:
-            from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import classify_host
-            classification = classify_host(kb, facts)
-        else:
-            classification = _plain(classification)
-        catalog = rules_mod.load_catalog([self._path(p) for p in args["rules_dirs"]])
-        errors.extend(catalog.errors)
-        expectations = self._expectations(args, errors)
-        findings = rules_mod.evaluate(
-            facts, classification, catalog, expectations, host=host,
-            params=_plain(args["rule_params"]), overrides=_plain(args["rule_overrides"]),
-            skip=args["skip_rules"], options=options, kb=kb, errors=errors)
-
-        counts = rules_mod.count_by_severity(findings)
-        for error in errors:
+                                    "them with the facts option" % host)
+        config = lint.load_config(args, self._path)
+        classification = lint.plain(args["classification"]) if args["classification"] is not None else None
+        outcome = lint.lint_host(facts, host, config, ansible_facts=ansible_facts, classification=classification,
+                                 fail_on=args["fail_on"])
+        result.update(outcome)
+        if outcome.get("unlintable"):
+            return result
+        for error in outcome["errors"]:
             display.warning("sysctl_lint on %s: %s %s: %s" % (host, error.get("file"), error.get("path"),
                                                               error.get("message")))
-        result.update({
-            "changed": False,
-            "findings": findings,
-            "counts": counts,
-            "worst": rules_mod.worst_severity(findings),
-            "threshold_reached": threshold_reached(counts, args["fail_on"]),
-            "summary": summary_lines(findings),
-            "rules": [rule.id for rule in catalog],
-            "expectations": len(expectations),
-            "errors": errors,
-        })
-        if args["strict"] and errors:
+        if args["summary_lines"] > 0:
+            self._print_summary(host, outcome, task_vars, args["summary_lines"])
+        if args["strict"] and outcome["errors"]:
             result["failed"] = True
-            result["msg"] = "%d configuration error(s): %s" % (len(errors), "; ".join(
-                "%s %s: %s" % (e.get("file"), e.get("path"), e.get("message")) for e in errors))
+            result["msg"] = "%d configuration error(s): %s" % (len(outcome["errors"]), "; ".join(
+                "%s %s: %s" % (e.get("file"), e.get("path"), e.get("message")) for e in outcome["errors"]))
         return result

@@ -15,6 +15,14 @@ How a host's status is told (Ansible gives an action no direct view of the play'
 With ``source: cache`` (playbook nsguard.sysctl.report) nothing was gathered in this run: a host
 with facts in the cache is ``ok`` and a host without is ``unreachable`` (never audited, or
 unreachable at the last audit).
+
+Where the findings come from (docs/reliability.md, threat model): never from a target, a fact
+or the fact cache. A host's findings are the registered result of this run's
+``nsguard.sysctl.sysctl_lint`` (``lint_result_var``) when it was computed from the facts being
+reported (plugin_utils.lint.result_is_current) and no fact of that name exists; otherwise this
+action lints the host's facts itself (plugin_utils.lint.lint_host, options ``lint``). Facts
+that fail the schema, or come with ``nsguard_sysctl_*`` siblings, make the host ``failed`` with
+the reason; the other hosts are reported as usual.
 """
 from __future__ import annotations
 
@@ -27,7 +35,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint, report
 
 display = Display()
 
@@ -37,20 +45,13 @@ _ARGSPEC = {
                 "choices": list(report.FORMATS)},
     "hosts": {"type": "list", "elements": "str"},
     "fail_on": {"type": "str", "choices": list(report.FAIL_ON)},
-    "findings_var": {"type": "str", "default": "nsguard_sysctl_findings"},
+    "lint_result_var": {"type": "str", "default": lint.LINT_RESULT_VAR},
+    "lint": {"type": "dict", "default": {}},
     "facts_var": {"type": "str", "default": "nsguard_sysctl"},
     "source": {"type": "str", "default": "play", "choices": ["play", "cache"]},
     "docs_base_url": {"type": "str"},
     "title": {"type": "str", "default": "nsguard.sysctl fleet report"},
 }
-
-
-def _plain(value: Any) -> Any:
-    """A plain-Python copy, for the small values only (a malformed entry). Facts and findings are
-    passed through as Ansible holds them: its tagged dict/list/str/int subclass the builtins,
-    which every renderer handles, and copying the findings of 2,000 hosts would double the
-    controller's memory (bench/bench_reports.py)."""
-    return json.loads(json.dumps(value, default=to_text))
 
 
 def _collection_version() -> str:
@@ -89,13 +90,45 @@ def _catalog() -> Optional[Dict[str, Dict[str, Any]]]:
     return out or None
 
 
+# The options of nsguard.sysctl.sysctl_lint that shape findings (for hosts linted here).
+_LINT_OPTIONS = frozenset({"knowledge_dirs", "rules_dirs", "profiles", "expectations", "expectation_files",
+                           "rule_params", "rule_overrides", "skip_rules", "remediation"})
+
+
 class ActionModule(ActionBase):
+    _config: Optional[lint.LintConfig] = None
     TRANSFERS_FILES = False
     _requires_connection = False
     _VALID_ARGS = frozenset(_ARGSPEC)
 
+    def _path(self, path: str) -> str:
+        path = os.path.expanduser(path)
+        return path if os.path.isabs(path) else self._loader.path_dwim(path)
+
+    def _lint_config(self, options: Mapping[str, Any]) -> lint.LintConfig:
+        if self._config is None:
+            unknown = sorted(set(options) - _LINT_OPTIONS)
+            if unknown:
+                raise AnsibleActionFail("lint: unknown option(s) %s (known: %s)" % (
+                    ", ".join(unknown), ", ".join(sorted(_LINT_OPTIONS))))
+            self._config = lint.load_config(options, self._path)
+            for error in self._config.errors:
+                display.warning("sysctl_report lint: %s %s: %s" % (error.get("file"), error.get("path"),
+                                                                   error.get("message")))
+        return self._config
+
+    def _findings(self, host: str, facts: Any, facts_root: Mapping[str, Any], registered: Any,
+                  options: Mapping[str, Any]) -> Dict[str, Any]:
+        """This host's lint result: the registered one of this run when it describes these facts,
+        else computed here. Never findings a target or the fact cache supplied."""
+        current, why = lint.result_is_current(registered, facts)
+        if current:
+            return registered
+        display.vvv("sysctl_report: %s: linting here (%s)" % (host, why))
+        return lint.lint_host(facts, host, self._lint_config(options), ansible_facts=facts_root)
+
     def _host_inputs(self, task_vars: Mapping[str, Any], hosts: List[str], source: str, facts_var: str,
-                     findings_var: str) -> Dict[str, Dict[str, Any]]:
+                     lint_result_var: str, options: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
         hostvars = task_vars.get("hostvars", {})
         play_hosts = set(task_vars.get("ansible_play_hosts") or [])
         failed_hosts = set(task_vars.get("ansible_failed_hosts") or [])
@@ -107,12 +140,11 @@ class ActionModule(ActionBase):
                 continue
             hv = hostvars[host]
             facts_root = hv.get("ansible_facts") or {}
+            facts_root = facts_root if isinstance(facts_root, Mapping) else {}
             facts = facts_root.get(facts_var)
-            if facts is None:
-                facts = hv.get(facts_var)
-            findings = hv.get(findings_var)
-            if findings is None:
-                findings = facts_root.get(findings_var)  # set_fact cacheable: the fact cache holds it here
+            # a registered variable outranks a fact of the same name, but where the lint task never
+            # ran on this host a forged fact would stand in for it
+            registered = None if lint_result_var in facts_root else hv.get(lint_result_var)
             entry: Dict[str, Any] = {"status": "ok", "message": None}
             if source == "cache":
                 if facts is None:
@@ -124,16 +156,20 @@ class ActionModule(ActionBase):
                 entry.update(status="unreachable", message="unreachable during the play; see its task output")
             elif facts is None:
                 entry.update(status="failed", message="no ansible_facts.%s: the facts task did not run on this host" % facts_var)
-            if facts is not None and not isinstance(facts, Mapping):
-                entry["facts"] = _plain(facts)  # build_fleet reports it as a problem
-            elif facts is not None:
+            outcome = None
+            if facts is not None and (entry["status"] == "ok" or host in failed_hosts):
+                outcome = self._findings(host, facts, facts_root, registered, options)
+                if outcome.get("unlintable"):
+                    entry.update(status="failed", message=str(outcome["unlintable"]))
+                    outcome = None
+            if facts is not None and outcome is not None and entry["status"] == "ok":
+                entry["facts"] = report.trim_facts(facts)
+                entry["findings"] = outcome.get("findings") or []
+                entry["partial"] = outcome.get("partial")
+            elif facts is not None and isinstance(facts, Mapping) and entry["status"] != "unreachable":
+                # keep what is known (when, which kernel) but no containers or findings
                 trimmed = report.trim_facts(facts)
-                if entry["status"] != "ok":
-                    # keep what is known (when, which kernel) but no stale containers or findings
-                    trimmed = {"gathered_at": trimmed["gathered_at"], "host": trimmed["host"]}
-                entry["facts"] = trimmed
-            if entry["status"] == "ok":
-                entry["findings"] = findings if findings is not None else []
+                entry["facts"] = {"gathered_at": trimmed["gathered_at"], "host": trimmed["host"]}
             inputs[host] = entry
         return inputs
 
@@ -152,8 +188,9 @@ class ActionModule(ActionBase):
         docs_base_url = (args["docs_base_url"] or task_vars.get("nsguard_sysctl_docs_base_url")
                          or report.DEFAULT_DOCS_BASE_URL)
 
+        self._config = None
         inputs = self._host_inputs(task_vars, [to_text(h) for h in hosts], args["source"],
-                                   args["facts_var"], args["findings_var"])
+                                   args["facts_var"], args["lint_result_var"], args["lint"])
         model = report.build_fleet(inputs, rules=_catalog(), docs_base_url=docs_base_url, title=args["title"],
                                    version=_collection_version(), source=args["source"])
         written, errors = report.write_reports(model, dest, args["formats"])

@@ -27,6 +27,10 @@ description:
   - A malformed rule file, expectation or parameter is reported in RV(errors) (and as a
     warning) with its file and path, and skipped; the other rules still run. Set O(strict) to
     fail instead.
+  - The facts are the target's word. They are validated against
+    C(schemas/sysctl-facts.schema.json) first; facts that do not match, or facts that come with
+    other C(nsguard_sysctl_*) facts (which would shadow the audit's own variables), are never
+    linted: the task fails with the JSON path or the names, and RV(unlintable) says why.
   - This is an action plugin; it runs on the controller and opens no connection.
 options:
   facts:
@@ -108,6 +112,13 @@ options:
     description: Fail when a rule file, expectation or option is malformed.
     type: bool
     default: false
+  summary_lines:
+    description:
+      - Print a summary of this host (namespace sets, findings per severity, a partial gather) and
+        at most this many findings, one line each, in the task's output at the default
+        verbosity. V(0) prints nothing.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -247,4 +258,19 @@ errors:
   returned: always
   type: list
   elements: dict
+partial:
+  description:
+    - Why the gather saw less than the whole host (not root, namespace sets not entered), or null.
+      A partial host counts as reaching any O(fail_on) other than C(never).
+  returned: always
+  type: str
+unlintable:
+  description: Why the facts were not linted (schema path, shadowing fact names); only when the task fails so.
+  returned: when the facts are refused
+  type: str
+nsguard_lint:
+  description: What the result was computed from (C(version), C(gathered_at) of the facts); the fleet report uses
+    a registered result only when it matches the facts it reports.
+  returned: always
+  type: dict
 """

@@ -14,9 +14,19 @@ version_added: "0.1.0"
 description:
   - Runs on the controller, once for the whole play (set C(run_once) to V(true)). It reads each host's
     facts (C(ansible_facts.nsguard_sysctl), see R(sysctl_facts,nsguard.sysctl.sysctl_facts_module))
-    and findings (as the C(nsguard.sysctl.sysctl_lint) action returns them) from C(hostvars), and
-    writes, in O(dest), C(fleet.json), C(fleet.md), C(fleet.html), C(fleet.sarif),
+    from C(hostvars), and writes, in O(dest), C(fleet.json), C(fleet.md), C(fleet.html), C(fleet.sarif),
     C(fleet.junit.xml) and C(remediation.yml).
+  - Findings are computed on the controller, never taken from a target or the fact cache. A
+    host's findings are the result of this run's C(nsguard.sysctl.sysctl_lint) task registered as
+    O(lint_result_var) when it was computed from the facts being reported; otherwise (a fact cache,
+    a host whose lint did not run) this action lints the facts itself with O(lint).
+  - Facts are validated against C(schemas/sysctl-facts.schema.json) first. A host whose facts do not
+    match, or that returned other C(nsguard_sysctl_*) facts (they would shadow the audit's own
+    variables), is reported as C(failed) with the JSON path or the names in every output and counts
+    for O(fail_on); the other hosts are reported as usual.
+  - A host whose gather saw less than the whole host (the module ran without root, namespace sets
+    could not be entered) is C(ok) with a C(partial) reason, listed among the problems, and counts
+    for O(fail_on) like an unaudited host.
   - Hosts of the play that were unreachable or failed are listed in every output with their
     status, never dropped. A host is C(failed) when it is in C(ansible_failed_hosts), or when it
     has no facts; C(unreachable) when Ansible removed it from the play without failing it.
@@ -56,12 +66,20 @@ options:
       - Defaults to the variable C(nsguard_sysctl_fail_on), or V(never).
     type: str
     choices: [never, warning, error]
-  findings_var:
+  lint_result_var:
     description:
-      - Host variable holding the host's list of findings. Looked up in C(hostvars[host]), then in
-        C(hostvars[host].ansible_facts) (where C(set_fact) with C(cacheable=true) puts it).
+      - Host variable holding the registered result of C(nsguard.sysctl.sysctl_lint) for this run.
+        Used only when it was computed from the host's current facts and no fact of the same name
+        exists; else the host is linted here.
     type: str
-    default: nsguard_sysctl_findings
+    default: nsguard_sysctl_lint_result
+  lint:
+    description:
+      - Options of C(nsguard.sysctl.sysctl_lint) that shape findings (C(knowledge_dirs),
+        C(rules_dirs), C(profiles), C(expectations), C(expectation_files), C(rule_params),
+        C(rule_overrides), C(skip_rules), C(remediation)), for the hosts this action lints itself.
+    type: dict
+    default: {}
   facts_var:
     description: Name of the facts under C(ansible_facts).
     type: str
@@ -117,10 +135,11 @@ EXAMPLES = r"""
     fail_on: warning
   run_once: true
 
-- name: Report on some hosts only, findings held in another variable
+- name: Report on some hosts only, linting with the Elasticsearch profile only
   nsguard.sysctl.sysctl_report:
     hosts: "{{ groups['k8s_nodes'] }}"
-    findings_var: my_findings
+    lint:
+      profiles: [elasticsearch]
   run_once: true
 """
 

@@ -129,6 +129,7 @@ def _host_entry(name: str, status: str, message: Optional[str], facts: Optional[
         "name": name,
         "status": status,
         "message": message,
+        "partial": None,
         "gathered_at": _str_or_none(facts.get("gathered_at")) if facts else None,
         "hostname": _str_or_none(host_facts.get("hostname")),
         "kernel": _str_or_none(kernel.get("release")),
@@ -203,6 +204,26 @@ def trim_facts(facts: Mapping[str, Any]) -> Dict[str, Any]:
     }
 
 
+def _host_containers(row: Dict[str, Any], facts: Optional[Mapping[str, Any]], by_set: Dict[Optional[str], Dict[str, Any]],
+                     problems: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """The container rows and conntrack rows of one host (``by_set`` receives the container rows
+    by set id); sets ``row["conntrack"]``."""
+    out: List[Dict[str, Any]] = []
+    if not facts:
+        return out, []
+    sets = facts.get("namespace_sets") or []
+    for index, nset in enumerate(sets if isinstance(sets, list) else []):
+        if not isinstance(nset, Mapping):
+            problems.append({"host": row["name"], "where": "namespace_sets[%d]" % index, "message": "not a mapping"})
+            continue
+        crow = _container_row(row["name"], nset)
+        by_set[crow["set_id"]] = crow
+        out.append(crow)
+    labels = {k: v["label"] for k, v in by_set.items() if k}
+    row["conntrack"], rows = _conntrack(row["name"], facts, labels)
+    return out, rows
+
+
 def build_fleet(hosts: Mapping[str, Mapping[str, Any]], *, rules: Optional[Mapping[str, Mapping[str, Any]]] = None,
                 docs_base_url: str = DEFAULT_DOCS_BASE_URL, generated_at: Optional[str] = None,
                 title: str = "nsguard.sysctl fleet report", version: str = "0.0.0",
@@ -240,21 +261,22 @@ def build_fleet(hosts: Mapping[str, Mapping[str, Any]], *, rules: Optional[Mappi
         if facts is not None and not isinstance(facts, Mapping):
             problems.append({"host": str(name), "where": "facts", "message": "facts are a %s, not a mapping" % type(facts).__name__})
             facts = None
-        row = _host_entry(str(name), status, message, facts)
-        host_rows.append(row)
-
         by_set: Dict[Optional[str], Dict[str, Any]] = {}
-        if facts:
-            for index, nset in enumerate(facts.get("namespace_sets") or []):
-                if not isinstance(nset, Mapping):
-                    problems.append({"host": row["name"], "where": "namespace_sets[%d]" % index, "message": "not a mapping"})
-                    continue
-                crow = _container_row(row["name"], nset)
-                by_set[crow["set_id"]] = crow
-                containers.append(crow)
-            labels = {k: v["label"] for k, v in by_set.items() if k}
-            row["conntrack"], rows = _conntrack(row["name"], facts, labels)
-            conntrack_rows.extend(rows)
+        try:
+            row = _host_entry(str(name), status, message, facts)
+            host_containers, rows = _host_containers(row, facts, by_set, problems)
+        except Exception as exc:  # one host's malformed facts must never cost the others their report
+            problems.append({"host": str(name), "where": "facts",
+                             "message": "cannot be reported (%s: %s); host reported as failed" % (type(exc).__name__, exc)})
+            row = _host_entry(str(name), "failed", "facts cannot be reported: %s: %s" % (type(exc).__name__, exc), None)
+            host_containers, rows, by_set = [], [], {}
+            entry = {}
+        row["partial"] = _str_or_none(entry.get("partial")) if row["status"] == "ok" else None
+        if row["partial"]:
+            problems.append({"host": row["name"], "where": "gather", "message": "partial audit: %s" % row["partial"]})
+        host_rows.append(row)
+        containers.extend(host_containers)
+        conntrack_rows.extend(rows)
 
         raw = entry.get("findings")
         if raw is None:
@@ -357,7 +379,8 @@ def build_fleet(hosts: Mapping[str, Mapping[str, Any]], *, rules: Optional[Mappi
         "source": source,
         "docs_base_url": docs_base_url,
         "summary": {
-            "hosts": {"total": len(host_rows), **{s: status_counts.get(s, 0) for s in STATUSES}},
+            "hosts": {"total": len(host_rows), **{s: status_counts.get(s, 0) for s in STATUSES},
+                      "partial": sum(1 for row in host_rows if row["partial"])},
             "containers": len(containers),
             "findings": totals,
             "rules": sum(1 for r in rule_rows if r["findings"]["total"]),
@@ -375,13 +398,14 @@ def build_fleet(hosts: Mapping[str, Mapping[str, Any]], *, rules: Optional[Mappi
 
 def should_fail(model: Mapping[str, Any], fail_on: str) -> bool:
     """The pipeline verdict. ``never``: never. ``warning``/``error``: a finding at or above that
-    severity, or a host that was not audited (unreachable/failed: its state is unknown)."""
+    severity, or a host that was not audited (unreachable/failed: its state is unknown) or only
+    in part (a partial gather: what it did not read is unknown too)."""
     if fail_on not in FAIL_ON:
         raise ValueError("fail_on must be one of %s, not %r" % (", ".join(FAIL_ON), fail_on))
     if fail_on == "never":
         return False
     summary = model["summary"]
-    if summary["hosts"]["unreachable"] or summary["hosts"]["failed"]:
+    if summary["hosts"]["unreachable"] or summary["hosts"]["failed"] or summary["hosts"].get("partial"):
         return True
     counts = summary["findings"]
     return bool(counts["error"] or (fail_on == "warning" and counts["warning"]))
@@ -390,9 +414,10 @@ def should_fail(model: Mapping[str, Any], fail_on: str) -> bool:
 def summary_line(model: Mapping[str, Any]) -> str:
     s = model["summary"]
     h, f = s["hosts"], s["findings"]
-    return ("nsguard.sysctl: %d hosts (%d ok, %d unreachable, %d failed), %d containers, "
+    return ("nsguard.sysctl: %d hosts (%d ok%s, %d unreachable, %d failed), %d containers, "
             "%d findings: %d error, %d warning, %d info" % (
-                h["total"], h["ok"], h["unreachable"], h["failed"], s["containers"],
+                h["total"], h["ok"], " of which %d partial" % h["partial"] if h.get("partial") else "",
+                h["unreachable"], h["failed"], s["containers"],
                 f["total"], f["error"], f["warning"], f["info"]))
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import random
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import remediation as rem
+
 HOSTILE_CMDLINE = "<script>document.title='pwned'</script> --flag"
 HOSTILE_LABEL = {"team": "| a | b |\n|---|---|\n| **x** | [y](http://evil.example/) |", "owner": "<img src=x onerror=alert(1)>"}
 HOSTILE_NAME = "web{{ lookup('pipe','id') }}<b>1</b>"
@@ -23,13 +25,8 @@ def _ns(rng: random.Random) -> int:
 
 
 def host_sysctl_task(rule: str, key: str, value: str) -> Dict[str, Any]:
-    return {
-        "name": "%s %s=%s on the host" % (rule, key, value),
-        "ansible.posix.sysctl": {"name": key, "value": value, "sysctl_file": "/etc/sysctl.d/90-nsguard-%s.conf" % key,
-                                 "sysctl_set": True, "reload": True, "state": "present"},
-        "when": "ansible_virtualization_type not in ['docker', 'lxc', 'openvz', 'podman', 'container']",
-        "tags": [rule],
-    }
+    """The engine's own host task (the renderer accepts only tasks the engine builds)."""
+    return rem.host_sysctl_task(rule, key, value)
 
 
 def make_host(name: str, containers: int = 5, seed: int = 0, hostile: bool = False,
@@ -93,9 +90,10 @@ def make_host(name: str, containers: int = 5, seed: int = 0, hostile: bool = Fal
                                      "isolated", "net",
                                      "%s is per network namespace; the host value does not reach %s." % (key, cname),
                                      "container-spec",
-                                     [{"name": "NSG004 set %s in the spec of %s" % (key, cname),
-                                       "ansible.builtin.debug": {"msg": "add sysctls: {%s: '4096'} to %s" % (key, cname)},
-                                       "tags": ["NSG004"]}]))
+                                     # the engine's spec task (an LXC config line needs a real file: docker's)
+                                     rem.container_sysctl_tasks(
+                                         "NSG004", dict(identity, runtime="docker" if runtime == "lxc" else runtime),
+                                         {key: "4096"}, requested=requested)))
         if count > ct_max * 0.8:
             findings.append(_finding(name, "NSG007", "conntrack-near-limit", "warning", set_id, container,
                                      "net.netfilter.nf_conntrack_max",

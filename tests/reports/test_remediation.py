@@ -46,13 +46,20 @@ def _fleet():
         extra.append({"rule": "NSG001", "rule_name": "global-key-requested", "severity": "error", "host": h0,
                       "set_id": "net:99%d/y" % i, "container": {"name": "es%d" % i}, "key": "vm.max_map_count",
                       "message": "m", "remediation": {"where": "host", "tasks": [dict(task)]}})
-    # a task name that quotes a tenant string with Jinja in it, and one refused host task
+    # an engine task that quotes tenant strings with Jinja in them (a persisted sysctl.d file
+    # name, a persisted value), and two refused tasks: one no engine builds, one that reaches
+    # elsewhere
+    jinja = "{{ lookup('pipe', 'touch /tmp/nsg-pwned') }}"
     extra.append({"rule": "NSG010", "rule_name": "x", "severity": "warning", "host": h0, "set_id": None,
                   "container": None, "key": "kernel.msgmax", "message": "m",
                   "remediation": {"where": "host", "tasks": [
-                      {"name": "NSG010 for {{ lookup('pipe', 'touch /tmp/nsg-pwned') }}",
-                       "ansible.builtin.debug": {"msg": "{{ lookup('pipe', 'id') }}"}},
-                      {"name": "sneaky", "ansible.builtin.debug": {"msg": "x"}, "delegate_to": "container1"}]}})
+                      host_sysctl_task("NSG010", "kernel.msgmax", "8192") | {
+                          "name": "NSG010 for %s" % jinja,
+                          "ansible.posix.sysctl": dict(host_sysctl_task("NSG010", "kernel.msgmax", "8192")["ansible.posix.sysctl"],
+                                                       sysctl_file="/etc/sysctl.d/99-%s.conf" % jinja)},
+                      {"name": "NSG010 debug", "ansible.builtin.debug": {"msg": "{{ lookup('pipe', 'id') }}"}},
+                      {"name": "sneaky", "ansible.posix.sysctl": {"name": "vm.swappiness", "value": "1"},
+                       "delegate_to": "container1"}]}})
     fleet[h0] = dict(fleet[h0], findings=fleet[h0]["findings"] + extra)
     # a host whose name is a host pattern
     facts, findings = make_host("db*prod", 1)
@@ -89,8 +96,15 @@ def test_structure_tags_and_guards(remediation):
     text = path.read_text()
     hosts_with_tasks = {f["host"] for f in model["findings"]
                         if (f.get("remediation") or {}).get("where") in ("host", "container-spec")}
-    inspect, plays = plays[0], plays[1:]
-    assert len(plays) == len(hosts_with_tasks)
+    hosts_with_node_tasks = {f["host"] for f in model["findings"] if any(
+        "kubernetes.core.k8s" not in t for t in (f.get("remediation") or {}).get("tasks") or [])
+        and (f.get("remediation") or {}).get("where") in ("host", "container-spec")}
+    inspect, plays, k8s = plays[0], plays[1:-1], plays[-1]
+    assert len(plays) == len(hosts_with_node_tasks)
+    # Kubernetes patches: one controller play, no task with a connection keyword
+    assert k8s["hosts"] == "localhost" and k8s["connection"] == "local"
+    patches = [t for dummy, t in _tasks(k8s)]
+    assert patches and all(set(t) <= {"name", "kubernetes.core.k8s", "when", "tags"} for t in patches)
     # the first play reads the guard's inputs on every remediated host at once
     assert set(inspect["vars"]["nsguard_sysctl_remediation_hosts"]) == hosts_with_tasks
     stat = next(t for t in inspect["tasks"] if "ansible.builtin.stat" in t)
@@ -116,14 +130,32 @@ def test_structure_tags_and_guards(remediation):
     assert asking >= 4
     assert names == ["NSG001 vm.max_map_count=262144 on the host (and %d more findings)" % (asking - 1)]
     # Jinja from a tenant-controlled string is written !unsafe; the refused task is reported
-    unsafe = [t["name"] for dummy, t in _tasks(first) if isinstance(t["name"], tuple)]
-    assert unsafe == [("UNSAFE", "NSG010 for {{ lookup('pipe', 'touch /tmp/nsg-pwned') }}")]
-    assert "# skipped:" in text and "sneaky" in text and "delegate_to" in text
+    hostile = [t for dummy, t in _tasks(first) if "nsg-pwned" in json.dumps(t, default=str)]
+    assert len(hostile) == 3                                 # the task and its two diff-preview tasks
+    for task in hostile:
+        _assert_marked(task)
+    assert ("UNSAFE", "NSG010 for {{ lookup('pipe', 'touch /tmp/nsg-pwned') }}") in [t["name"] for t in hostile]
+    assert "# skipped:" in text and "sneaky" in text and "delegate_to" in text and "NSG010 debug" in text
     # not audited hosts are named in the header
     assert "gone00.example: unreachable" in text and "broken00.example: failed" in text
     # a host name that is a pattern is not used as one
     star = next(p for p in plays if p["name"].endswith("db*prod"))
     assert star["hosts"] == "all" and star["vars"]["nsguard_sysctl_remediation_target"] == "db*prod"
+
+
+def _assert_marked(value, path="$"):
+    """Every string of ``value`` that Jinja would evaluate was written !unsafe."""
+    if isinstance(value, tuple):
+        assert value[0] == "UNSAFE", path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _assert_marked(key, path + "<key>")
+            _assert_marked(item, "%s.%s" % (path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _assert_marked(item, "%s[%d]" % (path, index))
+    elif isinstance(value, str):
+        assert not re.search(r"\{\{|\{%|\{#", value) or "nsg-pwned" not in value, path
 
 
 def _snapshot():
@@ -183,8 +215,13 @@ def test_syntax_check_and_check_mode_change_nothing(remediation, tmp_path, host_
     recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", out, flags=re.M))
     if _in_init_namespaces():
         # on the host itself the sysctl tasks run, in check mode: they report, change nothing
-        assert re.search(r"TASK \[NSG001 vm\.max_map_count=262144 on the host[^\]]*\][^\n]*\nchanged: \[node0000.example\]", out)
-        assert any(int(v) for v in recap.values())
+        # ... and each change is counted once: by its diff preview, which shows it, not again by
+        # the sysctl task (issue 12: 8 changed for 4 changes)
+        assert re.search(r"TASK \[Diff of \S+vm\.max_map_count\.conf for vm\.max_map_count[^\]]*\][^\n]*\n"
+                         r"(?:[-+@ ].*\n|\n)*changed: \[node0000.example\]", out)
+        first = next(p for p in _load(path) if p.get("hosts") == "node0000.example")
+        host_changes = sum(1 for dummy, t in _tasks(first) if "ansible.posix.sysctl" in t)
+        assert host_changes >= 3 and int(recap["node0000.example"]) == host_changes
     else:
         assert "changed: [" not in out and set(recap.values()) == {"0"}
     # the pattern-named host's play ran for it alone, not for db1prod
@@ -192,9 +229,9 @@ def test_syntax_check_and_check_mode_change_nothing(remediation, tmp_path, host_
     assert re.search(r"(ok|changed|skipping): \[db\*prod\]", play)
     assert not re.search(r"(ok|changed): \[db1prod\]", play)
     # container-spec tasks only when asked for; with --tags the guard's inputs are still gathered
-    assert "NSG004 set" not in out
+    assert "TASK [NSG004 " not in out
     asked = run_playbook(path, "--check", "--tags", "NSG004,NSG001", inventory=inventory, check=True).stdout
-    assert "TASK [NSG004 set" in asked and "TASK [NSG001 " in asked and "TASK [NSG002" not in asked
+    assert "TASK [NSG004 net.core." in asked and "TASK [NSG001 " in asked and "TASK [NSG002" not in asked
     assert "TASK [Namespaces of the target]" in asked
     assert _our_writes(host_state) == ([], [])
 
@@ -206,7 +243,8 @@ def test_host_tasks_are_check_mode_safe_without_the_guard(remediation, tmp_path,
     model, path = remediation
     plays = _load(path)
     first = next(p for p in plays if p["hosts"] == "node0000.example")
-    tasks = [t for dummy, t in _tasks(first) if "ansible.posix.sysctl" in t]
+    # (the hostile task is left out: written back as plain JSON its !unsafe strings would template)
+    tasks = [t for dummy, t in _tasks(first) if "ansible.posix.sysctl" in t and "nsg-pwned" not in json.dumps(t, default=str)]
     assert tasks
     for t in tasks:
         t.pop("when", None)

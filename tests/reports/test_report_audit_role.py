@@ -141,7 +141,11 @@ def _browser_rows(page: Path, query: str) -> list:
 
 def test_report_playbook_rebuilds_from_the_cache(audited):
     out = audited["tmp"] / "from-cache"
+    # findings are recomputed from the cached facts (never read from the cache): with the lint
+    # options the audit used, they are the audit's findings
+    lint_options = {"remediation": {"sysctl_d_dir": str(audited["tmp"] / "remediation.d")}}
     proc = run_playbook("nsguard.sysctl.report", "-e", "nsguard_sysctl_report_dir=%s" % out,
+                        "-e", json.dumps({"nsguard_sysctl_report_lint": lint_options}),
                         inventory=audited["inv"], env=audited["env"])
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     first = json.loads((audited["reports"] / "fleet.json").read_text())

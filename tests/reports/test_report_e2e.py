@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint
 from tests.ansible_run import run_playbook
 from tests.reports.helpers import errors_of, fleet_validator, sarif_validator
 from tests.reports.synthetic import HOSTILE_CMDLINE, make_host
@@ -34,8 +35,10 @@ AUDIT = [
     {"name": "Real facts", "nsguard.sysctl.sysctl_facts": {}, "when": "inventory_hostname == 'node1'"},
     {"name": "Distinct synthetic facts", "ansible.builtin.set_fact": {
         "nsguard_sysctl": "{{ synthetic_facts }}", "cacheable": True}, "when": "inventory_hostname != 'node1'"},
-    {"name": "Findings", "ansible.builtin.set_fact": {
+    # findings cached the way an older role did (or a target forged): the report must never read them
+    {"name": "Stale findings in the cache", "ansible.builtin.set_fact": {
         "nsguard_sysctl_findings": "{{ synthetic_findings }}", "cacheable": True}},
+    {"name": "Lint", "nsguard.sysctl.sysctl_lint": {}, "register": "nsguard_sysctl_lint_result"},
     {"name": "Fleet reports", "nsguard.sysctl.sysctl_report": {"dest": "{{ report_dir }}"}, "run_once": True},
 ]
 
@@ -107,11 +110,15 @@ def test_audit_play_writes_every_report(fleet_run):
     f = doc["summary"]["findings"]
     line = "nsguard.sysctl: 5 hosts (3 ok, 1 unreachable, 1 failed)"
     assert line in proc.stdout and "%d error, %d warning, %d info" % (f["error"], f["warning"], f["info"]) in proc.stdout
-    # findings of the ok hosts only; per host as cached
-    synthetic = fleet_run["synthetic"]
+    # findings of the ok hosts only, as the engine computes them from each host's facts on the
+    # controller; never the findings set_fact put in the cache
+    config = lint.load_config({})
     per_host = {h["name"]: h["findings"]["total"] for h in doc["hosts"]}
-    assert per_host == {"node1": len(synthetic["node1"]), "node2": len(synthetic["node2"]),
-                        "node3": len(synthetic["node3"]), "broken": 0, "dead": 0}
+    for host in ("node2", "node3"):
+        facts = json.loads((fleet_run["tmp"] / "host_vars" / ("%s.json" % host)).read_text())["synthetic_facts"]
+        assert per_host[host] == len(lint.lint_host(facts, host, config)["findings"]) > 0
+    assert per_host["broken"] == per_host["dead"] == 0
+    assert "knowledge: synthetic" not in json.dumps(doc["findings"])
     # distinct facts per host: kernels differ, node1's are this machine's
     kernels = {h["name"]: h["kernel"] for h in doc["hosts"] if h["status"] == "ok"}
     assert kernels["node1"] == os.uname().release and len(set(kernels.values())) == 3

@@ -1,0 +1,184 @@
+# -*- coding: utf-8 -*-
+# Copyright: nsguard.sysctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One host's facts -> its lint result, on the controller. Shared by the two actions.
+
+``sysctl_lint`` (once per host, in the audit role) and ``sysctl_report`` (for every host whose
+lint result it cannot trust, e.g. everything read from a fact cache) both call
+:func:`lint_host`, so a report is never built from findings a target or a cache supplied:
+findings are computed here, from facts that passed :mod:`facts_schema`, with a knowledge base,
+rule catalog and expectations that live on the controller (:func:`load_config`, once per
+process and option set).
+
+The result is the task result the lint action returns (``findings``, ``counts``,
+``threshold_reached``, ``summary``, ...). :data:`RESULT_MARK` in it says which facts it was
+computed from, so the report can tell a fresh result from one that predates the facts.
+Plain Python, no Ansible import.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from . import expectations as expect_mod
+from . import rules as rules_mod
+from .facts_schema import LINT_RESULT_VAR, facts_problem, partial_gather, shadowing_facts
+from .remediation import RemediationOptions
+
+__all__ = ["FAIL_ON", "LINT_RESULT_VAR", "RESULT_MARK", "LintConfig", "load_config", "lint_host", "threshold_reached",
+           "summary_lines", "result_is_current"]
+
+FAIL_ON = ("never", "warning", "error")
+# Key of the lint result that names what it was computed from: {"version", "gathered_at"}.
+RESULT_MARK = "nsguard_lint"
+RESULT_VERSION = 1
+
+
+def plain(value: Any) -> Any:
+    """Ansible's tagged containers and strings, as plain Python (the engine's input)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+@dataclass
+class LintConfig:
+    """What the rules need besides the facts: loaded once, used for every host."""
+
+    kb: Any
+    catalog: Any
+    expectations: List[Any]
+    params: Dict[str, Any]
+    overrides: Dict[str, Any]
+    skip: List[str]
+    options: RemediationOptions
+    errors: List[Dict[str, Any]] = field(default_factory=list)   # configuration errors, each named
+
+
+def _knowledge(dirs: Sequence[str], errors: List[Dict[str, Any]]) -> Any:
+    from .knowledge import KnowledgeError, load_knowledge
+    if dirs:
+        try:
+            return load_knowledge(extra_dirs=list(dirs))
+        except KnowledgeError as exc:  # a broken site file must not cost the audit
+            errors.append({"file": getattr(exc, "file", None) or ", ".join(dirs),
+                           "path": getattr(exc, "path", None) or "$",
+                           "message": "%s; the collection's knowledge base is used without it" % exc})
+    return load_knowledge()
+
+
+def _profiles(profiles: Any) -> Any:
+    if isinstance(profiles, bool):
+        return "all" if profiles else []
+    if isinstance(profiles, str) and profiles not in ("all", ""):
+        return [p.strip() for p in profiles.split(",") if p.strip()]
+    return profiles
+
+
+def load_config(args: Mapping[str, Any], resolve: Callable[[str], str] = lambda p: p) -> LintConfig:
+    """A :class:`LintConfig` from the lint action's options (``knowledge_dirs``, ``rules_dirs``,
+    ``profiles``, ``expectations``, ``expectation_files``, ``rule_params``, ``rule_overrides``,
+    ``skip_rules``, ``remediation``); ``resolve`` turns a relative path into the playbook's."""
+    errors: List[Dict[str, Any]] = []
+    try:
+        options = RemediationOptions.from_mapping(plain(args.get("remediation") or {}))
+    except (TypeError, ValueError) as exc:
+        errors.append({"file": "remediation", "path": "$", "message": "%s; the defaults are used" % exc})
+        options = RemediationOptions()
+    kb = _knowledge([resolve(p) for p in args.get("knowledge_dirs") or []], errors)
+    catalog = rules_mod.load_catalog([resolve(p) for p in args.get("rules_dirs") or []])
+    errors.extend(catalog.errors)
+    found, problems = expect_mod.load_profiles(_profiles(args.get("profiles", "all")))
+    errors.extend(problems)
+    for index, document in enumerate(args.get("expectations") or []):
+        more, problems = expect_mod.expectations_from_data(plain(document), "expectations[%d]" % index)
+        found.extend(more)
+        errors.extend(problems)
+    more, problems = expect_mod.load_expectation_files([resolve(p) for p in args.get("expectation_files") or []])
+    found.extend(more)
+    errors.extend(problems)
+    return LintConfig(kb=kb, catalog=catalog, expectations=found, params=plain(args.get("rule_params") or {}),
+                      overrides=plain(args.get("rule_overrides") or {}), skip=list(args.get("skip_rules") or []),
+                      options=options, errors=errors)
+
+
+def threshold_reached(counts: Mapping[str, int], fail_on: str) -> bool:
+    if fail_on == "error":
+        return counts.get("error", 0) > 0
+    if fail_on == "warning":
+        return counts.get("error", 0) + counts.get("warning", 0) > 0
+    return False
+
+
+def summary_lines(findings: List[Mapping[str, Any]], width: int = 200) -> List[str]:
+    lines = []
+    for finding in findings:
+        where = (finding.get("container") or {}).get("label") or "host"
+        text = "%-7s %s %s [%s] %s" % (finding["severity"].upper(), finding["rule"], finding.get("key") or "-",
+                                       where, finding["message"])
+        lines.append(text if len(text) <= width else text[:width - 3] + "...")
+    return lines
+
+
+def _refused(host: str, message: str, fail_on: str) -> Dict[str, Any]:
+    """A host whose facts cannot be linted: failed, whatever fail_on says (its state is unknown)."""
+    return {"changed": False, "failed": True, "msg": "%s: %s" % (host, message), "findings": [],
+            "counts": {"error": 0, "warning": 0, "info": 0}, "worst": None, "threshold_reached": fail_on != "never",
+            "summary": [], "errors": [], "partial": None, "unlintable": message,
+            RESULT_MARK: {"version": RESULT_VERSION, "gathered_at": None}}
+
+
+def lint_host(facts: Any, host: str, config: LintConfig, *, ansible_facts: Optional[Mapping[str, Any]] = None,
+              classification: Optional[Mapping[str, Any]] = None, fail_on: str = "never") -> Dict[str, Any]:
+    """The lint result of one host. Facts that do not validate, or facts that come with
+    ``nsguard_sysctl_*`` siblings (``ansible_facts``: the host's whole fact dict), give a failed
+    result naming why; nothing of them is linted."""
+    if facts is None:
+        return _refused(host, "no nsguard_sysctl facts: run nsguard.sysctl.sysctl_facts first", fail_on)
+    shadows = shadowing_facts(ansible_facts)
+    if shadows:
+        return _refused(host, "the target returned facts named %s: these names belong to the audit's own "
+                              "variables (a fact would shadow them), so this host's result is not trusted"
+                        % ", ".join(shadows[:5]), fail_on)
+    facts = plain(facts)
+    problem = facts_problem(facts)
+    if problem:
+        return _refused(host, "facts do not match schemas/sysctl-facts.schema.json at %s" % problem, fail_on)
+    errors: List[Dict[str, Any]] = list(config.errors)
+    if classification is None:
+        from .classify import classify_host
+        classification = classify_host(config.kb, facts)
+    findings = rules_mod.evaluate(
+        facts, classification, config.catalog, config.expectations, host=host, params=config.params,
+        overrides=config.overrides, skip=config.skip, options=config.options, kb=config.kb, errors=errors)
+    counts = rules_mod.count_by_severity(findings)
+    partial = partial_gather(facts)
+    return {
+        "changed": False,
+        "findings": findings,
+        "counts": counts,
+        "worst": rules_mod.worst_severity(findings),
+        # a partial gather counts like a finding at every threshold: what was not read is unknown
+        "threshold_reached": threshold_reached(counts, fail_on) or bool(partial and fail_on != "never"),
+        "summary": summary_lines(findings),
+        "rules": [rule.id for rule in config.catalog],
+        "expectations": len(config.expectations),
+        "errors": errors,
+        "partial": partial,
+        RESULT_MARK: {"version": RESULT_VERSION, "gathered_at": facts.get("gathered_at")},
+    }
+
+
+def result_is_current(result: Any, facts: Any) -> Tuple[bool, str]:
+    """Whether a registered lint result was computed by :func:`lint_host` from these facts
+    (same ``gathered_at``): a result older than the facts it would describe is never used."""
+    if not isinstance(result, Mapping) or not isinstance(result.get(RESULT_MARK), Mapping):
+        return False, "no lint result of this run"
+    mark = result[RESULT_MARK]
+    if mark.get("version") != RESULT_VERSION:
+        return False, "lint result of another version"
+    if result.get("unlintable"):
+        return True, ""
+    gathered = facts.get("gathered_at") if isinstance(facts, Mapping) else None
+    if mark.get("gathered_at") != gathered:
+        return False, "lint result predates the facts (gathered %s, linted %s)" % (gathered, mark.get("gathered_at"))
+    return True, ""
