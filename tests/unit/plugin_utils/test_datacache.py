@@ -26,7 +26,9 @@ KNOWLEDGE_FILE = Path(kb.KNOWLEDGE_DIR) / "uts.yml"
 def cache(tmp_path, monkeypatch):
     directory = tmp_path / "cache"
     monkeypatch.setenv(datacache.ENV, str(directory))
-    return directory
+    datacache.clear_memo()  # catalog and profiles loaded by earlier tests of this process
+    yield directory
+    datacache.clear_memo()
 
 
 def _entries(directory: Path) -> list:
@@ -185,3 +187,48 @@ def test_a_real_playbook_fills_the_cache_and_lints_the_same(cache, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in _entries(cache)} == written
     assert results[0] == results[1] == results[2]
     assert results[0], "the synthetic host has findings"
+
+
+def test_the_process_memo_follows_the_files(cache, tmp_path):
+    """load_catalog and load_profiles build once per process, again when a file changes, and
+    hand out copies (the action extends the lists it gets)."""
+    site = tmp_path / "profiles"
+    site.mkdir()
+    shutil.copy(Path(ex.PROFILES_DIR) / "redis.yml", site / "redis.yml")
+    first, dummy = ex.load_profiles("all", directory=site)
+    first.append("changed by a caller")
+    again, dummy = ex.load_profiles("all", directory=site)
+    assert "changed by a caller" not in again and again
+    text = (site / "redis.yml").read_text()
+    (site / "redis.yml").write_text(text.replace("profile: redis", "profile: redis-edited"))
+    edited, dummy = ex.load_profiles("all", directory=site)
+    assert {e.profile for e in edited} == {"redis-edited"}
+    catalog = R.load_catalog()
+    catalog.rules.clear()
+    assert len(R.load_catalog()) == len(list(Path(R.CATALOG_DIR).glob("NSG*.yml")))
+
+
+def test_preload_fills_the_memo_a_fork_inherits(cache):
+    """rules.preload() in the parent: a forked child (as Ansible's worker) loads the catalog,
+    the profiles and the knowledge without reading a file: the cache entries are removed before
+    the fork, and a load from disk would have written them again."""
+    kb.clear_cache()
+    R.preload()
+    assert _entries(cache)
+    for entry in _entries(cache):
+        entry.unlink()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        catalog = R.load_catalog()
+        found, errors = ex.load_profiles()
+        knowledge = kb.load_knowledge()
+        os.write(write, json.dumps([len(catalog), len(found), len(knowledge)]).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as handle:
+        rules, expectations, entries = json.loads(handle.read())
+    os.waitpid(pid, 0)
+    assert rules >= 9 and expectations > 0 and entries > 50
+    assert not _entries(cache)
