@@ -175,17 +175,19 @@ def part1(facts: Dict[str, Any], repeat: int, summary: Dict[str, Any]) -> float:
 # --------------------------------------------------------------------------- part 2
 
 def write_fact_cache(directory: Path, hosts: List[str], sets: int, real: Dict[str, Any], variants: int = 50) -> int:
-    """One jsonfile cache file per host; ``variants`` distinct synthetic hosts, renamed."""
+    """One jsonfile cache file per host, as ansible-core 2.19 writes them (``s1_HOST`` holding
+    ``{"__payload__": "<the facts as JSON>"}``: the cache's schema-version prefix and
+    serialization wrapper); ``variants`` distinct synthetic hosts, renamed."""
     directory.mkdir(parents=True, exist_ok=True)
     templates = []
     for index in range(min(variants, len(hosts))):
         facts = host_facts("HOSTNAME%03d" % index, sets, real)
-        templates.append(json.dumps({"nsguard_sysctl": facts}))
+        templates.append(json.dumps({"__payload__": json.dumps({"nsguard_sysctl": facts})}))
     total = 0
     for index, host in enumerate(hosts):
         variant = index % len(templates)
         text = templates[variant].replace("HOSTNAME%03d" % variant, host)
-        (directory / host).write_text(text)
+        (directory / ("s1_" + host)).write_text(text)
         total += len(text)
     return total
 

@@ -72,7 +72,9 @@ def adhoc(module: str, args: dict, workdir: Path):
                ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_PYTHON_INTERPRETER=sys.executable,
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
                PATH="%s%s%s" % (BIN, os.pathsep, os.environ.get("PATH", "")))
-    argv = [str(BIN / "ansible"), "localhost", "-c", "local", "-m", module, "-a", json.dumps(args)]
+    argv = [str(BIN / "ansible"), "localhost", "-c", "local", "-m", module]
+    if args:
+        argv += ["-a", " ".join("%s=%s" % (k, json.dumps(v)) for k, v in args.items())]
 
     def run():
         proc = subprocess.run(argv, env=env, cwd=str(workdir), capture_output=True, text=True, check=False)
