@@ -134,6 +134,7 @@ def part1(facts: Dict[str, Any], repeat: int, summary: Dict[str, Any]) -> float:
     cache = Path(tempfile.mkdtemp(prefix="nsg-bench-datacache-"))
     work = lint_task(facts)
     rows = {}
+    previous = os.environ.get(datacache.ENV)
     try:
         os.environ[datacache.ENV] = "off"
         rows["cache off (every fork parses)"] = per_fork(work, repeat)
@@ -143,7 +144,10 @@ def part1(facts: Dict[str, Any], repeat: int, summary: Dict[str, Any]) -> float:
         rules_mod.preload()  # the parent loads: the forks inherit the memo
         rows["rules.preload() before the fork, cache warm"] = per_fork(work, repeat)
     finally:
-        os.environ.pop(datacache.ENV, None)
+        if previous is None:
+            os.environ.pop(datacache.ENV, None)
+        else:
+            os.environ[datacache.ENV] = previous
         kb_mod.clear_cache()
         datacache.clear_memo()
         shutil.rmtree(cache, ignore_errors=True)
