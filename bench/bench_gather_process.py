@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,8 +91,15 @@ def line(label: str, wall: float, cpu: float, extra: str = "") -> None:
 
 
 def run(args: argparse.Namespace, summary: dict) -> int:
-    repeat = args.repeat
     workdir = Path(tempfile.mkdtemp(prefix="nsg-gather-proc-"))
+    try:
+        return _run(args, summary, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, summary: dict, workdir: Path) -> int:
+    repeat = args.repeat
     print("gather as a process: %d CPU(s), kernel %s, python %s, best of %d; bytecode cache %s; %s" % (
         os.cpu_count() or 1, os.uname().release, sys.version.split()[0], repeat,
         "OFF (PYTHONDONTWRITEBYTECODE: sources compiled every run)" if os.environ.get("PYTHONDONTWRITEBYTECODE")
