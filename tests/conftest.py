@@ -6,8 +6,11 @@ is missing so that ``pytest`` works straight after ``make test-venv``.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,4 +42,10 @@ os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(
     [str(DEV_COLLECTIONS)] + [p for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
 )
 os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
+# The compiled data cache (plugin_utils/datacache.py) of this session, here and in every
+# ansible-playbook/ansible-lint the tests start: fuzzed and edited data files never land in the
+# user's ~/.cache, and no entry of an earlier run decides a test.
+_DATA_CACHE = tempfile.mkdtemp(prefix="nsguard-test-datacache-")
+atexit.register(shutil.rmtree, _DATA_CACHE, True)
+os.environ["NSGUARD_SYSCTL_CACHE_DIR"] = _DATA_CACHE
 os.environ.setdefault("ANSIBLE_PYTHON_INTERPRETER", sys.executable)

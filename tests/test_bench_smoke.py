@@ -64,3 +64,37 @@ def test_bench_gather_runs_and_finds_its_sets(tmp_path):
     # (d) 3 containers in 1 pod: all found and read, the pod's somaxconn in each
     assert re.search(r"gather \(defaults\).*speed-up over the loop: [0-9.]+x .*found 3/3 containers, verified 3/3", out)
     assert summary["pods"]["pods"] == 1 and summary["pods"]["gather"]["verified"] == 3
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the bench makes namespaces: needs root")
+def test_bench_gather_process_runs_and_finds_its_sets(tmp_path):
+    """bench_gather_process.py (issue 15): the module as a process and through AnsiballZ."""
+    summary_file = tmp_path / "summary.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "bench_gather_process.py"), "--sizes", "2",
+                           "--repeat", "1", "--summary", str(summary_file)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
+    out = proc.stdout
+    assert proc.returncode in (0, 1), out + proc.stderr
+    assert len(re.findall(r"module process, containers off, probe (on|off) .*x sysctl -a", out)) == 2
+    assert re.search(r"N=2 module process \(defaults\).*faster than the loop; verified 2/2 sets", out), out
+    assert re.search(r"sysctl_facts, host \+ 2 sets \(defaults\).*over ping; verified 2/2", out), out
+    summary = json.loads(summary_file.read_text())
+    assert summary["left_behind"] == 0 and summary["sets"]["2"]["verified"] == 2
+    assert summary["ansiballz"]["ping"] > 0 and summary["ansiballz"]["n"] == 2
+
+
+def test_bench_fleet_controller_runs_and_reports_every_host(tmp_path):
+    """bench_fleet_controller.py (issue 15) at 4 hosts: part 1's four cache states, part 2's
+    report run from a jsonfile fact cache with every host ok (checked by the bench itself)."""
+    summary_file = tmp_path / "summary.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "bench_fleet_controller.py"), "--hosts", "4",
+                           "--sets", "3", "--forks", "2", "--repeat", "2", "--summary", str(summary_file)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO, check=False)
+    out = proc.stdout
+    assert proc.returncode in (0, 1), out[-4000:] + proc.stderr[-2000:]
+    for label in ("cache off", "cache cold", "cache warm", "rules.preload() before the fork"):
+        assert re.search(re.escape(label) + r".* ms \(.*\)\s+[0-9.]+x the baseline", out), label
+    assert "reports/fleet.json: 4 hosts" in out and "0 hosts missing or not ok" in out
+    summary = json.loads(summary_file.read_text())
+    assert summary["fleet"]["hosts"] == 4 and summary["fleet"]["report"]["rc"] == 0
+    assert summary["lint"]["cache off (every fork parses)"] > 0

@@ -483,88 +483,133 @@ def run_parallel(jobs, parallel=2, timeout=5.0, deadline=None):
     (a ``time.monotonic()`` value) bounds the whole run: jobs not started by then are reported
     as skipped.
     """
-    jobs = list(jobs)
-    pending = list(range(len(jobs)))
-    pending.reverse()
-    workers = {}  # res_r -> _Worker
-    results = {}
-    parallel = max(1, int(parallel))
+    return start_parallel(jobs, parallel, timeout, deadline).wait()
+
+
+def start_parallel(jobs, parallel=2, timeout=5.0, deadline=None):
+    # type: (list, int, float, float) -> ParallelRun
+    """:func:`run_parallel` in two steps: fork the workers and hand out the first jobs now,
+    collect with ``.wait()`` later, so that the caller's own work runs while they read (the
+    module starts the probe before it reads the host). ``.wait()`` must follow (it also stops
+    the workers), in a ``finally`` where the caller may raise meanwhile."""
+    run = ParallelRun(jobs, parallel, timeout, deadline)
     try:
-        while True:
-            now = time.monotonic()
-            while pending:
-                if deadline is not None and now >= deadline:
-                    for index in pending:
-                        results[jobs[index].name] = {
-                            "ok": False, "stage": "schedule",
-                            "error": "not started: the gather's overall time limit was reached"}
-                    del pending[:]
-                    break
-                worker = next((w for w in workers.values() if w.job is None and not w.leaving), None)
-                if worker is None:
-                    if sum(1 for w in workers.values() if not w.leaving) >= parallel:
-                        break
-                    worker = _spawn_worker(jobs, workers)
-                    workers[worker.res_r] = worker
-                index = pending.pop()
-                try:
-                    _write_all(worker.cmd_w, b"%d\n" % index)
-                except OSError:  # it died while idle: the job goes to another worker
-                    _retire(worker, workers, kill=True)
-                    pending.append(index)
-                    continue
-                worker.job, worker.started = index, now
-                worker.limit = _timeout_of(jobs[index], timeout)
-                if deadline is not None:
-                    # A job of several sets gets their time, but not beyond the run's deadline
-                    # (at least the per-job timeout).
-                    worker.limit = min(worker.limit, max(timeout, deadline - now))
-            busy = [w for w in workers.values() if w.job is not None]
-            if not busy:
+        run.schedule(time.monotonic())
+    except BaseException:
+        run.close()
+        raise
+    return run
+
+
+class ParallelRun:
+    """The state of one :func:`start_parallel` run."""
+
+    def __init__(self, jobs, parallel, timeout, deadline):
+        self.jobs = list(jobs)
+        self.pending = list(range(len(self.jobs)))
+        self.pending.reverse()
+        self.workers = {}  # res_r -> _Worker
+        self.results = {}
+        self.parallel = max(1, int(parallel))
+        self.timeout = timeout
+        self.deadline = deadline
+        self.done = False
+
+    def schedule(self, now):
+        # type: (float) -> None
+        jobs, pending, workers, timeout, deadline = self.jobs, self.pending, self.workers, self.timeout, self.deadline
+        while pending:
+            if deadline is not None and now >= deadline:
+                for index in pending:
+                    self.results[jobs[index].name] = {
+                        "ok": False, "stage": "schedule",
+                        "error": "not started: the gather's overall time limit was reached"}
+                del pending[:]
                 break
-            wait = min(w.started + w.limit for w in busy) - time.monotonic()
+            worker = next((w for w in workers.values() if w.job is None and not w.leaving), None)
+            if worker is None:
+                if sum(1 for w in workers.values() if not w.leaving) >= self.parallel:
+                    break
+                worker = _spawn_worker(jobs, workers)
+                workers[worker.res_r] = worker
+            index = pending.pop()
             try:
-                ready = select.select(list(workers), [], [], max(0.0, wait))[0]
-            except InterruptedError:  # pragma: no cover - PEP 475 retries select on 3.5+
-                ready = []
-            for fd in ready:
-                worker = workers.get(fd)
-                if worker is None:
-                    continue
-                try:
-                    chunk = os.read(fd, 262144)
-                except OSError as exc:
-                    if exc.errno in (errno.EAGAIN, errno.EINTR):
-                        continue
-                    chunk = b""
-                if chunk:
-                    worker.chunks.append(chunk)
-                    if b"\n" in chunk and worker.job is not None:
-                        line, rest = b"".join(worker.chunks).split(b"\n", 1)
-                        worker.chunks = [rest] if rest else []
-                        answer = _decode([line], 0)
-                        worker.leaving = bool(answer.pop("last", False))
-                        results[jobs[worker.job].name] = answer
-                        worker.job = None
-                    continue
-                # EOF: the worker exited, after its answer (a job it could not come back from)
-                # or without one (it died).
-                index = worker.job
-                status = _retire(worker, workers)
-                if index is not None:
-                    results[jobs[index].name] = _decode(worker.chunks, status)
-            now = time.monotonic()
-            for worker in [w for w in workers.values() if w.job is not None and now - w.started >= w.limit]:
-                index = worker.job
+                _write_all(worker.cmd_w, b"%d\n" % index)
+            except OSError:  # it died while idle: the job goes to another worker
                 _retire(worker, workers, kill=True)
-                results[jobs[index].name] = {
-                    "ok": False, "stage": "timeout",
-                    "error": "no answer within %.1f s (namespace entry or read hung); the reader was killed"
-                             % worker.limit}
-    finally:
-        for worker in list(workers.values()):
-            _retire(worker, workers, kill=worker.job is not None)
-    return results
+                pending.append(index)
+                continue
+            worker.job, worker.started = index, now
+            worker.limit = _timeout_of(jobs[index], timeout)
+            if deadline is not None:
+                # A job of several sets gets their time, but not beyond the run's deadline
+                # (at least the per-job timeout).
+                worker.limit = min(worker.limit, max(timeout, deadline - now))
+
+    def wait(self):
+        # type: () -> dict
+        """Run to the end; the results (see :func:`run_parallel`)."""
+        try:
+            while not self.done:
+                self._step()
+                if not self.done:
+                    self.schedule(time.monotonic())
+        finally:
+            self.close()
+        return self.results
+
+    def _step(self):
+        # type: () -> None
+        jobs, workers, results = self.jobs, self.workers, self.results
+        busy = [w for w in workers.values() if w.job is not None]
+        if not busy:
+            self.done = True
+            return
+        wait = min(w.started + w.limit for w in busy) - time.monotonic()
+        try:
+            ready = select.select(list(workers), [], [], max(0.0, wait))[0]
+        except InterruptedError:  # pragma: no cover - PEP 475 retries select on 3.5+
+            ready = []
+        for fd in ready:
+            worker = workers.get(fd)
+            if worker is None:
+                continue
+            try:
+                chunk = os.read(fd, 262144)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EINTR):
+                    continue
+                chunk = b""
+            if chunk:
+                worker.chunks.append(chunk)
+                if b"\n" in chunk and worker.job is not None:
+                    line, rest = b"".join(worker.chunks).split(b"\n", 1)
+                    worker.chunks = [rest] if rest else []
+                    answer = _decode([line], 0)
+                    worker.leaving = bool(answer.pop("last", False))
+                    results[jobs[worker.job].name] = answer
+                    worker.job = None
+                continue
+            # EOF: the worker exited, after its answer (a job it could not come back from)
+            # or without one (it died).
+            index = worker.job
+            status = _retire(worker, workers)
+            if index is not None:
+                results[jobs[index].name] = _decode(worker.chunks, status)
+        now = time.monotonic()
+        for worker in [w for w in workers.values() if w.job is not None and now - w.started >= w.limit]:
+            index = worker.job
+            _retire(worker, workers, kill=True)
+            results[jobs[index].name] = {
+                "ok": False, "stage": "timeout",
+                "error": "no answer within %.1f s (namespace entry or read hung); the reader was killed"
+                         % worker.limit}
+
+    def close(self):
+        # type: () -> None
+        """Stop every worker (killed when busy) and reap them; idempotent."""
+        for worker in list(self.workers.values()):
+            _retire(worker, self.workers, kill=worker.job is not None)
 
 
 def _timeout_of(job, default):

@@ -107,28 +107,56 @@ def run_probe(host, root=procsys.PROC_SYS, types=PROBE_TYPES, parallel=2, timeou
     re-stats the host right after, so keys whose host inode changed meanwhile (dentry cache
     eviction) are reported as ``unknown`` instead of as evidence.
     """
-    started = time.monotonic()
-    jobs = [nsenter.Job(t, _probe_target(t, root)) for t in types]
-    answers = nsenter.run_parallel(jobs, parallel=parallel, timeout=timeout)
-    host_after = procsys.stat_keys(root)
-    views = {}
-    errors = []
-    for nstype in types:
-        answer = answers.get(nstype, {})
-        if answer.get("ok"):
-            views[nstype] = answer["value"]
-        else:
-            errors.append({"stage": "probe", "namespace": nstype,
-                           "message": "throwaway %s namespace: %s" % (nstype, answer.get("error", "no answer"))})
-    result = compare(host, host_after, views)
-    result.update({
-        "enabled": True,
-        "namespaces": [t for t in types if t in views],
-        "key_count": len(host),
-        "errors": errors,
-        "duration_ms": int((time.monotonic() - started) * 1000),
-    })
-    return result
+    return start_probe(root, types, parallel, timeout).finish(host)
+
+
+def start_probe(root=procsys.PROC_SYS, types=PROBE_TYPES, parallel=2, timeout=10.0):
+    # type: (str, tuple, int, float) -> Probe
+    """Fork the probe's throwaway namespaces now; ``.finish(host)`` collects and compares.
+
+    The module starts it before reading the host, so that the five snapshots are taken while
+    it reads (the host read may as well happen during the probe as just before it: the host
+    is re-stat-ed after both, and a key whose inode changed meanwhile is ``unknown``).
+    """
+    return Probe(root, types, parallel, timeout)
+
+
+class Probe:
+    """A started probe (:func:`start_probe`)."""
+
+    def __init__(self, root, types, parallel, timeout):
+        self.root, self.types = root, tuple(types)
+        self.started = time.monotonic()
+        self._run = nsenter.start_parallel([nsenter.Job(t, _probe_target(t, root)) for t in self.types],
+                                           parallel=parallel, timeout=timeout)
+
+    def abandon(self):
+        # type: () -> None
+        """Stop the throwaway namespaces' readers without a result (the caller failed)."""
+        self._run.close()
+
+    def finish(self, host):
+        # type: (dict) -> dict
+        answers = self._run.wait()
+        host_after = procsys.stat_keys(self.root)
+        views = {}
+        errors = []
+        for nstype in self.types:
+            answer = answers.get(nstype, {})
+            if answer.get("ok"):
+                views[nstype] = answer["value"]
+            else:
+                errors.append({"stage": "probe", "namespace": nstype,
+                               "message": "throwaway %s namespace: %s" % (nstype, answer.get("error", "no answer"))})
+        result = compare(host, host_after, views)
+        result.update({
+            "enabled": True,
+            "namespaces": [t for t in self.types if t in views],
+            "key_count": len(host),
+            "errors": errors,
+            "duration_ms": int((time.monotonic() - self.started) * 1000),
+        })
+        return result
 
 
 def value_differs_by_type(probe):

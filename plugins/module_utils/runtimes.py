@@ -23,7 +23,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import http.client as http_client
 import json
 import os
 import socket
@@ -88,25 +87,26 @@ def state_dirs(*path_maps):
     return out
 
 
-class _UnixHTTPConnection(http_client.HTTPConnection):
-    """HTTP over a unix socket (Docker's API), standard library only."""
+def _unix_http_connection(path, timeout):
+    """HTTP over a unix socket (Docker's API), standard library only. http.client is imported
+    here: a gather without Docker (and every host-only gather) does not pay for it."""
+    import http.client as http_client
 
-    def __init__(self, path, timeout):
-        http_client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
-        self._path = path
+    class UnixHTTPConnection(http_client.HTTPConnection):
+        def connect(self):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            sock.connect(path)
+            self.sock = sock
 
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
+    return UnixHTTPConnection("localhost", timeout=timeout), http_client.HTTPException
 
 
 def docker_api_get(socket_path, path, timeout=5.0):
     # type: (str, str, float) -> object
     """``GET path`` on Docker's API socket -> decoded JSON. Raises OSError or ValueError with
     a message naming the socket."""
-    conn = _UnixHTTPConnection(socket_path, timeout)
+    conn, http_error = _unix_http_connection(socket_path, timeout)
     try:
         conn.request("GET", path, headers={"Host": "docker"})
         resp = conn.getresponse()
@@ -114,7 +114,7 @@ def docker_api_get(socket_path, path, timeout=5.0):
         if resp.status != 200:
             raise ValueError("%s: GET %s: HTTP %d %s" % (socket_path, path, resp.status, body[:200].decode("utf-8", "replace").strip()))
         return json.loads(body.decode("utf-8"))
-    except (OSError, socket.timeout, http_client.HTTPException) as exc:
+    except (OSError, socket.timeout, http_error) as exc:
         raise OSError("%s: GET %s: %s" % (socket_path, path, exc))
     finally:
         conn.close()

@@ -235,7 +235,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import (
-    nsenter, nsscan, persisted, probe as probe_mod, procsys, views)
+    nsenter, nsscan, persisted, probe as probe_mod, procsys)
 from ansible_collections.nsguard.sysctl.plugins.module_utils.procinfo import read_privileges
 from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import DEFAULT_PATHS as DEFAULT_RUNTIME_PATHS
 from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex
@@ -311,29 +311,26 @@ def gather(params):
     # The host is the module's own namespaces: PID 1 may be unreadable (another user
     # namespace, a sandboxed init), and the module runs where Ansible put it.
     host_ns = nsscan.read_ns("self")
-    keys, unreadable = procsys.read_tree(wanted=wanted, with_inodes=True)
-    persisted_facts = persisted.read_persisted(tuple(params["sysctl_d_dirs"]), params["sysctl_conf"] or None, keys,
-                                               runtime_paths=params.get("runtime_paths"))
     parallel = params["parallel"] or cpu_count()
-
-    sets = []
-    if params["containers"]:
-        sets, scan_errors = nsscan.scan(host_ns, max_pids=params["max_pids_per_set"], own_pids=(os.getpid(),))
-        errors.extend(scan_errors)
-        mounts = nsscan.nsfs_mounts()
-        sets.extend(nsscan.netns_only_sets(nsscan.named_netns(mounts), mounts, sets, host_ns))
-        index = RuntimeIndex(use_cli=params["runtime_cli"], timeout=min(params["timeout"], 10.0),
-                             paths=params.get("runtime_paths") or None)
-        for ns_set in sets:
-            identify_set(index, ns_set, host_ns)
-        # Runtime metadata that was malformed but belonged to no set is still worth a message.
-        errors.extend(index.unreported_errors())
+    # The probe's throwaway namespaces are forked first and read while this process reads the
+    # host, the sysctl.d files and /proc (one worker per namespace type: five short snapshots
+    # that would otherwise wait for each other and for the host read).
+    running_probe = None
+    if params["probe"]:
+        running_probe = probe_mod.start_probe(types=probe_mod.PROBE_TYPES, parallel=len(probe_mod.PROBE_TYPES),
+                                              timeout=max(params["timeout"], 10.0))
+    try:
+        keys, unreadable, persisted_facts, sets = _read_host_and_sets(params, wanted, host_ns, errors)
+    except BaseException:
+        if running_probe is not None:
+            running_probe.abandon()
+        raise
 
     probe_facts = {"enabled": False}
-    if params["probe"]:
+    if running_probe is not None:
         probe_input = dict(keys)
         probe_input.update(unreadable)
-        probe_facts = probe_mod.run_probe(probe_input, parallel=parallel, timeout=max(params["timeout"], 10.0))
+        probe_facts = running_probe.finish(probe_input)
         errors.extend(probe_facts["errors"])
 
     if sets:
@@ -354,6 +351,28 @@ def gather(params):
         "probe": probe_facts,
         "errors": errors,
     }
+
+
+def _read_host_and_sets(params, wanted, host_ns, errors):
+    # type: (dict, object, dict, list) -> tuple
+    """The host's keys and unreadable keys, its persisted settings, and the namespace sets
+    found on it with their runtime identity (no view yet)."""
+    keys, unreadable = procsys.read_tree(wanted=wanted, with_inodes=True)
+    persisted_facts = persisted.read_persisted(tuple(params["sysctl_d_dirs"]), params["sysctl_conf"] or None, keys,
+                                               runtime_paths=params.get("runtime_paths"))
+    sets = []
+    if params["containers"]:
+        sets, scan_errors = nsscan.scan(host_ns, max_pids=params["max_pids_per_set"], own_pids=(os.getpid(),))
+        errors.extend(scan_errors)
+        mounts = nsscan.nsfs_mounts()
+        sets.extend(nsscan.netns_only_sets(nsscan.named_netns(mounts), mounts, sets, host_ns))
+        index = RuntimeIndex(use_cli=params["runtime_cli"], timeout=min(params["timeout"], 10.0),
+                             paths=params.get("runtime_paths") or None)
+        for ns_set in sets:
+            identify_set(index, ns_set, host_ns)
+        # Runtime metadata that was malformed but belonged to no set is still worth a message.
+        errors.extend(index.unreported_errors())
+    return keys, unreadable, persisted_facts, sets
 
 
 def identify_set(index, ns_set, host_ns):
@@ -394,6 +413,9 @@ def identify_set(index, ns_set, host_ns):
 
 def read_views(sets, keys, unreadable, probe_facts, wanted, params, parallel, started):
     # type: (list, dict, dict, dict, callable, dict, int, float) -> None
+    # imported here: a host-only gather (containers off) reads no set views
+    from ansible_collections.nsguard.sysctl.plugins.module_utils import views
+
     full = params["view"] == "full"
     probe_owner = probe_facts.get("owner") if probe_facts.get("enabled") else None
     plans = {}  # sets of the same shape read the same keys: plan once per shape, not per set
@@ -407,6 +429,7 @@ def read_views(sets, keys, unreadable, probe_facts, wanted, params, parallel, st
 
     def run(group_members):
         """``{group key: [set, ...]}`` -> ``{set id: answer}``, one job per group."""
+
         jobs = []
         for key, members in group_members.items():
             cache = {}  # the group's network namespace, read once (in the worker's copy)

@@ -30,7 +30,7 @@ MAX_BYTES = 8 * 1024 * 1024
 MAX_NODES = 200000   # expanded (an alias counts each time it is used); the collection's largest file has ~500
 MAX_DEPTH = 64       # the collection's deepest file has 10 levels
 
-__all__ = ["DataFileError", "load_yaml", "MAX_NODES", "MAX_DEPTH"]
+__all__ = ["DataFileError", "load_yaml", "parse_yaml", "read_bounded", "MAX_NODES", "MAX_DEPTH"]
 
 
 class DataFileError(ValueError):
@@ -87,6 +87,11 @@ def load_yaml(path: Union[str, Path], max_bytes: int = MAX_BYTES) -> Any:
         raw = read_bounded(source, max_bytes)
     except OSError as exc:
         raise DataFileError(source, "$", "cannot read: %s" % (exc.strerror or exc)) from exc
+    return parse_yaml(raw, source)
+
+
+def parse_yaml(raw: bytes, source: str) -> Any:
+    """The document in ``raw`` (the bytes of ``source``), bounded as :func:`load_yaml` says."""
     try:
         # Bytes, not text: PyYAML's reader honours a UTF-16 byte order mark and reports
         # undecodable bytes and control characters as YAMLError with their position.

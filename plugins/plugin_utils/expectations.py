@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .datafile import DataFileError, load_yaml
+from .datacache import load_data, memoized
+from .datafile import DataFileError
 
 __all__ = [
     "Constraint",
@@ -373,15 +374,17 @@ def _entry_constraints(entry: Mapping[str, Any]) -> List[Constraint]:
     return parse_constraint({k: entry[k] for k in (*_OPS, "field") if k in entry})
 
 
-def expectations_from_data(document: Any, source: str) -> Tuple[List[Expectation], List[Dict[str, str]]]:
+def expectations_from_data(document: Any, source: str,
+                           validated: bool = False) -> Tuple[List[Expectation], List[Dict[str, str]]]:
     """Expectations from one profile document (or a list of them). Never raises on bad input:
-    the errors name the source and the JSON path, the valid profiles still load."""
+    the errors name the source and the JSON path, the valid profiles still load. ``validated``:
+    the document passed the schema before (it came from the compiled cache)."""
     documents = document if isinstance(document, list) else [document]
     out: List[Expectation] = []
     errors: List[Dict[str, str]] = []
     for index, doc in enumerate(documents):
         where = source if len(documents) == 1 else "%s[%d]" % (source, index)
-        problems = _validate(doc, where)
+        problems = [] if validated else _validate(doc, where)
         if problems:
             errors.extend(problems)
             continue
@@ -428,17 +431,21 @@ def load_expectation_files(paths: Sequence[Union[str, os.PathLike]]) -> Tuple[Li
             continue
         for file in _yaml_files(path):
             try:
-                document = load_yaml(file)
+                # From the compiled cache when this file loaded without a problem before.
+                loaded = load_data(file, "profile")
             except DataFileError as exc:
                 errors.append(exc.as_dict())
                 continue
+            document = loaded.document
             if document is None:
                 continue
             if isinstance(document, Mapping) and "expectations" in document and "profile" not in document:
                 document = document["expectations"]
-            found, problems = expectations_from_data(document, str(file))
+            found, problems = expectations_from_data(document, str(file), validated=loaded.cached)
             out.extend(found)
             errors.extend(problems)
+            if not problems:
+                loaded.remember()
     return out, errors
 
 
@@ -447,7 +454,10 @@ def load_profiles(names: Union[str, Sequence[str], None] = "all",
     """The built-in profiles: ``"all"`` (default), a list of profile names, or none (``[]``/None)."""
     if not names:
         return [], []
-    found, errors = load_expectation_files(list(_yaml_files(directory)))
+    # once per process while the files stay the same (datacache.memoized); fresh lists each call
+    found, errors = memoized(("profiles", str(directory)), [directory],
+                             lambda: load_expectation_files(list(_yaml_files(directory))))
+    found, errors = list(found), list(errors)
     if names == "all" or names == ["all"]:
         return found, errors
     wanted = [names] if isinstance(names, str) else list(names)

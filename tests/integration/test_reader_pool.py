@@ -281,3 +281,25 @@ def _children(pid: int) -> list:
         found.extend(kids)
         todo.extend(kids)
     return found
+
+
+def _own_children() -> set:
+    return set(_children(os.getpid()))  # workers fork nothing of their own between jobs
+
+
+def test_a_started_run_works_while_the_caller_does_and_leaves_no_worker():
+    """start_parallel forks and hands out the jobs at once (the module starts the probe before
+    it reads the host); wait() collects; close() on an abandoned run kills and reaps busy workers."""
+    before = _own_children()
+    run = nsenter.start_parallel([nsenter.Job(i, time.monotonic) for i in range(3)], parallel=3, timeout=5.0)
+    assert len(_own_children() - before) == 3  # all three forked before wait()
+    time.sleep(0.3)  # the caller's own work, meanwhile
+    waited = time.monotonic()
+    results = run.wait()
+    assert sorted(results) == [0, 1, 2] and all(r["ok"] for r in results.values())
+    assert all(r["value"] < waited for r in results.values())  # each job ran before wait() was called
+    assert _own_children() == before
+    abandoned = nsenter.start_parallel([nsenter.Job("slow", lambda: time.sleep(30))], parallel=1, timeout=60.0)
+    assert len(_own_children() - before) == 1
+    abandoned.close()
+    assert _own_children() == before
