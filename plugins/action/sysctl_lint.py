@@ -20,6 +20,8 @@ from ansible.utils.display import Display
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint
 
 display = Display()
+# loaded in Ansible's main process, before it forks a worker per host (plugin_utils.lint.preload)
+lint.preload()
 
 _ARGSPEC: Dict[str, Any] = {
     "facts": {"type": "dict"},

@@ -38,6 +38,8 @@ from ansible.utils.display import Display
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint, report
 
 display = Display()
+# loaded in Ansible's main process, before it forks a worker per host (plugin_utils.lint.preload)
+lint.preload()
 
 _ARGSPEC = {
     "dest": {"type": "path"},
