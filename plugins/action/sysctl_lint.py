@@ -51,7 +51,7 @@ class ActionModule(ActionBase):
         path = os.path.expanduser(path)
         return path if os.path.isabs(path) else self._loader.path_dwim(path)
 
-    def _print_summary(self, host: str, result: Dict[str, Any], task_vars: Dict[str, Any], limit: int) -> None:
+    def _print_summary(self, host: str, result: Dict[str, Any], task_vars: Dict[str, Any], limit: int) -> str:
         """The per-host summary, printed by the action itself (one controller round trip less
         than a debug task that templates the whole result again)."""
         counts = result["counts"]
@@ -64,6 +64,7 @@ class ActionModule(ActionBase):
             lines.append("... %d more (%s.findings has all)" % (len(result["summary"]) - limit,
                                                                lint.LINT_RESULT_VAR))
         display.display("\n".join([head] + ["  " + line for line in lines]))
+        return head
 
     def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         task_vars = task_vars or {}
@@ -89,7 +90,7 @@ class ActionModule(ActionBase):
             display.warning("sysctl_lint on %s: %s %s: %s" % (host, error.get("file"), error.get("path"),
                                                               error.get("message")))
         if args["summary_lines"] > 0:
-            self._print_summary(host, outcome, task_vars, args["summary_lines"])
+            result["msg"] = self._print_summary(host, outcome, task_vars, args["summary_lines"])
         if args["strict"] and outcome["errors"]:
             result["failed"] = True
             result["msg"] = "%d configuration error(s): %s" % (len(outcome["errors"]), "; ".join(

@@ -5,6 +5,7 @@ running values. Every finding checked here comes from the real gather, classifie
 """
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
@@ -82,11 +83,14 @@ def test_audit_fails_on_errors_after_writing_the_reports(audit, scene):
     assert failed["failed"] is True and "nsguard_sysctl_fail_on=error" in failed["msg"]
     counts = audit.task_result("Evaluate the lint rules")["counts"]
     assert failed["msg"].startswith("localhost has %d error and %d warning" % (counts["error"], counts["warning"]))
-    # the findings are kept for the reports (set_fact, cacheable), the summary printed
-    kept = audit.task_result("Keep the findings")["ansible_facts"]["nsguard_sysctl_findings"]
-    assert kept == audit.findings
-    summary = audit.task_result("Print the summary")["msg"]
-    assert summary[0].startswith("nsguard.sysctl localhost:") and "findings (%d error" % counts["error"] in summary[0]
+    # the findings stay in the registered lint result (no set_fact: a fact can be forged by the
+    # target, docs/reliability.md); the action prints the summary itself, one round trip less
+    lint_result = audit.task_result("Evaluate the lint rules")
+    assert not audit.task_results("Keep the findings") and not audit.task_results("Print the summary")
+    head = lint_result["msg"]
+    assert head.startswith("nsguard.sysctl localhost:") and "findings (%d error" % counts["error"] in head
+    printed = audit.stdout.split(head, 1)[1].split("\n")[1:]
+    summary = [head] + [line[2:] for line in itertools.takewhile(lambda line: line.startswith("  "), printed)]
     # other engineers' namespace sets may be on this host too: at most 50 lines, then "... more"
     assert len(summary) == 1 + min(len(audit.findings), 50) + (len(audit.findings) > 50)
     if len(audit.findings) > 50:
