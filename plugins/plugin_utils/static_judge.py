@@ -394,7 +394,7 @@ def assess(
 
     # 0b. A name no kernel has: say so (never "allow it"): the container fails at start.
     if is_unknown(kb, name):
-        runtimes = ctx.runtimes or ("runc",)
+        runtimes = ctx.oci or ctx.runtimes or ("runc",)
         quotes = [q for q in (_measured_quote(kb, rt, CASE_UNKNOWN, name, text) for rt in runtimes) if q]
         kernels = ", ".join(key_inventory.load().kernels)
         msg = (f"{name} is not a sysctl of any kernel the knowledge covers (no knowledge entry names it and "
