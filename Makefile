@@ -17,7 +17,7 @@ WHEELHOUSE ?= $(HOME)/.cache/nsguard-sysctl/wheels
 PIP_INSTALL = $(BIN)/pip install -q --retries 2 --find-links $(WHEELHOUSE)
 PYTEST_ARGS ?=
 
-.PHONY: audit test venv test-venv collection dev-link test-host clean
+.PHONY: audit runtime-acceptance test venv test-venv collection dev-link test-host clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ audit: collection
 # Container runtimes and tools from Debian packages (idempotent).
 test-host:
 	bash scripts/install-test-host.sh
+
+# Measure what every runtime here accepts (root; about 40 s) and rewrite
+# rules/knowledge/runtime-acceptance/*.json. Never edit those files by hand.
+runtime-acceptance: test-venv test-host
+	$(BIN)/python -m tests.integration.runtime_acceptance.measure --out rules/knowledge/runtime-acceptance
 
 test: test-venv collection dev-link test-host
 	PATH=$(BIN):$$PATH bash scripts/run-tests.sh $(PYTEST_ARGS)

@@ -46,6 +46,9 @@ def stage() -> None:
     snapshot = STAGE / "_collection"
     _copy_files(REPO / "plugins" / "plugin_utils", snapshot / "plugins" / "plugin_utils", ("*.py",))
     _copy_files(REPO / "rules" / "knowledge", snapshot / "rules" / "knowledge", ("*.yml", "*.yaml", "*.json"))
+    # The measured runtime acceptance tables the runtime rules quote.
+    _copy_files(REPO / "rules" / "knowledge" / "runtime-acceptance",
+                snapshot / "rules" / "knowledge" / "runtime-acceptance", ("*.json",))
     _copy_files(REPO, snapshot, ("galaxy.yml",))
 
 
@@ -64,6 +67,6 @@ setup(
     packages=[PACKAGE],
     package_dir={PACKAGE: "_staged/nsguard_sysctl"},
     package_data={PACKAGE: ["_collection/*.yml", "_collection/plugins/plugin_utils/*.py",
-                            "_collection/rules/knowledge/*"]},
+                            "_collection/rules/knowledge/*", "_collection/rules/knowledge/runtime-acceptance/*"]},
     include_package_data=False,
 )

@@ -52,7 +52,7 @@ CLASS_TEXT = [
     ("global", "the same setting in every namespace; a privileged container that writes it changes the host"),
     ("leaking", "writable inside a container's namespace, and the write changes the host"),
 ]
-RUNTIME_ORDER = ("runc", "crun", "docker", "podman", "kubelet", "lxc")
+RUNTIME_ORDER = ("runc", "crun", "docker-api", "docker-cli", "podman", "podman-api", "containerd", "kubelet", "lxc")
 
 
 def cell(text: str) -> str:
@@ -135,12 +135,12 @@ def runtime_section(kb: Knowledge) -> List[str]:
         lines.append("")
         if spec.note:
             lines += [cell(spec.note), ""]
-        lines += ["| keys | accepted | needs | error |", "|---|---|---|---|"]
+        lines += ["| keys | accepted | needs | error | known from |", "|---|---|---|---|---|"]
         for rule in spec.rules:
             error = rule.error if not rule.accepts else rule.error_host_namespace
             when = "" if not rule.accepts else "with the host's namespace: "
             lines.append(f"| {code_list(rule.match)} | {'yes' if rule.accepts else 'no'} | {rule.requires or '-'} | "
-                         + (f"{when}`{cell(error)}`" if error else "-") + " |")
+                         + (f"{when}`{cell(error)}`" if error else "-") + f" | {cell(rule.verified_by)} |")
         if spec.apply_errors:
             lines.append("")
             for what, text in sorted(spec.apply_errors.items()):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, from Debian packages, everything the test suite runs for real: the container
-# runtimes (docker.io, podman, runc, lxc), the busybox rootfs source, network tools and a
+# runtimes (docker.io, podman, runc, crun, lxc), the busybox rootfs source, network tools and a
 # browser for the HTML report test.
 #
 # Idempotent: when every package is already installed it only says so (no apt-get update).
@@ -14,6 +14,7 @@ set -euo pipefail
 PACKAGES=(
   busybox-static   # the rootfs of every test container (static: no libraries to copy)
   runc             # the OCI runtime used by docker, podman and the bare runc tests
+  crun             # the runtime acceptance harness measures crun's own checks too
   podman
   docker.io        # dockerd 20.10 + containerd 1.6 (+ containerd-shim-runc-v2, ctr)
   containerd       # ctr: the harness's Kubernetes-shaped pod runs on dockerd's containerd

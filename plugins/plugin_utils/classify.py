@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import acceptance
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import (
     PER_NAMESPACE_CLASSES, Entry, Gate, Knowledge, RuntimeSpec)
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import (
@@ -98,16 +99,24 @@ def _runtime_verdict(spec: RuntimeSpec, key: str, klass: str, entry: Optional[En
         "error": error,
         "requires": rule.requires if rule and accepts else None,
         "error_host_namespace": _fmt(rule.error_host_namespace, key, value) if rule else None,
+        # How this verdict is known (the measurement, the runtime's source, or neither), and
+        # the measured words of every version the harness ran, ready to quote.
+        "verified": rule.verified_by if rule else "unverified",
+        "quote": acceptance.quote(rule.rows, key, value) if rule and not accepts and rule.rows else None,
+        "quote_host": acceptance.quote(rule.rows_host, key, value) if rule and rule.rows_host else None,
+        "stage": (rule.rows[0].stage if rule and not accepts and rule.rows else None),
     }
     applies: Optional[bool] = None
     if accepts:
         applies = True
-        if klass == "host-only":
+        kind = {"host-only": "absent", "mirror": "read_only"}.get(klass)
+        if kind:
             applies = False
-            verdict["error"] = _fmt(spec.apply_errors.get("absent"), key, value)
-        elif klass == "mirror":
-            applies = False
-            verdict["error"] = _fmt(spec.apply_errors.get("read_only"), key, value)
+            verdict["error"] = _fmt(spec.apply_errors.get(kind), key, value)
+            rows = spec.apply_rows.get(kind) or ()
+            verdict["quote"] = acceptance.quote(rows, key, value) if rows else None
+            verdict["stage"] = "container-init"
+            verdict["verified"] = ("measured: " + "; ".join(r.citation() for r in rows)) if rows else "unverified"
     verdict["applies"] = applies
     if spec.name == "kubelet":
         safe = False

@@ -21,13 +21,16 @@ from fnmatch import translate
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from . import acceptance
 from .datacache import load_data
 from .datafile import DataFileError, load_yaml
 
 
 CLASSES = ("isolated", "isolated-inherited", "mirror", "host-only", "global", "leaking")
 NAMESPACES = ("net", "ipc", "uts", "user", "pid", "none")
-RUNTIMES = ("runc", "crun", "docker", "podman", "kubelet", "lxc")
+# A runtime here is a *path* a request takes: the Docker Engine API (docker_container, Compose)
+# and the docker CLI (docker run --sysctl) check different things, so they are two runtimes.
+RUNTIMES = ("runc", "crun", "docker-api", "docker-cli", "podman", "podman-api", "containerd", "kubelet", "lxc")
 PER_NAMESPACE_CLASSES = ("isolated", "isolated-inherited")
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +115,20 @@ class RuntimeRule:
     error: Optional[str] = None
     error_host_namespace: Optional[str] = None
     note: Optional[str] = None
+    source: Optional[str] = None        # upstream file + commit the rule was read from
+    unverified: bool = False            # neither measured nor read from the source
+    rows: Tuple[Any, ...] = ()          # acceptance.Row of ``measured`` (every version, newest first)
+    rows_host: Tuple[Any, ...] = ()     # acceptance.Row of ``measured_host``
+
+    @property
+    def verified_by(self) -> str:
+        """How the rule is known: the measurement, the upstream source, or "unverified"."""
+        rows = self.rows or self.rows_host
+        if rows:
+            return "measured: " + "; ".join(r.citation() for r in rows)
+        if self.source:
+            return "source: " + self.source
+        return "unverified"
 
 
 @dataclass(frozen=True)
@@ -123,6 +140,8 @@ class RuntimeSpec:
     versions: Optional[str] = None
     note: Optional[str] = None
     apply_errors: Mapping[str, Optional[str]] = field(default_factory=dict)
+    measured_as: Optional[str] = None   # the acceptance tables' name of this path
+    apply_rows: Mapping[str, Tuple[Any, ...]] = field(default_factory=dict)
 
     def rule_for(self, key: str) -> Optional[RuntimeRule]:
         """The first rule whose ``match`` covers ``key`` (rules are ordered, first wins)."""
@@ -162,6 +181,7 @@ class Knowledge:
     def __init__(self, entries: Sequence[Entry], runtimes: Mapping[str, RuntimeSpec], files: Sequence[str]) -> None:
         self.entries: Tuple[Entry, ...] = tuple(entries)
         self.runtimes: Dict[str, RuntimeSpec] = dict(runtimes)
+        self.tables = acceptance.Tables([], [])  # the measured acceptance tables (set by build_knowledge)
         self.files: Tuple[str, ...] = tuple(files)
         self.by_id: Dict[str, Entry] = {e.id: e for e in self.entries}
         self._exact: Dict[str, Entry] = {}
@@ -286,13 +306,62 @@ def _entry(raw: Mapping[str, Any], file: str) -> Entry:
     )
 
 
-def _runtime(name: str, raw: Mapping[str, Any], file: str) -> RuntimeSpec:
-    rules = tuple(RuntimeRule(match=tuple(r["match"]), accepts=r["accepts"], requires=r.get("requires"),
-                              error=r.get("error"), error_host_namespace=r.get("error_host_namespace"),
-                              note=r.get("note")) for r in raw["rules"])
-    return RuntimeSpec(name=name, rules=rules, sources=_sources(raw["sources"]), file=file,
-                       versions=raw.get("versions"), note=raw.get("note"),
-                       apply_errors=raw.get("apply_errors") or {})
+def _measured_rows(tables: "acceptance.Tables", runtime: Optional[str], key: Optional[str], mode: str,
+                   file: str, where: str) -> Tuple[Any, ...]:
+    """The measured rows a rule points at; a pointer without a row is an error naming the rule."""
+    if key is None:
+        return ()
+    if runtime is None:
+        raise KnowledgeError(file, where, "'measured' needs the runtime's 'measured_as' (its acceptance tables' name)")
+    rows = tuple(tables.rows(runtime, key, mode))
+    if not rows:
+        raise KnowledgeError(file, where, f"no measured row for {key!r} ({mode}) in the {runtime} acceptance tables "
+                                          f"(rules/knowledge/{acceptance.SUBDIR}/; make runtime-acceptance)")
+    return rows
+
+
+def _measured_text(rows: Tuple[Any, ...], fallback: Optional[str]) -> Optional[str]:
+    """The newest measured message as a template ({key}/{value}/{path}), else ``fallback``."""
+    if not rows:
+        return fallback
+    return (rows[0].template.replace("{name}", "<container>").replace("{id}", "<id>")
+            .replace("{workdir}", "<dir>"))
+
+
+_HOST_MODE = {"net": "host-net", "ipc": "host-ipc", "uts": "host-uts"}
+
+
+def _runtime(name: str, raw: Mapping[str, Any], file: str,
+             tables: Optional["acceptance.Tables"] = None) -> RuntimeSpec:
+    tables = tables or acceptance.Tables([], [])
+    measured_as = raw.get("measured_as")
+    rules = []
+    for position, r in enumerate(raw["rules"]):
+        where = f"$.runtimes.{name}.rules[{position}]"
+        rows = _measured_rows(tables, measured_as, r.get("measured"), "private", file, where + ".measured")
+        host_mode = _HOST_MODE.get(r.get("requires") or "", "host-net")
+        rows_host = _measured_rows(tables, measured_as, r.get("measured_host"), host_mode, file, where + ".measured_host")
+        rules.append(RuntimeRule(
+            match=tuple(r["match"]), accepts=r["accepts"], requires=r.get("requires"),
+            error=None if r["accepts"] else _measured_text(rows, r.get("error")),
+            error_host_namespace=_measured_text(rows_host, r.get("error_host_namespace")),
+            note=r.get("note"), source=r.get("source"), unverified=bool(r.get("unverified", False)),
+            rows=rows, rows_host=rows_host))
+    apply_rows = {kind: _measured_rows(tables, measured_as, key, "private", file, f"$.runtimes.{name}.measured_apply.{kind}")
+                  for kind, key in (raw.get("measured_apply") or {}).items()}
+    apply_errors = dict(raw.get("apply_errors") or {})
+    for kind, rows in apply_rows.items():
+        apply_errors[kind] = _measured_text(rows, apply_errors.get(kind))
+    return RuntimeSpec(name=name, rules=tuple(rules), sources=_sources(raw["sources"]), file=file,
+                       versions=raw.get("versions"), note=raw.get("note"), apply_errors=apply_errors,
+                       measured_as=measured_as, apply_rows=apply_rows)
+
+
+def _tables(directory: Path) -> "acceptance.Tables":
+    try:
+        return acceptance.load_tables(directory / acceptance.SUBDIR)
+    except acceptance.AcceptanceError as exc:
+        raise KnowledgeError(exc.file, None, exc.message) from exc
 
 
 def _files(directory: Path) -> List[Path]:
@@ -324,11 +393,15 @@ def build_knowledge(directories: Sequence[Path]) -> Knowledge:
     entries: Dict[str, Entry] = {}
     runtimes: Dict[str, RuntimeSpec] = {}
     files: List[str] = []
+    all_tables: List["acceptance.Tables"] = []
     for index, directory in enumerate(directories):
         site = index > 0
         seen_here: Dict[str, str] = {}
         exact_here: Dict[str, Tuple[str, str]] = {}
-        for path in _files(Path(directory)):
+        paths = _files(Path(directory))
+        tables = _tables(Path(directory))
+        all_tables.append(tables)
+        for path in paths:
             document = load_file(path)
             files.append(str(path))
             for position, raw in enumerate(document.get("entries", ())):
@@ -354,8 +427,10 @@ def build_knowledge(directories: Sequence[Path]) -> Knowledge:
                 if name in runtimes and not site:
                     raise KnowledgeError(str(path), f"$.runtimes.{name}",
                                          f"runtime {name!r} is already described in {runtimes[name].file}")
-                runtimes[name] = _runtime(name, raw, str(path))
-    return Knowledge(list(entries.values()), runtimes, files)
+                runtimes[name] = _runtime(name, raw, str(path), tables)
+    knowledge = Knowledge(list(entries.values()), runtimes, files)
+    knowledge.tables = acceptance.Tables.merged(all_tables)
+    return knowledge
 
 
 _SCHEMA: Optional[Dict[str, Any]] = None

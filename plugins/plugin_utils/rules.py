@@ -313,8 +313,10 @@ def _writable(mode: Optional[str]) -> bool:
         return False
 
 
-# identity.runtime -> the runtime name in the knowledge base (rules/knowledge/runtimes.yml)
-_RUNTIME_KB = {"docker": "docker", "podman": "podman", "lxc": "lxc", "runc": "runc", "crun": "crun",
+# identity.runtime -> the runtime name in the knowledge base (rules/knowledge/runtimes.yml).
+# A running Docker container came through the Engine API (docker run's client check already
+# passed), so what it meets again on re-create is the daemon's path: runc's validator.
+_RUNTIME_KB = {"docker": "docker-api", "podman": "podman", "lxc": "lxc", "runc": "runc", "crun": "crun",
                "containerd": "runc", "cri-o": "runc", "crio": "runc"}
 
 

@@ -25,6 +25,20 @@ def _quote(text: Optional[str]) -> str:
     return '"%s"' % text if text else ""
 
 
+def _said(verdict: Mapping[str, Any], host: bool = False) -> str:
+    """What the runtime prints, as measured (every version, with the date), else the knowledge
+    base's text marked unverified when neither a measurement nor the source backs it."""
+    measured = verdict.get("quote_host" if host else "quote")
+    if measured:
+        return measured
+    error = verdict.get("error_host_namespace" if host else "error")
+    if not error:
+        return ""
+    if verdict.get("verified") == "unverified":
+        return "%s (unverified: neither measured nor read from the runtime's source)" % _quote(error)
+    return _quote(error)
+
+
 def _numeric(value: Optional[str]) -> Optional[float]:
     try:
         return float(str(value).strip())
@@ -105,7 +119,7 @@ def _requested_consequence(ctx: Context, nset: Mapping[str, Any], key: str, requ
         head = "a write from the container's own namespace changes the host's value (the key leaks on this kernel)"
     elif klass == "mirror":
         head = ("the container's namespace shows the host's live value read-only, so the write fails%s"
-                % (": " + _quote(error) if error else " (EACCES, permission denied)"))
+                % (": " + _said(verdict) if error else " (EACCES, permission denied)"))
         return head + ".", error
     else:
         head = ""
@@ -120,7 +134,7 @@ def _requested_consequence(ctx: Context, nset: Mapping[str, Any], key: str, requ
                 % ", ".join(signals["signals"]))
         return ("%s; %s." % (head, text) if head else text + "."), error
     if verdict and verdict.get("accepts") is False:
-        text = "the runtime (%s) rejects it: %s" % (verdict.get("runtime"), _quote(error) or "not namespaced")
+        text = "the runtime (%s) rejects it: %s" % (verdict.get("runtime"), _said(verdict) or "not namespaced")
         return ("%s; %s." % (head, text) if head else text + "."), error
     text = ("a runtime that validates sysctls (runc, crun, Docker, Podman, the kubelet) rejects it; one that "
             "does not (LXC), or a privileged write, changes it for the whole host")
@@ -552,7 +566,7 @@ def check_shared_namespace_sysctl(ctx: Context, rule: Rule, params: Mapping[str,
             if needs not in shared or info["class"] in GLOBALISH:
                 continue
             error = verdict.get("error_host_namespace")
-            what = ("the runtime refuses to start it: %s" % _quote(error) if error else
+            what = ("the runtime refuses to start it: %s" % _said(verdict, host=True) if error else
                     "a runtime that checks (runc, crun, Docker, Podman, the kubelet) refuses to start it; one that "
                     "does not (LXC) writes the host's own value")
             tasks, note = _host_task_unless_lower(ctx, rule, key, requested,

@@ -30,13 +30,24 @@ import yaml
 
 # Imported here, not lazily: a lazy import of a sibling can run under another import regime
 # (ansible's collection finder installed after this package was imported from sys.path) and fail.
-from .classify import scope as knowledge_scope
+from . import acceptance, key_inventory
+from .classify import key_to_path, scope as knowledge_scope
 from .remediation import host_sysctl_task
 from .versions import KernelVersionError, format_kernel, parse_kernel
 
 DEFAULT_FLOOR = "4.18"
 # Environment variables, because ansible-lint's config schema refuses per-rule options.
 FLOOR_ENV = "NSGUARD_SYSCTL_KERNEL_FLOOR"
+# The oldest Kubernetes (kubelet) the user runs; unset = the newest safe set the knowledge has.
+K8S_ENV = "NSGUARD_SYSCTL_K8S_VERSION"
+SAFE_SYSCTLS_SOURCE = "kubernetes/kubernetes pkg/kubelet/sysctl/safe_sysctls.go"
+# moby's Engine API: from 1.48 (Engine 28) per-interface keys go in the endpoint's driver option.
+MOBY_SYSCTL_BC = ("moby/moby daemon/server/router/container/container_routes.go handleSysctlBC "
+                  "(6d26a27c8393)")
+# The acceptance cases whose measured rows speak for a kind of key (tests/integration/runtime_acceptance/cases.py).
+CASE_SLASH = "net/ipv4/ip_forward"
+CASE_VLAN = "net.ipv4.conf.eth0.100.rp_filter"
+CASE_UNKNOWN = "net.ipv4.foo_bar"
 
 NAMESPACED = frozenset({"isolated", "isolated-inherited"})
 NOT_NAMESPACED = frozenset({"global", "mirror", "host-only", "leaking"})
@@ -48,6 +59,9 @@ REJECTED = "runtime-rejected"      # every runtime that could run the spec refus
 HOST_NAMESPACE = "host-namespace"  # namespaced, but the spec shares that namespace with the host
 KERNEL_GATED = "kernel-gated"      # namespaced on one side of a kernel gate only
 KUBELET_UNSAFE = "kubelet-unsafe"  # outside the kubelet's safe set
+UNKNOWN = "unknown"                # a name no kernel the knowledge covers has (a typo)
+UNSETTABLE = "unsettable"          # no runtime can write it (an interface name with a dot)
+VERSION_GATED = "runtime-version-gated"  # refused by newer releases of the spec's runtime path
 
 _CLASS_WORDS = {
     "global": "global (one value for the whole host)",
@@ -69,6 +83,10 @@ _JINJA = re.compile(r"{{|{%|{#")
 
 class FloorError(ValueError):
     """The kernel floor option is not a kernel version."""
+
+
+class K8sVersionError(ValueError):
+    """The Kubernetes version option is not a version such as 1.29."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,10 @@ class SpecContext:
     kubelet: bool = False
     where: str = "this container spec"
     direct_write: bool = False  # the key is written from inside the container (sysctl task)
+    # The OCI runtimes under a kubelet: a key the kubelet lets through can still be refused there.
+    oci: Tuple[str, ...] = ()
+    # A Docker API container on a bridge or user-defined network (moby's handleSysctlBC applies).
+    docker_bridge: bool = False
 
 
 def is_templated(value: Any) -> bool:
@@ -139,6 +161,80 @@ def parse_floor(text: Optional[str] = None) -> str:
         return format_kernel(parse_kernel(str(text)))
     except KernelVersionError as exc:
         raise FloorError(f"{origin}={text!r} is not a kernel version such as 4.18 or 5.14.0") from exc
+
+
+def parse_k8s(text: Optional[str] = None) -> Optional[Tuple[int, int]]:
+    """The Kubernetes version as (major, minor): ``text``, else ``$NSGUARD_SYSCTL_K8S_VERSION``,
+    else None (judge against the newest safe set)."""
+    origin = "Kubernetes version"
+    if text is None:
+        text = os.environ.get(K8S_ENV) or None
+        origin = K8S_ENV
+    if text is None or str(text).strip() == "":
+        return None
+    match = re.fullmatch(r"\s*v?(\d+)\.(\d+)(\.\d+)?\s*", str(text))
+    if not match:
+        raise K8sVersionError(f"{origin}={text!r} is not a Kubernetes version such as 1.29")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _k8s_text(version: Tuple[int, int]) -> str:
+    return "%d.%d" % version
+
+
+def _measured_quote(kb: Any, runtime: str, case: str, key: str, value: Optional[str], mode: str = "private",
+                    refused_only: bool = True) -> Optional[str]:
+    """What ``runtime`` printed for the acceptance case ``case``, as it reads for ``key``."""
+    spec = (getattr(kb, "runtimes", None) or {}).get(runtime)
+    tables = getattr(kb, "tables", None)
+    if spec is None or tables is None or not spec.measured_as:
+        return None
+    rows = [r for r in tables.rows(spec.measured_as, case, mode) if not (refused_only and r.accepted)]
+    return acceptance.quote(rows, key, value) if rows else None
+
+
+def _said(info: Mapping[str, Any], host: bool = False, runtime: str = "") -> Optional[str]:
+    """A runtime verdict's words: measured (with version and date), else its text with the
+    source it was read from, marked unverified when neither backs it."""
+    measured = info.get("quote_host" if host else "quote")
+    if measured:
+        return measured
+    error = info.get("error_host_namespace" if host else "error")
+    if not error:
+        return None
+    who = f"{runtime} says " if runtime else ""
+    verified = info.get("verified") or "unverified"
+    if verified == "unverified":
+        return f'{who}"{error}" (unverified: neither measured nor read from the runtime\'s source)'
+    return f'{who}"{error}" (from {verified.replace("source: ", "", 1)})'
+
+
+_VLAN = re.compile(r"^net\.(ipv4|ipv6|mpls)\.(conf|neigh)\.(?P<dev>[^.]+(\.[^.]+)+)\.(?P<leaf>[^.]+)$")
+
+
+def vlan_dotted(name: str) -> Optional[Tuple[str, str]]:
+    """``(device, slash spelling)`` for a dotted key whose interface name has a dot
+    (``net.ipv4.conf.eth0.100.rp_filter``), else None."""
+    match = _VLAN.match(name)
+    if not match or len(name.split(".")) <= 5:
+        return None
+    dev = match.group("dev")
+    head = name[:match.start("dev")].rstrip(".")
+    return dev, "/".join(head.split(".") + [dev, match.group("leaf")])
+
+
+def docker_interface_key(name: str) -> bool:
+    """moby's test in handleSysctlBC: ``net.*.*.eth*.*`` (split in at most five parts)."""
+    parts = name.split(".", 4)
+    return len(parts) == 5 and parts[0] == "net" and parts[3].startswith("eth")
+
+
+def is_unknown(kb: Any, name: str) -> bool:
+    """No knowledge entry names ``name`` and no listed kernel has it, though they have its directory."""
+    found = kb.lookup(name) if hasattr(kb, "lookup") else None
+    if found and found[1] == name:
+        return False
+    return key_inventory.load().unknown(name)
 
 
 def _is_ns(klass: Optional[str]) -> bool:
@@ -185,20 +281,74 @@ def _effect(ctx: SpecContext, sc: Mapping[str, Any], klass: Optional[str]) -> st
         return ("writing it from inside the container fails (read-only /proc/sys)"
                 + (", or, in a privileged container, changes it for the whole host" if writable else ""))
     infos = [(rt, (sc.get("runtimes") or {}).get(rt) or {}) for rt in ctx.runtimes]
-    refusing = [(rt, info.get("error")) for rt, info in infos if info and not info.get("accepts", True)]
-    failing = [(rt, info.get("error")) for rt, info in infos
+    refusing = [(rt, _said(info, runtime=rt)) for rt, info in infos if info and not info.get("accepts", True)]
+    failing = [(rt, _said(info, runtime=rt)) for rt, info in infos
                if info and info.get("accepts", True) and info.get("applies") is False]
     if infos and len(refusing) == len(infos):
-        rt, err = refusing[0]
-        text = f"{rt} rejects it at deploy time" + (f' ("{err}")' if err else "")
+        text = "the runtime rejects it at deploy time: " + "; ".join(
+            said or f"{rt} refuses it" for rt, said in refusing)
     elif failing:
-        rt, err = failing[0]
-        text = f"{rt} accepts the name, but the container fails to start" + (f' ("{err}")' if err else "")
+        text = "the runtime accepts the name, but the container fails to start: " + "; ".join(
+            said or f"{rt} cannot write it" for rt, said in failing)
     else:
         text = "the container cannot own it"
     if writable:
         text += "; a privileged container that writes it changes it for every container on the host"
     return text
+
+
+def _label(runtime: str, kb: Any) -> str:
+    spec = (getattr(kb, "runtimes", None) or {}).get(runtime)
+    return acceptance.LABELS.get(getattr(spec, "measured_as", None) or "", runtime)
+
+
+def _spelling_verdicts(kb: Any, raw: str, name: str, ctx: SpecContext, value: Optional[str],
+                       base: Mapping[str, Any]) -> List[Verdict]:
+    """Problems of how the key is *written*, whatever its class: a dotted interface name no
+    runtime can write, and a '/'-separated name that the CLIs refuse."""
+    vlan = vlan_dotted(name)
+    if vlan is not None and not ctx.direct_write:
+        dev, slash = vlan
+        runtimes = ctx.oci or ctx.runtimes or ("runc",)
+        quotes = [q for q in (_measured_quote(kb, rt, CASE_VLAN, name, value) for rt in runtimes) if q]
+        said = f" ({'; '.join(quotes)})" if quotes else ""
+        msg = (f"{name} names interface '{dev}', whose name has a dot: runc, crun, CRI-O's pinns and LXC turn "
+               f"every '.' into '/', so they open /proc/sys/{key_to_path(name.replace('/', '.'))}, which does not "
+               f"exist{said}; no runtime can set this key. Set it on the host or where the interface is made "
+               f"(the sysctl spelling is {slash}).")
+        return [Verdict(name, UNSETTABLE, "error", msg, **base)]
+    slashed = isinstance(raw, str) and "/" in raw.strip().split(".", 1)[0]
+    if slashed and ctx.runtimes and not ctx.direct_write:
+        refused = [(rt, q) for rt in ctx.runtimes
+                   for q in [_measured_quote(kb, rt, CASE_SLASH, raw.strip(), value)] if q]
+        if refused and len(refused) == len(ctx.runtimes):
+            rt, dummy = refused[0]
+            msg = (f"{raw.strip()} is spelled with '/': {'; '.join(q for dummy2, q in refused)}. "
+                   f"Write it as {name} in {ctx.where}.")
+            return [Verdict(name, REJECTED, "error", msg, runtime=rt, runtime_error=refused[0][1], **base)]
+        if refused:
+            rt, quoted = refused[0]
+            msg = (f"{raw.strip()} is spelled with '/', which {_label(rt, kb)} refuses ({quoted}) while other "
+                   f"runtimes of {ctx.where} accept it. Write it as {name}.")
+            return [Verdict(name, REJECTED, "warning", msg, runtime=rt, runtime_error=quoted, **base)]
+    return []
+
+
+def _kubelet_safe_since(kb: Any, name: str) -> Tuple[Optional[str], Optional[str], bool]:
+    """``(since_k8s, commit, unverified)`` of the key's kubelet safe-set entry, if any."""
+    found = kb.lookup(name) if hasattr(kb, "lookup") else None
+    entry = found[0] if found else None
+    safe = getattr(entry, "kubelet_safe", None) or {}
+    if not safe:
+        return None, None, False
+    return str(safe.get("since_k8s")), safe.get("commit"), bool(safe.get("unverified"))
+
+
+def _version_of(text: Optional[str]) -> Optional[Tuple[int, int]]:
+    try:
+        return parse_k8s(text) if text else None
+    except K8sVersionError:
+        return None
 
 
 def assess(
@@ -208,8 +358,10 @@ def assess(
     floor: Optional[str] = None,
     scope: Optional[Callable[..., Mapping[str, Any]]] = None,
     value: Any = None,
+    k8s: Optional[str] = None,
 ) -> List[Verdict]:
-    """Every problem with asking for ``key`` in a spec like ``ctx``, on kernels from ``floor`` on.
+    """Every problem with asking for ``key`` in a spec like ``ctx``, on kernels from ``floor`` on
+    (and, for a Pod, on kubelets from ``k8s`` on: ``$NSGUARD_SYSCTL_K8S_VERSION``).
 
     Returns ``[]`` for a key that is fine, and for a key that cannot be judged (templated,
     not a string, unknown to the knowledge base's classifier). Never raises on odd input.
@@ -219,6 +371,7 @@ def assess(
     if name is None:
         return []
     floor = parse_floor(floor) if floor is not None else parse_floor()
+    k8s_version = parse_k8s(k8s) if k8s is not None else parse_k8s()
     scope = scope or knowledge_scope
     try:
         text = None if value is None or isinstance(value, (Mapping, list)) else str(value)
@@ -234,15 +387,30 @@ def assess(
     since, backports = _flip(kb, name, floor, at_floor, scope) if k_floor != k_latest else (None, ())
     also = f" (stable backports: {', '.join(backports)})" if backports else ""
 
+    # 0. The spelling: unsettable on every runtime, or refused by the spec's client.
+    spelled = _spelling_verdicts(kb, key, name, ctx, text, base)
+    if spelled:
+        return spelled
+
+    # 0b. A name no kernel has: say so (never "allow it"): the container fails at start.
+    if is_unknown(kb, name):
+        runtimes = ctx.oci or ctx.runtimes or ("runc",)
+        quotes = [q for q in (_measured_quote(kb, rt, CASE_UNKNOWN, name, text) for rt in runtimes) if q]
+        kernels = ", ".join(key_inventory.load().kernels)
+        msg = (f"{name} is not a sysctl of any kernel the knowledge covers (no knowledge entry names it and "
+               f"Linux {kernels} has no such key): check the spelling."
+               + (f" Runtimes accept the name and the container fails to start: {'; '.join(quotes)}." if quotes
+                  and not ctx.direct_write else ""))
+        return [Verdict(name, UNKNOWN, "warning", msg, **base)]
+
     # 1. A namespace the spec shares with the host: the key would be the host's own setting.
     shared = ctx.host_namespaces & {at_floor.get("namespace"), latest.get("namespace")}
     if shared and (_is_ns(k_floor) or _is_ns(k_latest)):
         ns = sorted(shared)[0]
-        rt_err = None
-        for rt in ctx.runtimes:
-            info = (latest.get("runtimes") or {}).get(rt) or {}
-            rt_err = info.get("error_host_namespace") or rt_err
-        refused = f'the runtime refuses it ("{rt_err}")' if rt_err else "the runtime refuses it"
+        said = [(rt, _said((latest.get("runtimes") or {}).get(rt) or {}, host=True, runtime=rt)) for rt in ctx.runtimes]
+        said = [(rt, q) for rt, q in said if q]
+        rt_err = said[0][1] if said else None
+        refused = ("the runtime refuses it: " + "; ".join(q for dummy, q in said)) if said else "the runtime refuses it"
         msg = (f"{name} is per {ns} namespace, but {ctx.where} shares the host's {ns} namespace: "
                f"{refused}, and the setting would be the host's own. Set it on the host, "
                f"or give the container {_NAMESPACE_FIELD.get(ns, 'its own namespace')}.")
@@ -261,17 +429,41 @@ def assess(
         return [Verdict(name, reason, "error", msg, since=since, **base)]
 
     verdicts: List[Verdict] = []
-    # 3. Refused by every runtime that could run the spec, namespaced or not.
-    refusals = _runtime_refusals(at_floor, ctx.runtimes) or _runtime_refusals(latest, ctx.runtimes)
-    if refusals:
-        rt, err = refusals[0]
-        names = " and ".join(r for r, dummy in refusals)
-        quoted = f' ("{err}")' if err else ""
+    # 3. Refused by every runtime that could run the spec, namespaced or not; for a Pod, also
+    #    by every OCI runtime under the kubelet (the kubelet may let it through first).
+    for runtimes, after in ((ctx.runtimes, ""), (ctx.oci, "oci")):
+        refusals = _runtime_refusals(at_floor, runtimes) or _runtime_refusals(latest, runtimes)
+        if not refusals:
+            continue
+        rt = refusals[0][0]
+        quoted = "; ".join(q for q in (_said((latest.get("runtimes") or {}).get(r) or {}, runtime=r)
+                                       for r, dummy in refusals) if q)
+        err = refusals[0][1]
         fix = ("set it through the runtime's own option (hostname, domainname)" if namespace == "uts"
                else "set it on the host")
-        msg = (f"{name} is refused by {names}{quoted} although the kernel keeps it "
-               f"{_describe(k_latest)}: the container will not start. Remove it from {ctx.where} and {fix}.")
+        if after:
+            msg = (f"{name} passes the kubelet's checks (with --allowed-unsafe-sysctls), but the OCI runtime "
+                   f"under it refuses it: {quoted}. The pod will not start, and allowing it on the kubelet "
+                   f"cannot help. Remove it from {ctx.where} and {fix}.")
+        else:
+            why = (f"{name} is per user namespace and the container has none of its own (it runs in the host's), "
+                   "so it is refused" if namespace == "user" else
+                   f"{name} is refused although the kernel keeps it {_describe(k_latest)}")
+            msg = (f"{why}: {quoted or rt + ' refuses it'}. "
+                   f"The container will not start. Remove it from {ctx.where} and {fix}.")
         return [Verdict(name, REJECTED, "error", msg, runtime=rt, runtime_error=err, **base)]
+
+    # 3b. Docker Engine API >= 1.48 refuses per-interface keys as container sysctls.
+    if "docker-api" in ctx.runtimes and ctx.docker_bridge and docker_interface_key(name):
+        parts = name.split(".", 4)
+        ifname = f"net.{parts[1]}.{parts[2]}.IFNAME.{parts[4]}"
+        msg = (f"{name} names an interface: Docker Engine 28 and later (API >= 1.48) refuse it "
+               f"(\"interface specific sysctl setting \"{name}\" must be supplied using driver option "
+               f"'com.docker.network.endpoint.sysctls'\"); API 1.46-1.47 move an eth0 key to the endpoint and "
+               f"refuse other interfaces (\"unable to determine network endpoint for sysctl {name}\"), from "
+               f"{MOBY_SYSCTL_BC}. Set {ifname} in the network's driver_opts "
+               f"(com.docker.network.endpoint.sysctls) instead of {ctx.where}'s sysctls.")
+        verdicts.append(Verdict(name, VERSION_GATED, "warning", msg, runtime="docker-api", **base))
 
     # 4. A kernel gate between the floor and the latest kernel.
     if _is_ns(k_floor) != _is_ns(k_latest):
@@ -285,14 +477,24 @@ def assess(
                    f"on hosts with {gate} or later the container cannot own it. Set it on the host.")
         verdicts.append(Verdict(name, KERNEL_GATED, "warning", msg, since=gate, **base))
 
-    # 5. The kubelet's safe set.
+    # 5. The kubelet's safe set (of the kernel floor, and of the Kubernetes version given).
     if ctx.kubelet:
         kubelet = (at_floor.get("runtimes") or {}).get("kubelet") or {}
-        if kubelet and not kubelet.get("safe", False) and kubelet.get("accepts", True):
-            err = kubelet.get("error")
-            msg = (f"{name} is not in the Kubernetes safe set: the kubelet rejects the pod (SysctlForbidden"
-                   + (f': {err}' if err else "") + f") unless it runs with --allowed-unsafe-sysctls={name}; "
-                   "the Pod Security baseline level also forbids it.")
+        since_k8s, commit, unverified = _kubelet_safe_since(kb, name)
+        too_old = (k8s_version is not None and kubelet.get("safe", False) and since_k8s is not None
+                   and _version_of(since_k8s) is not None and k8s_version < _version_of(since_k8s))
+        if kubelet and kubelet.get("accepts", True) and (not kubelet.get("safe", False) or too_old):
+            err = kubelet.get("error") or f'forbidden sysctl: "{name}" not allowlisted'
+            if too_old:
+                cite = (f"{SAFE_SYSCTLS_SOURCE}" + (f", listed there at {commit}" if commit else "")
+                        + (" (unverified: the knowledge's since_k8s is not backed by a source commit)" if unverified else ""))
+                msg = (f"{name} is in the kubelet's safe set only since Kubernetes {since_k8s} ({cite}): a kubelet "
+                       f"{_k8s_text(k8s_version)} ({K8S_ENV}) rejects the pod (SysctlForbidden: {err}) unless it "
+                       f"runs with --allowed-unsafe-sysctls={name}.")
+            else:
+                msg = (f"{name} is not in the Kubernetes safe set: the kubelet rejects the pod (SysctlForbidden: {err}) "
+                       f"unless it runs with --allowed-unsafe-sysctls={name}; the Pod Security baseline level "
+                       "also forbids it.")
             verdicts.append(Verdict(name, KUBELET_UNSAFE, "warning", msg, **base))
     return verdicts
 
@@ -305,6 +507,16 @@ def render_tasks(tasks: Iterable[Mapping[str, Any]]) -> str:
 def remediation(verdict: Verdict, value: Any, tag: str) -> str:
     """What to do about ``verdict``, as text with a ready task where a task is the fix."""
     key = verdict.key
+    if verdict.reason == UNKNOWN:
+        return f"Check the name: no kernel has {key}. Remove it from the spec, or correct the spelling."
+    if verdict.reason == VERSION_GATED:
+        return ("Move it to the network endpoint: driver_opts: {com.docker.network.endpoint.sysctls: "
+                f"\"{re.sub(r'^(net[.][^.]+[.][^.]+)[.]eth[^.]*[.]', lambda m: m.group(1) + '.IFNAME.', key)}={value}\"}}")
+    if verdict.reason == UNSETTABLE:
+        vlan = vlan_dotted(key)
+        slash = vlan[1] if vlan else key
+        return (f"Remove {key} from the spec; no runtime can write it. On the host:\n"
+                + render_tasks([host_sysctl_task(tag, slash, value if value not in (None, "") else "{{ value }}")]))
     if verdict.reason == KUBELET_UNSAFE:
         return (f"Allow it on the nodes that run this pod (kubelet flag --allowed-unsafe-sysctls={key}, "
                 f"or in the KubeletConfiguration):\n"

@@ -15,7 +15,8 @@ stem no other module on ``sys.path`` is likely to have. It does three jobs:
    in ``details``, one sub-tag per key, a ``helpUri`` on this collection's docs, ``--fix``).
 
 Options come from the environment because ansible-lint's config refuses per-rule keys:
-``NSGUARD_SYSCTL_KERNEL_FLOOR`` (default 4.18), ``NSGUARD_SYSCTL_KNOWLEDGE_DIRS`` (extra
+``NSGUARD_SYSCTL_KERNEL_FLOOR`` (default 4.18), ``NSGUARD_SYSCTL_K8S_VERSION`` (the oldest
+kubelet, default: the newest safe set), ``NSGUARD_SYSCTL_KNOWLEDGE_DIRS`` (extra
 knowledge directories, ``os.pathsep``-separated) and ``NSGUARD_SYSCTL_DOCS_URL`` (base of the
 rule pages that SARIF ``helpUri`` points at).
 """
@@ -148,6 +149,7 @@ class Setup:
     kb: Any = None
     floor: str = ""
     error: Optional[str] = None
+    k8s: Optional[str] = None  # the Kubernetes version option, normalised ("1.29"), or None
 
 
 @functools.lru_cache(maxsize=None)
@@ -157,9 +159,10 @@ def setup() -> Setup:
         judge = engine()
         knowledge = importlib.import_module(PREFIX + ".plugins.plugin_utils.knowledge")
         floor = judge.parse_floor()
+        k8s = judge.parse_k8s()
         extra = [p for p in os.environ.get(KNOWLEDGE_DIRS_ENV, "").split(os.pathsep) if p]
         kb = knowledge.load_knowledge(extra_dirs=extra) if extra else knowledge.load_knowledge()
-        return Setup(kb=kb, floor=floor)
+        return Setup(kb=kb, floor=floor, k8s="%d.%d" % k8s if k8s else "")
     except Exception as exc:  # noqa: BLE001 - any failure here must name itself, not crash ansible-lint
         where = collection_root()
         return Setup(error=f"nsguard.sysctl rules cannot judge sysctls (collection at {where}): "
@@ -175,33 +178,26 @@ def docs_url(rule_id: str) -> str:
 # --------------------------------------------------------------------------------------------
 # 2. Extraction: which sysctls does a spec ask for, and in what context
 # --------------------------------------------------------------------------------------------
-DOCKER_CONTAINER = frozenset({"community.docker.docker_container", "docker_container"})
-PODMAN_CONTAINER = frozenset({"containers.podman.podman_container", "podman_container"})
-SWARM_SERVICE = frozenset({"community.docker.docker_swarm_service", "docker_swarm_service"})
-COMPOSE_V2 = frozenset({"community.docker.docker_compose_v2", "docker_compose_v2"})
-K8S = frozenset({"kubernetes.core.k8s", "k8s", "community.kubernetes.k8s"})
-POSIX_SYSCTL = frozenset({"ansible.posix.sysctl", "sysctl", "ansible.legacy.sysctl"})
-CONTAINER_CONNECTIONS = frozenset({
-    "community.docker.docker", "docker", "community.docker.docker_api", "docker_api",
-    "containers.podman.podman", "podman", "kubernetes.core.kubectl", "kubectl",
-    "community.kubernetes.kubectl",
-})
-CONTAINER_MODULES = DOCKER_CONTAINER | PODMAN_CONTAINER | SWARM_SERVICE | COMPOSE_V2 | K8S
-K8S_DEFINITION_OPTIONS = ("definition", "resource_definition", "inline")
-# Where each workload kind keeps its PodSpec.
-POD_SPEC_PATHS = {
-    "Pod": ("spec",),
-    "PodTemplate": ("template", "spec"),
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "ReplicationController": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
+# The vocabulary (module names, pod-template paths, runtime paths, docker/podman command
+# lines) lives in plugin_utils/container_specs.py, shared with the rest of the collection.
+_VOCABULARY = ("DOCKER_CONTAINER", "PODMAN_CONTAINER", "PODMAN_POD", "SWARM_SERVICE", "COMPOSE_V2", "K8S",
+               "POSIX_SYSCTL", "COMMAND_MODULES", "CONTAINER_CONNECTIONS", "CONTAINER_MODULES",
+               "K8S_DEFINITION_OPTIONS", "POD_SPEC_PATHS")
 PLAY_TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 BLOCK_LISTS = ("block", "rescue", "always")
+
+
+@functools.lru_cache(maxsize=None)
+def specs() -> types.ModuleType:
+    """``container_specs`` of this collection (found the way :func:`engine` finds the judge)."""
+    engine()
+    return importlib.import_module(PREFIX + ".plugins.plugin_utils.container_specs")
+
+
+def __getattr__(name: str) -> Any:  # the vocabulary, for code that read it from here
+    if name in _VOCABULARY:
+        return getattr(specs(), name)
+    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -221,13 +217,7 @@ def _is_true(value: Any) -> bool:
 
 
 def _is_host(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() == "host"
-    if isinstance(value, Mapping):
-        return _is_host(value.get("name"))
-    if isinstance(value, (list, tuple)):
-        return any(_is_host(v) for v in value)
-    return False
+    return specs().is_host(value)
 
 
 def iter_sysctls(container: Any) -> Iterator[Tuple[Any, Any, Any]]:
@@ -261,50 +251,72 @@ def _label(kind: str, name: Any) -> str:
 
 def task_items(action: Mapping[str, Any]) -> List[Item]:
     """The sysctls a container task asks for (``task["action"]`` as ansible-lint normalizes it)."""
+    sp = specs()
     module = action.get("__ansible_module__")
-    if module not in CONTAINER_MODULES:
+    if module not in sp.CONTAINER_MODULES and module not in sp.COMMAND_MODULES:
         return []
     judge = engine()
     args = {k: v for k, v in action.items() if not (isinstance(k, str) and k.startswith("__"))}
     name = args.get("name")
-    if module in DOCKER_CONTAINER or module in SWARM_SERVICE:
+    if module in sp.COMMAND_MODULES:
+        return command_items(sp.command_text(args), name)
+    if module in sp.DOCKER_CONTAINER or module in sp.SWARM_SERVICE:
         hostns = set()
-        if module in DOCKER_CONTAINER:
+        bridge = False
+        if module in sp.DOCKER_CONTAINER:
             hostns = {ns for ns, opt in (("net", "network_mode"), ("ipc", "ipc_mode"), ("uts", "uts"))
                       if _is_host(args.get(opt))}
+            bridge = sp.docker_bridge(args.get("network_mode"))
         elif _is_host(args.get("networks")):
             hostns = {"net"}
-        kind = "docker_container" if module in DOCKER_CONTAINER else "docker_swarm_service"
-        ctx = judge.SpecContext(runtimes=("docker",), host_namespaces=frozenset(hostns),
-                                where=f"the {_label(kind, name)} task")
+        kind = "docker_container" if module in sp.DOCKER_CONTAINER else "docker_swarm_service"
+        ctx = judge.SpecContext(runtimes=sp.PATH_DOCKER_API, host_namespaces=frozenset(hostns),
+                                where=f"the {_label(kind, name)} task", docker_bridge=bridge)
         return _items(args.get("sysctls"), ("sysctls",), ctx)
-    if module in PODMAN_CONTAINER:
+    if module in sp.PODMAN_CONTAINER or module in sp.PODMAN_POD:
         network = next((args[o] for o in ("network", "net", "network_mode") if o in args), None)
         ipc = next((args[o] for o in ("ipc", "ipc_mode") if o in args), None)
         hostns = {ns for ns, val in (("net", network), ("ipc", ipc), ("uts", args.get("uts"))) if _is_host(val)}
-        ctx = judge.SpecContext(runtimes=("podman",), host_namespaces=frozenset(hostns),
-                                where=f"the {_label('podman_container', name)} task")
+        kind = "podman_container" if module in sp.PODMAN_CONTAINER else "podman_pod"
+        ctx = judge.SpecContext(runtimes=sp.PATH_PODMAN, host_namespaces=frozenset(hostns),
+                                where=f"the {_label(kind, name)} task")
         return _items(args.get("sysctl"), ("sysctl",), ctx)
-    if module in COMPOSE_V2:
-        return compose_items(args.get("definition"), ("definition",), runtimes=("docker",))
-    for option in K8S_DEFINITION_OPTIONS:
+    if module in sp.COMPOSE_V2:
+        return compose_items(args.get("definition"), ("definition",), runtimes=sp.PATH_DOCKER_API)
+    for option in sp.K8S_DEFINITION_OPTIONS:
         if option in args:
             return k8s_items(args[option], (option,))
     return []
 
 
-def compose_items(doc: Any, prefix: Tuple[Any, ...] = (), runtimes: Tuple[str, ...] = ("docker", "podman")) -> List[Item]:
-    """The sysctls of every service of a Compose document (``services.<name>.sysctls``)."""
+def command_items(command: Any, task_name: Any = None) -> List[Item]:
+    """The ``--sysctl`` of every ``docker run``/``podman run`` in a command or shell task: the
+    CLI's own checks apply (the docker CLI's allowlist, worded per client version)."""
+    judge = engine()
+    items: List[Item] = []
+    for run in specs().cli_runs(command):
+        where = f"the `{run.tool} run` of the {_label('task', task_name)}".replace("task '", "'")
+        ctx = judge.SpecContext(runtimes=run.path, host_namespaces=run.host_namespaces, where=where)
+        for key, value in run.sysctls:
+            items.append(Item(key, judge.normalize_key(key), value, command, ctx, ()))
+    return items
+
+
+def compose_items(doc: Any, prefix: Tuple[Any, ...] = (), runtimes: Optional[Tuple[str, ...]] = None) -> List[Item]:
+    """The sysctls of every service of a Compose document (``services.<name>.sysctls``): the
+    Docker Engine API (docker compose) or podman (podman-compose) runs it."""
     if not isinstance(doc, Mapping) or not isinstance(doc.get("services"), Mapping):
         return []
     judge = engine()
+    runtimes = runtimes or specs().PATH_COMPOSE
     items: List[Item] = []
     for service, spec in doc["services"].items():
         if not isinstance(spec, Mapping) or (isinstance(service, str) and service.startswith("__")):
             continue
         hostns = {ns for ns, opt in (("net", "network_mode"), ("ipc", "ipc"), ("uts", "uts")) if _is_host(spec.get(opt))}
         ctx = judge.SpecContext(runtimes=runtimes, host_namespaces=frozenset(hostns),
-                                where=f"Compose service '{service}'")
+                                where=f"Compose service '{service}'",
+                                docker_bridge=specs().docker_bridge(spec.get("network_mode")))
         items.extend(_items(spec.get("sysctls"), prefix + ("services", service, "sysctls"), ctx))
     return items
 
@@ -335,14 +347,14 @@ def k8s_items(doc: Any, prefix: Tuple[Any, ...] = ()) -> List[Item]:
         return []
     if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
         return k8s_items(doc["items"], prefix + ("items",))
-    spec_path = POD_SPEC_PATHS.get(doc["kind"])
-    pod = _dig(doc, spec_path) if spec_path else None
-    if not isinstance(pod, Mapping):
+    sp = specs()
+    spec_path, pod = sp.pod_spec(doc)
+    if pod is None:
         return []
-    hostns = {ns for ns, opt in (("net", "hostNetwork"), ("ipc", "hostIPC")) if _is_true(pod.get(opt))}
+    hostns = {ns for ns, opt in sp.POD_HOST_NAMESPACES if _is_true(pod.get(opt))}
     name = _dig(doc, ("metadata", "name"))
-    ctx = engine().SpecContext(runtimes=("kubelet",), host_namespaces=frozenset(hostns), kubelet=True,
-                               where=f"the {_label(doc['kind'], name)} pod spec")
+    ctx = engine().SpecContext(runtimes=sp.PATH_KUBELET, host_namespaces=frozenset(hostns), kubelet=True,
+                               oci=sp.KUBELET_OCI, where=f"the {_label(doc['kind'], name)} pod spec")
     return _items(_dig(pod, ("securityContext", "sysctls")),
                   prefix + tuple(spec_path) + ("securityContext", "sysctls"), ctx)
 
@@ -356,7 +368,7 @@ def _connection(node: Mapping[str, Any], inherited: Optional[str]) -> Optional[s
 
 
 def _task_module(task: Mapping[str, Any]) -> Optional[str]:
-    return next((k for k in task if k in POSIX_SYSCTL), None)
+    return next((k for k in task if k in specs().POSIX_SYSCTL), None)
 
 
 def _module_args(task: Mapping[str, Any], module: str) -> Mapping[str, Any]:
@@ -389,7 +401,7 @@ def connection_items(play: Mapping[str, Any]) -> List[Tuple[Item, Mapping[str, A
                     walk(task.get(key), here)
                 continue
             module = _task_module(task)
-            if module is None or here not in CONTAINER_CONNECTIONS or "delegate_to" in task:
+            if module is None or here not in specs().CONTAINER_CONNECTIONS or "delegate_to" in task:
                 continue
             args = _module_args(task, module)
             raw = args.get("name", args.get("key"))
@@ -418,9 +430,9 @@ def line_of(node: Any, default: int = 1) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def _verdicts(key: str, ctx: Any, floor: str, value: Optional[str]) -> Tuple[Any, ...]:
+def _verdicts(key: Any, ctx: Any, floor: str, value: Optional[str], k8s: str = "") -> Tuple[Any, ...]:
     state = setup()
-    return tuple(engine().assess(state.kb, key, ctx, floor=floor, value=value))
+    return tuple(engine().assess(state.kb, key, ctx, floor=floor, value=value, k8s=k8s))
 
 
 def judged(items: Sequence[Item]) -> Iterator[Tuple[Item, Any]]:
@@ -432,7 +444,9 @@ def judged(items: Sequence[Item]) -> Iterator[Tuple[Item, Any]]:
         if item.key is None:
             continue
         value = str(item.value) if isinstance(item.value, (str, int, float)) else None
-        for verdict in _verdicts(item.key, item.ctx, state.floor, value):
+        # The key as written: its spelling ('/' separators, dotted interface names) matters.
+        raw = item.raw_key if isinstance(item.raw_key, str) else item.key
+        for verdict in _verdicts(raw, item.ctx, state.floor, value, state.k8s or ""):
             yield item, verdict
 
 
@@ -445,8 +459,11 @@ def _maybe_container_task(raw: Any) -> bool:
     """Cheap test on the raw task, before ansible-lint normalizes it (the expensive part)."""
     if not isinstance(raw, Mapping):
         return False
-    if any(key in CONTAINER_MODULES for key in raw):
+    sp = specs()
+    if any(key in sp.CONTAINER_MODULES for key in raw):
         return True
+    if any(key in sp.COMMAND_MODULES for key in raw):
+        return "--sysctl" in str(raw)  # only a docker/podman run with sysctls is worth normalizing
     return any(key in raw for key in _ACTION_KEYS)
 
 
@@ -466,7 +483,8 @@ def container_tasks(file: Any) -> List[Tuple[Any, List[Item]]]:
         if task.error is not None or not _maybe_container_task(task.raw_task):
             continue
         action = task.normalized_task.get("action")
-        if not isinstance(action, Mapping) or action.get("__ansible_module__") not in CONTAINER_MODULES:
+        module = action.get("__ansible_module__") if isinstance(action, Mapping) else None
+        if module not in specs().CONTAINER_MODULES and module not in specs().COMMAND_MODULES:
             continue
         items = task_items(action)
         if items:

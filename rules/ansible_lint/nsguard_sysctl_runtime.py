@@ -15,4 +15,4 @@ class SysctlRejectedByRuntimeRule(SysctlRule):
     )
     severity = "HIGH"
     tags = ["idiom", "nsguard-sysctl"]
-    reasons = frozenset({"runtime-rejected"})
+    reasons = frozenset({"runtime-rejected", "unsettable"})

@@ -30,6 +30,8 @@ RULE_IDS = [
     "sysctl-host-namespace",
     "sysctl-kernel-gated",
     "sysctl-k8s-unsafe",
+    "sysctl-unknown-key",
+    "sysctl-runtime-version-gated",
 ]
 # The rule modules import their helper by bare name, as ansible-lint's loader does.
 if str(RULESDIR) not in sys.path:

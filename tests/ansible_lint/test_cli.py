@@ -252,3 +252,32 @@ def test_list_tags_accepts_our_tags(tmp_path):
     # ansible-lint 26 lists only the last rule of each tag, so check the tags, not every id.
     for tag in ("nsguard-sysctl:", "idiom:", "security:", "unpredictability:", "experimental:"):
         assert tag in result.stdout
+
+
+def test_messages_quote_what_each_path_prints(tmp_path):
+    """Issue 13: each finding quotes the measured words of the path the task takes, with the
+    runtime's version (rules/knowledge/runtime-acceptance, made by the acceptance harness)."""
+    names = ["playbooks/runtime_paths.yml", "k8s/openshift.yaml"]
+    work = copy_corpus(tmp_path / "corpus", names)
+    result = lint("-r", str(RULESDIR), "-f", "codeclimate", *names, cwd=work)
+    issues = {(i["location"]["path"], i["check_name"]): i["description"] for i in codeclimate(result.stdout)}
+    paths = "playbooks/runtime_paths.yml"
+    hostname = issues[(paths, "sysctl-rejected-by-runtime[kernel.hostname]")]
+    assert ('Docker Engine API 20.10.24 says "failed to create shim task: OCI runtime create failed: runc create '
+            'failed: sysctl "kernel.hostname" is not allowed as it conflicts with the OCI "hostname" field') in hostname
+    cli = issues[(paths, "sysctl-rejected-by-runtime[kernel.domainname]")]
+    assert ("docker CLI 28.2.2 says \"invalid argument \"kernel.domainname=ex.internal\" for \"--sysctl\" flag: "
+            "sysctl 'kernel.domainname=ex.internal' is not allowed\"") in cli
+    assert "docker CLI 20.10.24 says" in cli and "is not whitelisted" in cli and "`docker run`" in cli
+    unknown = issues[(paths, "sysctl-unknown-key[net.ipv4.foo_bar]")]
+    assert "not a sysctl of any kernel" in unknown and "allowed-unsafe" not in unknown
+    assert "podman 4.3.1 says \"Error: sysctl 'vm.max_map_count' is not allowed\"" in issues[
+        (paths, "sysctl-global-in-container[vm.max_map_count]")]
+    dc = "k8s/openshift.yaml"
+    assert "cannot help" in issues[(dc, "sysctl-rejected-by-runtime[kernel.shm_next_id]")]
+    pod_unknown = issues[(dc, "sysctl-unknown-key[net.ipv4.foo_bar]")]
+    assert "allowed-unsafe" not in pod_unknown and "runc 1.1.5 says" in pod_unknown
+    # The domainname task of the Docker API path is not flagged at all.
+    flagged_lines = {i["location"].get("lines", {}).get("begin") for i in codeclimate(result.stdout)
+                     if i["location"]["path"] == paths}
+    assert 11 not in flagged_lines

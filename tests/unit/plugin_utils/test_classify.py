@@ -89,7 +89,8 @@ def test_scope_shape():
     answer = scope(load_knowledge(), "net.core.somaxconn", kernel="6.18.44")
     assert set(answer) >= {"key", "class", "namespace", "evidence", "entry", "gate", "notes", "sources", "runtimes"}
     assert answer["evidence"] == "knowledge: net-core-somaxconn (net.core.somaxconn)"
-    assert set(answer["runtimes"]) == {"runc", "crun", "docker", "podman", "kubelet", "lxc"}
+    assert set(answer["runtimes"]) == {"runc", "crun", "docker-api", "docker-cli", "podman", "podman-api",
+                                       "containerd", "kubelet", "lxc"}
 
 
 # --------------------------------------------------------------------------- runtimes
@@ -100,21 +101,34 @@ def runtimes(key, kernel=None):
 
 def test_runtime_rejections_quote_the_runtime():
     r = runtimes("vm.max_map_count")
-    assert r["runc"] == {"accepts": False, "applies": None, "requires": None,
-                         "error": 'sysctl "vm.max_map_count" is not in a separate kernel namespace',
-                         "error_host_namespace": None}
+    # The measured words (rules/knowledge/runtime-acceptance), not recalled ones.
+    assert r["runc"]["accepts"] is False and r["runc"]["stage"] == "runtime-validator"
+    assert r["runc"]["error"] == 'runc run failed: sysctl "vm.max_map_count" is not in a separate kernel namespace'
+    assert r["runc"]["verified"].startswith("measured: runc 1.1.5, measured 20")
     assert r["crun"]["error"] == "the sysctl `vm.max_map_count` is not namespaced"
+    assert r["crun"]["verified"].startswith("source: containers/crun")
     assert r["podman"]["error"] == "Error: sysctl 'vm.max_map_count' is not allowed"
-    assert "is not whitelisted" in r["docker"]["error"]
+    # The Docker API goes to runc's validator; only the CLI has the allowlist, worded per version.
+    assert 'runc create failed: sysctl "vm.max_map_count" is not in a separate kernel namespace' in r["docker-api"]["error"]
+    assert "docker CLI 28.2.2 says" in r["docker-cli"]["quote"] and "is not allowed" in r["docker-cli"]["quote"]
+    assert "docker CLI 20.10.24 says" in r["docker-cli"]["quote"] and "is not whitelisted" in r["docker-cli"]["quote"]
     assert r["kubelet"]["accepts"] is False and r["kubelet"]["safe"] is False
-    assert r["lxc"]["accepts"] is True  # LXC validates nothing
+    # LXC validates nothing: the write fails at start (proc:mixed keeps /proc/sys read-only).
+    assert r["lxc"]["stage"] == "container-init" and "Read-only file system" in r["lxc"]["error"]
+
+
+def test_domainname_through_the_api_is_accepted_but_not_through_the_cli():
+    r = runtimes("kernel.domainname")
+    assert r["docker-api"]["accepts"] is True and r["docker-api"]["applies"] is True
+    assert r["docker-cli"]["accepts"] is False and r["docker-cli"]["stage"] == "client"
 
 
 def test_mirror_passes_validation_then_fails_in_the_container():
     r = runtimes("net.core.rmem_max", "6.18")
-    assert r["docker"]["accepts"] is True and r["docker"]["applies"] is False
-    assert "open /proc/sys/net/core/rmem_max: permission denied" in r["docker"]["error"]
-    assert r["runc"]["error_host_namespace"] == 'sysctl "net.core.rmem_max" not allowed in host network namespace'
+    assert r["docker-api"]["accepts"] is True and r["docker-api"]["applies"] is False
+    assert "open /proc/sys/net/core/rmem_max: permission denied" in r["docker-api"]["error"]
+    assert r["docker-api"]["stage"] == "container-init"
+    assert r["runc"]["error_host_namespace"] == 'runc run failed: sysctl "net.core.rmem_max" not allowed in host network namespace'
     old = runtimes("net.core.rmem_max", "6.6")
     assert "no such file or directory" in old["runc"]["error"]
 
