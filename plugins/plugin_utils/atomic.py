@@ -9,6 +9,12 @@ then renamed over the target. A crash or an exception at any point before the re
 the previous file untouched and no temporary file behind (except after SIGKILL or power loss,
 where a ``.<name>.*.tmp`` file may remain next to the target; it is never read).
 
+A set of files (the fleet reports) is staged the same way (:class:`StagedSet`): every file is
+rendered and fsync'ed under a temporary name first, and only then are all renamed into place,
+one after the other. A run killed while rendering (SIGKILL included) leaves the previous set
+whole; the next run removes the temporary files such a kill left (:func:`remove_stale`). Only
+a kill inside the final renames (microseconds for six files) can leave two generations.
+
 Plain Python: no Ansible import, so bench scripts and tests use it directly.
 """
 from __future__ import annotations
@@ -18,7 +24,7 @@ import os
 import tempfile
 from typing import IO, Iterator, Union
 
-__all__ = ["atomic_open", "atomic_write"]
+__all__ = ["atomic_open", "atomic_write", "StagedSet", "remove_stale"]
 
 
 def _umask() -> int:
@@ -45,21 +51,35 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def atomic_open(path: Union[str, "os.PathLike[str]"], mode: str = "w", *, encoding: str = "utf-8",
-                perms: int | None = None) -> Iterator[IO]:
-    """Open a temporary file next to ``path``; on a clean exit replace ``path`` with it.
+def _tmp_prefix(path: str) -> str:
+    return "." + os.path.basename(path) + "."
 
-    ``mode`` is ``"w"`` (text, ``encoding``) or ``"wb"``. ``perms`` defaults to 0666 & ~umask,
-    the mode ``open()`` would have given a new file (mkstemp's 0600 would surprise readers
-    such as a web server publishing the reports). If the body raises, the temporary file is
-    removed and the exception propagates; the old ``path`` is unchanged.
-    """
+
+def remove_stale(directory: str, names: "list[str]") -> "list[str]":
+    """Remove the temporary files an interrupted write of ``names`` left in ``directory``
+    (``.<name>.*.tmp``); returns what was removed. Another writer's file of the same moment
+    would go too: two runs must not write one report directory at once."""
+    removed = []
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return removed
+    prefixes = tuple(_tmp_prefix(name) for name in names)
+    for entry in entries:
+        if entry.startswith(prefixes) and entry.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, entry))
+                removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def _staged_file(path: str, mode: str, encoding: str, perms: "int | None") -> Iterator["tuple[IO, str]"]:
+    """A temporary file next to ``path``, written, flushed and fsync'ed; removed if the body raises."""
     if mode not in ("w", "wb"):
         raise ValueError("atomic_open mode must be 'w' or 'wb', not %r" % (mode,))
-    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=directory)
     try:
         os.fchmod(fd, _DEFAULT_MODE if perms is None else perms)
         if mode == "wb":
@@ -70,15 +90,66 @@ def atomic_open(path: Union[str, "os.PathLike[str]"], mode: str = "w", *, encodi
             # surrogateescape) is written as the text \udcXX instead of failing the report.
             handle = os.fdopen(fd, "w", encoding=encoding, errors="backslashreplace", newline="")
         with handle:
-            yield handle
+            yield handle, tmp
             handle.flush()
             os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class StagedSet:
+    """Files written under temporary names, renamed into place together by :meth:`commit`."""
+
+    def __init__(self) -> None:
+        self._staged: "list[tuple[str, str]]" = []
+
+    @contextlib.contextmanager
+    def open(self, path: Union[str, "os.PathLike[str]"], mode: str = "w", *, encoding: str = "utf-8",
+             perms: "int | None" = None) -> Iterator[IO]:
+        path = os.fspath(path)
+        with _staged_file(path, mode, encoding, perms) as (handle, tmp):
+            yield handle
+        self._staged.append((tmp, path))
+
+    def commit(self) -> None:
+        """Rename every staged file into place (the directories fsync'ed after)."""
+        directories = set()
+        for tmp, path in self._staged:
+            os.replace(tmp, path)
+            directories.add(os.path.dirname(os.path.abspath(path)))
+        self._staged = []
+        for directory in directories:
+            _fsync_dir(directory)
+
+    def discard(self) -> None:
+        for tmp, dummy in self._staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._staged = []
+
+
+@contextlib.contextmanager
+def atomic_open(path: Union[str, "os.PathLike[str]"], mode: str = "w", *, encoding: str = "utf-8",
+                perms: int | None = None) -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on a clean exit replace ``path`` with it.
+
+    ``mode`` is ``"w"`` (text, ``encoding``) or ``"wb"``. ``perms`` defaults to 0666 & ~umask,
+    the mode ``open()`` would have given a new file (mkstemp's 0600 would surprise readers
+    such as a web server publishing the reports). If the body raises, the temporary file is
+    removed and the exception propagates; the old ``path`` is unchanged.
+    """
+    path = os.fspath(path)
+    with _staged_file(path, mode, encoding, perms) as (handle, tmp):
+        yield handle
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(directory)
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 def atomic_write(path: Union[str, "os.PathLike[str]"], data: Union[str, bytes], *, encoding: str = "utf-8",

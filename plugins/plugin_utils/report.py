@@ -443,12 +443,15 @@ FORMATS = {
 
 def write_reports(model: Mapping[str, Any], dest: str, formats: Iterable[str] = tuple(FORMATS)
                   ) -> Tuple[Dict[str, str], Dict[str, str]]:
-    """Render each format into ``dest`` atomically. A renderer that fails leaves its previous
-    file in place and does not stop the others. Returns ({format: path}, {format: error})."""
+    """Render each format into ``dest``, as one set: every file is rendered under a temporary
+    name first and all are renamed into place at the end (atomic.StagedSet), so a run killed
+    while rendering leaves the previous set whole, and the temporary files a killed run left are
+    removed first. A renderer that fails leaves its previous file in place and does not stop
+    the others. Returns ({format: path}, {format: error})."""
     import importlib
     import os
 
-    from .atomic import atomic_open
+    from .atomic import StagedSet, remove_stale
 
     written: Dict[str, str] = {}
     errors: Dict[str, str] = {}
@@ -456,18 +459,25 @@ def write_reports(model: Mapping[str, Any], dest: str, formats: Iterable[str] = 
         os.makedirs(dest, exist_ok=True)
     except OSError as exc:
         return written, {fmt: "cannot create the report directory %s: %s" % (dest, exc) for fmt in formats}
-    for fmt in formats:
-        if fmt not in FORMATS:
-            errors[fmt] = "unknown format %r (known: %s)" % (fmt, ", ".join(FORMATS))
-            continue
-        filename, module_name, func_name = FORMATS[fmt]
-        path = os.path.join(dest, filename)
-        try:
-            render = getattr(importlib.import_module("." + module_name, __package__), func_name)
-            with atomic_open(path) as out:
-                render(model, out)
-        except Exception as exc:  # one broken renderer must not cost the other reports
-            errors[fmt] = "%s: %s: %s" % (path, type(exc).__name__, exc)
-            continue
-        written[fmt] = path
+    remove_stale(dest, [spec[0] for spec in FORMATS.values()])
+    staged = StagedSet()
+    try:
+        for fmt in formats:
+            if fmt not in FORMATS:
+                errors[fmt] = "unknown format %r (known: %s)" % (fmt, ", ".join(FORMATS))
+                continue
+            filename, module_name, func_name = FORMATS[fmt]
+            path = os.path.join(dest, filename)
+            try:
+                render = getattr(importlib.import_module("." + module_name, __package__), func_name)
+                with staged.open(path) as out:
+                    render(model, out)
+            except Exception as exc:  # one broken renderer must not cost the other reports
+                errors[fmt] = "%s: %s: %s" % (path, type(exc).__name__, exc)
+                continue
+            written[fmt] = path
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
     return written, errors

@@ -84,3 +84,40 @@ def test_killed_writer_leaves_previous_report(tmp_path):
     # the next run replaces the report; the stale temp file is never read
     report.write_reports(report.build_fleet(make_fleet(1, 1)), str(tmp_path), ["json"])
     assert target.read_bytes() != previous
+
+
+def test_killed_report_run_leaves_the_previous_set_whole(tmp_path):
+    """SIGKILL a real process that is writing the whole set (issue 11): until every file is
+    rendered nothing is renamed, so the directory holds one generation, and the next run leaves
+    no temporary file behind."""
+    first = report.build_fleet(make_fleet(2, 2), generated_at="2026-01-01T00:00:00Z")
+    report.write_reports(first, str(tmp_path))
+    previous = {p: (tmp_path / p).read_bytes() for p in os.listdir(tmp_path)}
+    script = textwrap.dedent("""
+        import sys, time
+        sys.path.insert(0, %r)
+        sys.path.insert(0, %r)
+        from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report, render_sarif
+        from tests.reports.synthetic import make_fleet
+        real = render_sarif.render_sarif
+        def slow(model, out):     # the set's fourth file: json, md and html are staged by now
+            real(model, out)
+            out.flush()
+            print("rendering", flush=True)
+            time.sleep(60)
+        render_sarif.render_sarif = slow
+        report.write_reports(report.build_fleet(make_fleet(3, 3), generated_at="2026-02-02T00:00:00Z"), %r)
+    """) % (str(REPO / ".venv" / "dev-collections"), str(REPO), str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "rendering"
+        assert len(_leftovers(tmp_path)) == 4        # json, md, html and the sarif in progress
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    # one generation: every file exactly as the first run wrote it
+    assert {p: (tmp_path / p).read_bytes() for p in os.listdir(tmp_path) if not p.endswith(".tmp")} == previous
+    third = report.build_fleet(make_fleet(1, 1), generated_at="2026-03-03T00:00:00Z")
+    written, errors = report.write_reports(third, str(tmp_path))
+    assert not errors and not _leftovers(tmp_path)
+    assert all("2026-03-03" in (tmp_path / report.FORMATS[f][0]).read_text() for f in ("json", "md", "html", "sarif"))
