@@ -58,7 +58,7 @@ def test_rules_from_a_collection_installed_with_ansible_galaxy(tmp_path):
                 str(tmp_path / "dist"), str(checkout), cwd=tmp_path)
     assert built.returncode == 0, built.stderr
     [tarball] = (tmp_path / "dist").glob("nsguard-sysctl-*.tar.gz")
-    installed = run(str(bin_dir / "ansible-galaxy"), "collection", "install", "--force", "-p",
+    installed = run(str(bin_dir / "ansible-galaxy"), "collection", "install", "--no-deps", "--force", "-p",
                     str(tmp_path / "collections"), str(tarball), cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr
     root = tmp_path / "collections" / "ansible_collections" / "nsguard" / "sysctl"
