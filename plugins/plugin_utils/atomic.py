@@ -69,6 +69,9 @@ def atomic_open(path: Union[str, "os.PathLike[str]"], mode: str = "w", *, encodi
             # backslashreplace: a lone surrogate (a non-UTF-8 command line decoded with
             # surrogateescape) is written as the text \udcXX instead of failing the report.
             handle = os.fdopen(fd, "w", encoding=encoding, errors="backslashreplace", newline="")
+        # The final path, for writers that refer to files beside it (fleet.sarif -> fleet.md):
+        # ``handle.name`` is only the descriptor.
+        handle.target_path = os.path.abspath(path)
         with handle:
             yield handle
             handle.flush()
