@@ -61,6 +61,8 @@ def stage() -> None:
     _copy_files(REPO / "plugins" / "plugin_utils", snapshot / "plugins" / "plugin_utils", ("*.py",))
     _copy_files(REPO / "rules" / "knowledge", snapshot / "rules" / "knowledge", ("*.yml", "*.yaml", "*.json"))
     _copy_files(REPO, snapshot, ("galaxy.yml",))
+    # the rule pages: the default docs base (report.docs_base_url) is this snapshot's root
+    _copy_files(REPO / "docs" / "rules", snapshot / "docs" / "rules", ("*.md",))
 
 
 def version() -> str:
@@ -86,6 +88,6 @@ setup(
     packages=[PACKAGE],
     package_dir={PACKAGE: "_staged/nsguard_sysctl"},
     package_data={PACKAGE: ["_collection/*.yml", "_collection/plugins/plugin_utils/*.py",
-                            "_collection/rules/knowledge/*"]},
+                            "_collection/rules/knowledge/*", "_collection/docs/rules/*.md"]},
     include_package_data=False,
 )

@@ -119,7 +119,9 @@ def test_pip_package_loads_without_rulesdir(tmp_path):
     sarif = lint("-f", "sarif", "site.yml", cwd=work, env=env)
     uris = {r["helpUri"] for r in json.loads(sarif.stdout)["runs"][0]["tool"]["driver"]["rules"]
             if r["id"].startswith("sysctl-")}
-    assert uris == {"https://github.com/nsguard/sysctl/blob/main/docs/rules/sysctl-global-in-container.md"}
+    page = site / "ansiblelint" / "rules" / "custom" / "nsguard_sysctl" / "_collection" / "docs" / "rules"
+    assert uris == {(page / "sysctl-global-in-container.md").as_uri()}
+    assert (page / "sysctl-global-in-container.md").is_file()  # the default docs base resolves
     # And the corpus gives the same findings through the package as through rulesdir.
     corpus = copy_corpus(tmp_path / "corpus", ["compose/docker-compose.yml", "k8s/workloads.yaml"])
     via_pip = lint("-f", "codeclimate", ".", cwd=corpus, env=env)
@@ -181,7 +183,10 @@ def test_pip_package_from_an_installed_collection_leaves_it_intact(tmp_path):
     assert installed.returncode == 0, installed.stderr
     root = coll / "ansible_collections" / "nsguard" / "sysctl"
     before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-    version = json.loads((root / "MANIFEST.json").read_text())["collection_info"]["version"]
+    info = json.loads((root / "MANIFEST.json").read_text())["collection_info"]
+    version = info["version"]
+    assert info["repository"] and info["documentation"] and info["issues"]  # galaxy.yml declares them
+    assert "ansible.posix" in info["dependencies"]
     wheel = _wheel(root, tmp_path / "wheels")
     assert wheel.name.startswith("nsguard_sysctl_ansible_lint-%s-" % version), wheel.name
     names = zipfile.ZipFile(wheel).namelist()
