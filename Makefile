@@ -31,11 +31,16 @@ test-venv: $(BIN)/activate
 	$(PIP_INSTALL) -r test-requirements.txt
 	-$(BIN)/python scripts/wheelhouse.py $(WHEELHOUSE)
 
+# ansible.posix (the remediation playbook's sysctl module) comes from the `ansible` package's
+# wheel, kept in the wheelhouse: Galaxy is not reachable (scripts/posix_collection.py).
+# ansible.cfg at the repository root points ansible at $(COLLECTIONS).
 collection: venv
 	rm -rf $(VENV)/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path $(VENV)/dist . >/dev/null
-	$(BIN)/ansible-galaxy collection install --force -p $(COLLECTIONS) $(VENV)/dist/nsguard-sysctl-*.tar.gz >/dev/null
-	@echo "installed nsguard.sysctl into $(COLLECTIONS)"
+	$(BIN)/python scripts/posix_collection.py $(WHEELHOUSE) $(VENV)/dist >/dev/null
+	$(BIN)/ansible-galaxy collection install --offline --force -p $(COLLECTIONS) $(VENV)/dist/nsguard-sysctl-*.tar.gz \
+	    $(VENV)/dist/ansible-posix-*.tar.gz >/dev/null
+	@echo "installed nsguard.sysctl and ansible.posix into $(COLLECTIONS)"
 
 dev-link: $(BIN)/activate
 	mkdir -p $(DEV_COLLECTIONS)/ansible_collections/nsguard

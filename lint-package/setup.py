@@ -6,13 +6,21 @@ the knowledge loader) and ``rules/knowledge/`` (the knowledge base and its schem
 find that snapshot by themselves (``nsguard_sysctl_lintlib.collection_root``), so the package
 works without the collection installed, and always with the knowledge it was built with.
 
-Staging happens here, at build time, into ``_staged/`` (generated; not in git). Building from
-an sdist uses the staged copy the sdist carries.
+Staging happens here, at build time, into ``_staged/`` of a private build directory (a
+temporary copy of this directory), and setuptools runs there: ``build/``, ``*.egg-info`` and
+``_staged/`` never land in the source tree, which may be an installed collection whose files
+``ansible-galaxy collection verify`` checks. Building from an sdist uses the staged copy the sdist
+carries. The version is the collection's: ``galaxy.yml`` in a checkout, ``MANIFEST.json`` in an
+installed collection.
 """
 from __future__ import annotations
 
+import atexit
+import json
+import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from setuptools import setup
@@ -20,7 +28,10 @@ from setuptools import setup
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PACKAGE = "ansiblelint.rules.custom.nsguard_sysctl"
-STAGE = HERE / "_staged" / "nsguard_sysctl"
+# The private build directory; setuptools resolves its relative paths from the working directory.
+WORK = Path(tempfile.mkdtemp(prefix="nsguard-sysctl-lint-build."))
+atexit.register(shutil.rmtree, WORK, True)
+STAGE = WORK / "_staged" / "nsguard_sysctl"
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
@@ -33,12 +44,15 @@ def _copy_files(source: Path, target: Path, patterns: tuple) -> None:
 
 
 def stage() -> None:
+    for name in ("pyproject.toml", "README.md", "MANIFEST.in", "setup.py"):
+        if (HERE / name).is_file():
+            shutil.copy2(HERE / name, WORK / name)
     rules = REPO / "rules" / "ansible_lint"
     if not (rules / "nsguard_sysctl_lintlib.py").is_file():
-        if (STAGE / "nsguard_sysctl_lintlib.py").is_file():
-            return  # an sdist: staged when it was made
+        if (HERE / "_staged" / "nsguard_sysctl" / "nsguard_sysctl_lintlib.py").is_file():
+            shutil.copytree(HERE / "_staged", WORK / "_staged")  # an sdist: staged when it was made
+            return
         raise SystemExit(f"cannot find the collection's rules next to {HERE} (expected {rules})")
-    shutil.rmtree(STAGE, ignore_errors=True)
     _copy_files(rules, STAGE, ("*.py",))
     (STAGE / "__init__.py").write_text(
         '"""nsguard.sysctl ansible-lint rules, installed as ansiblelint.rules.custom.nsguard_sysctl."""\n',
@@ -50,6 +64,8 @@ def stage() -> None:
     _copy_files(REPO / "rules" / "knowledge" / "runtime-acceptance",
                 snapshot / "rules" / "knowledge" / "runtime-acceptance", ("*.json",))
     _copy_files(REPO, snapshot, ("galaxy.yml",))
+    # the rule pages: the default docs base (report.docs_base_url) is this snapshot's root
+    _copy_files(REPO / "docs" / "rules", snapshot / "docs" / "rules", ("*.md",))
 
 
 def version() -> str:
@@ -58,15 +74,24 @@ def version() -> str:
             found = re.search(r"^version:\s*['\"]?([0-9][^'\"\s]*)", galaxy.read_text(encoding="utf-8"), re.M)
             if found:
                 return found.group(1)
-    return "0.0.0"
+    manifest = REPO / "MANIFEST.json"  # an installed collection
+    if manifest.is_file():
+        found = json.loads(manifest.read_text(encoding="utf-8")).get("collection_info", {}).get("version")
+        if found:
+            return str(found)
+    raise SystemExit(f"no collection version: neither {REPO / 'galaxy.yml'} nor {manifest} names one")
 
 
 stage()
+if (REPO / "MANIFEST.json").is_file() and not (STAGE / "_collection" / "galaxy.yml").is_file():
+    (STAGE / "_collection" / "galaxy.yml").write_text("version: %s\n" % version(), encoding="utf-8")
+os.chdir(WORK)
 setup(
     version=version(),
     packages=[PACKAGE],
     package_dir={PACKAGE: "_staged/nsguard_sysctl"},
     package_data={PACKAGE: ["_collection/*.yml", "_collection/plugins/plugin_utils/*.py",
-                            "_collection/rules/knowledge/*", "_collection/rules/knowledge/runtime-acceptance/*"]},
+                            "_collection/rules/knowledge/*", "_collection/rules/knowledge/runtime-acceptance/*",
+                            "_collection/docs/rules/*.md"]},
     include_package_data=False,
 )

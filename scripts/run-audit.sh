@@ -49,6 +49,19 @@ if len(findings) > 10:
     print("  ... %d more" % (len(findings) - 10))
 PY
     echo "reports:  $REPORT_DIR (fleet.html, fleet.md, fleet.json, fleet.sarif, fleet.junit.xml, remediation.yml)"
+    if [ -s "$REPORT_DIR/remediation.yml" ]; then
+        # The playbook-adjacent host_vars give localhost the controller's Python, as the audit
+        # had: interpreter discovery can pick an interpreter that does not run (a pyenv shim).
+        mkdir -p "$REPORT_DIR/host_vars"
+        [ -e "$REPORT_DIR/host_vars/localhost.yml" ] || printf '%s\n' '---' \
+            '# Written by scripts/run-audit.sh: localhost (-c local) runs modules with the controller Python.' \
+            'ansible_python_interpreter: "{{ ansible_playbook_python }}"' > "$REPORT_DIR/host_vars/localhost.yml"
+        playbook="$(realpath -m --relative-base="$PWD" "$REPORT_DIR/remediation.yml")"
+        bin="$(realpath -m --relative-base="$PWD" "$(dirname "$PLAYBOOK")")"
+        [ "$PLAYBOOK" = ansible-playbook ] && bin=""
+        echo "fix:      review, from $PWD (its ansible.cfg finds the collections):"
+        echo "          ${bin:+$bin/}ansible-playbook -i localhost, -c local $playbook --check --diff"
+    fi
 else
     echo "no fleet report was written; see $LOG"
 fi

@@ -89,6 +89,9 @@ def _staged_file(path: str, mode: str, encoding: str, perms: "int | None") -> It
             # backslashreplace: a lone surrogate (a non-UTF-8 command line decoded with
             # surrogateescape) is written as the text \udcXX instead of failing the report.
             handle = os.fdopen(fd, "w", encoding=encoding, errors="backslashreplace", newline="")
+        # The final path, for writers that refer to files beside it (fleet.sarif -> fleet.md):
+        # ``handle.name`` is only the descriptor.
+        handle.target_path = os.path.abspath(path)
         with handle:
             yield handle, tmp
             handle.flush()

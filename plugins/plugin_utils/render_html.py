@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .render_common import html_escape, json_for_script, short, values_text
+from .render_common import clean_text, html_escape, json_for_script, short, values_text
 from .report import SEVERITY_RANK, finding_where
 
 __all__ = ["render_html"]
@@ -42,7 +42,7 @@ h2{font-size:17px;margin:0 0 10px}.cards{display:flex;flex-wrap:wrap;gap:10px}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#eef0f4;position:sticky;top:0;cursor:pointer;user-select:none;white-space:nowrap}th[aria-sort=ascending]::after{content:" \\25B2"}
 th[aria-sort=descending]::after{content:" \\25BC"}
-td.num,th.num{text-align:right}td{word-break:break-word;max-width:520px}td:first-child{white-space:nowrap}code{font-size:12px}
+td.num,th.num{text-align:right}td{overflow-wrap:break-word;max-width:520px}td.ident{white-space:nowrap;overflow-wrap:normal;word-break:normal}section{overflow-x:auto}details summary{cursor:pointer}details[open] summary{display:none}td:first-child{white-space:nowrap}code{font-size:12px}
 .tools{display:flex;gap:8px;align-items:center;margin:0 0 8px;flex-wrap:wrap}
 .tools input{flex:1;min-width:260px;padding:5px 8px;border:1px solid var(--line);border-radius:4px}
 .tools select,.tools button{padding:4px 8px}.pager{color:var(--muted);font-size:12px}
@@ -60,26 +60,27 @@ _JS = r"""
     var D = JSON.parse(document.getElementById('nsg-data').textContent);
     var S = D.strings;
     var SEV = ['error', 'warning', 'info'];
+    var LONG = 240;
     var COLS = {
       rules: [
-        {k: 'rule', l: 'Rule'}, {k: 'name', l: 'Name'}, {k: 'severity', l: 'Severity', sev: 1},
+        {k: 'rule', l: 'Rule', id: 1}, {k: 'name', l: 'Name', id: 1}, {k: 'severity', l: 'Severity', sev: 1},
         {k: 'findings', l: 'Findings', n: 1}, {k: 'error', l: 'error', n: 1}, {k: 'warning', l: 'warning', n: 1},
         {k: 'info', l: 'info', n: 1}, {k: 'hosts', l: 'Hosts', n: 1}, {k: 'containers', l: 'Containers', n: 1},
         {k: 'keys', l: 'Frequent keys'}, {k: 'help', l: 'Docs', link: 1}],
       hosts: [
-        {k: 'host', l: 'Host', f: 'findings'}, {k: 'status', l: 'Status', st: 1}, {k: 'message', l: 'Message'},
+        {k: 'host', l: 'Host', f: 'findings', id: 1}, {k: 'status', l: 'Status', st: 1}, {k: 'message', l: 'Message'},
         {k: 'kernel', l: 'Kernel'}, {k: 'containers', l: 'Containers', n: 1}, {k: 'error', l: 'error', n: 1},
         {k: 'warning', l: 'warning', n: 1}, {k: 'info', l: 'info', n: 1}, {k: 'conntrack', l: 'Conntrack entries', n: 1},
         {k: 'peak', l: 'Peak netns use %', n: 1}, {k: 'gathered', l: 'Gathered'}],
       containers: [
-        {k: 'host', l: 'Host', s: 1}, {k: 'container', l: 'Container', s: 1}, {k: 'runtime', l: 'Runtime', s: 1},
+        {k: 'host', l: 'Host', s: 1, id: 1}, {k: 'container', l: 'Container', s: 1}, {k: 'runtime', l: 'Runtime', s: 1},
         {k: 'image', l: 'Image', s: 1}, {k: 'labels', l: 'Labels', s: 1}, {k: 'cmdline', l: 'Command line', s: 1},
         {k: 'error', l: 'error', n: 1}, {k: 'warning', l: 'warning', n: 1}, {k: 'info', l: 'info', n: 1},
         {k: 'conntrack', l: 'Conntrack', n: 1}],
       findings: [
-        {k: 'severity', l: 'Severity', sev: 1}, {k: 'rule', l: 'Rule', s: 1}, {k: 'host', l: 'Host', s: 1},
-        {k: 'container', l: 'Container', s: 1}, {k: 'key', l: 'Key', s: 1}, {k: 'values', l: 'Values', s: 1},
-        {k: 'message', l: 'Message', s: 1}, {k: 'fix', l: 'Fix', s: 1}]
+        {k: 'severity', l: 'Severity', sev: 1}, {k: 'rule', l: 'Rule', s: 1, id: 1}, {k: 'host', l: 'Host', s: 1, id: 1},
+        {k: 'container', l: 'Container', s: 1}, {k: 'key', l: 'Key', s: 1, id: 1}, {k: 'values', l: 'Values', s: 1},
+        {k: 'message', l: 'Message', s: 1, long: 1}, {k: 'fix', l: 'Fix', s: 1, long: 1}]
     };
     var TABLES = {};
 
@@ -156,7 +157,16 @@ _JS = r"""
     Table.prototype.cell = function (c, v) {
       var td = document.createElement('td');
       if (c.n) { td.className = 'num'; }
+      // identifiers (rule ids, host names, keys) never wrap inside a word: "NSG00/6" reads as two
+      if (c.id) { td.className = 'ident'; }
       if (v === null || v === undefined) { return td; }
+      if (c.long && String(v).length > LONG) {
+        // the whole text, folded: the summary is its start, a click shows the rest
+        var det = document.createElement('details'), sum = document.createElement('summary');
+        sum.textContent = String(v).slice(0, LONG) + '\u2026'; det.appendChild(sum);
+        var full = document.createElement('div'); full.textContent = v; det.appendChild(full);
+        td.appendChild(det); return td;
+      }
       if (c.sev) { td.className = 'sev-' + v; }
       if (c.st) { td.className = 'st-' + v; }
       if (c.link) {
@@ -298,8 +308,7 @@ def _data(model: Mapping[str, Any]) -> Dict[str, Any]:
                    c["findings"]["error"], c["findings"]["warning"], c["findings"]["info"], c["conntrack_count"]]
                   for c in model["containers"]]
     findings = [[SEVERITY_RANK[f["severity"]], s(f["rule"]), s(f["host"]), s(finding_where(f)), s(f.get("key")),
-                 s(values_text(f.get("values"))), s(short(f.get("message") or "", 600)),
-                 s((f.get("remediation") or {}).get("where") if isinstance(f.get("remediation"), Mapping) else None)]
+                 s(values_text(f.get("values"))), s(clean_text(f.get("message") or "")), s(fix_text(f))]
                 for f in model["findings"]]
     conntrack = [[s(r["host"]), s(r["label"]), r["count"], r["max"]] for r in model["conntrack"]]
     return {"strings": s.items, "rules": rules, "hosts": hosts, "containers": containers,
@@ -420,3 +429,13 @@ def render_html(model: Mapping[str, Any], out: IO[str]) -> None:
     out.write('</main>\n<script type="application/json" id="nsg-data">')
     out.write(json_for_script(_data(model)))
     out.write("</script>\n<script>%s</script>\n</body></html>\n" % _JS)
+
+
+def fix_text(finding: Mapping[str, Any]) -> Optional[str]:
+    """The Fix cell: where the fix goes, then the name of each remediation task (or the note)."""
+    remediation = finding.get("remediation")
+    if not isinstance(remediation, Mapping):
+        return None
+    names = [clean_text(t.get("name")) for t in remediation.get("tasks") or [] if isinstance(t, Mapping) and t.get("name")]
+    text = ": ".join(x for x in (clean_text(remediation.get("where")), "; ".join(names) or clean_text(remediation.get("note"))) if x)
+    return text or None

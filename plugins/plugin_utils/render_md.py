@@ -8,12 +8,12 @@ Every value that comes from facts or findings goes through ``md_escape``: a labe
 """
 from __future__ import annotations
 
-from typing import IO, Any, Iterable, Mapping, Sequence
+from typing import IO, Any, Dict, Iterable, List, Mapping, Sequence
 
 from .render_common import md_code, md_escape, short, values_text
 from .report import finding_where, iter_findings_by_host
 
-__all__ = ["render_md"]
+__all__ = ["render_md", "finding_lines"]
 
 _SEV_MARK = {"error": "error", "warning": "warning", "info": "info"}
 
@@ -34,7 +34,26 @@ def _labels(labels: Mapping[str, Any]) -> str:
     return md_escape(", ".join("%s=%s" % (k, v) for k, v in sorted(labels.items())))
 
 
-def render_md(model: Mapping[str, Any], out: IO[str]) -> None:
+class _LineCounter:
+    """A writer that counts the lines written through it (fleet.sarif points at finding rows)."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.lines = 0
+
+    def write(self, text: str) -> int:
+        self.lines += text.count("\n")
+        return self.out.write(text) if self.out is not None else len(text)
+
+
+def finding_lines(model: Mapping[str, Any]) -> List[int]:
+    """The 1-based line of each of ``model["findings"]`` (in that order) in fleet.md."""
+    return render_md(model, None)
+
+
+def render_md(model: Mapping[str, Any], out: IO[str]) -> List[int]:
+    """Write fleet.md to ``out`` (``None``: only count); returns ``finding_lines``."""
+    out = _LineCounter(out)  # type: ignore[assignment]
     s = model["summary"]
     h, f = s["hosts"], s["findings"]
     out.write("# %s\n\n" % md_escape(model["title"]))
@@ -80,6 +99,7 @@ def render_md(model: Mapping[str, Any], out: IO[str]) -> None:
         out.write("None.\n\n")
 
     out.write("## Findings\n\n")
+    lines: Dict[int, int] = {}
     if not model["findings"]:
         out.write("None.\n\n")
     for host, findings in iter_findings_by_host(model):
@@ -87,13 +107,19 @@ def render_md(model: Mapping[str, Any], out: IO[str]) -> None:
             continue
         out.write("### %s\n\n" % md_escape(host))
         _table(out, ["Severity", "Rule", "Container", "Key", "Values", "Message", "Fix"],
-               ([_SEV_MARK[x["severity"]], md_code(x["rule"]),
-                 md_escape(finding_where(x)), md_code(x.get("key") or "") if x.get("key") else "",
-                 md_escape(values_text(x.get("values"))), md_escape(short(x.get("message") or "", 400)),
-                 md_escape((x.get("remediation") or {}).get("where") or "")]
-                for x in findings))
+               (_finding_row(x, out, lines) for x in findings))
 
     if model["problems"]:
         out.write("## Problems in the input\n\n")
         _table(out, ["Host", "Where", "Message"],
                ([md_escape(p["host"]), md_escape(p["where"]), md_escape(p["message"])] for p in model["problems"]))
+    return [lines[id(x)] for x in model["findings"]]
+
+
+def _finding_row(x: Mapping[str, Any], out: _LineCounter, lines: Dict[int, int]) -> Sequence[str]:
+    # _table writes each row as soon as it is made, so the next line is this finding's
+    lines[id(x)] = out.lines + 1
+    return [_SEV_MARK[x["severity"]], md_code(x["rule"]),
+            md_escape(finding_where(x)), md_code(x.get("key") or "") if x.get("key") else "",
+            md_escape(values_text(x.get("values"))), md_escape(short(x.get("message") or "", 400)),
+            md_escape((x.get("remediation") or {}).get("where") or "")]

@@ -24,13 +24,15 @@ Plain Python (no Ansible import): the action plugin, ``bench/`` and tests all ca
 from __future__ import annotations
 
 import datetime
+import os
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .expectations import set_label
 
 __all__ = [
-    "REPORT_VERSION", "SEVERITIES", "STATUSES", "FAIL_ON", "DEFAULT_DOCS_BASE_URL",
+    "REPORT_VERSION", "SEVERITIES", "STATUSES", "FAIL_ON", "DEFAULT_DOCS_BASE_URL", "DOCS_BASE_ENV", "docs_base_url",
     "build_fleet", "trim_facts", "should_fail", "summary_line", "rule_help_uri", "container_label", "finding_where",
     "write_reports", "FORMATS",
 ]
@@ -41,8 +43,22 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 STATUSES = ("ok", "unreachable", "failed")
 FAIL_ON = ("never", "warning", "error")
 # Base URL of the collection's sources; rule docs live at <base>docs/rules/<id>.md.
-# Overridable per run (action option docs_base_url / nsguard_sysctl_docs_base_url).
-DEFAULT_DOCS_BASE_URL = "https://github.com/nsguard/sysctl/blob/main/"
+# The one docs base of the collection: links are <base>docs/rules/<id>.md in fleet.sarif
+# (helpUri), fleet.html, fleet.md and the ansible-lint rules' url (and so their SARIF helpUri).
+DOCS_BASE_ENV = "NSGUARD_SYSCTL_DOCS_BASE_URL"
+COLLECTION_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def docs_base_url(root: Optional[Path] = None) -> str:
+    """``$NSGUARD_SYSCTL_DOCS_BASE_URL``, else the ``file://`` URL of the collection root, whose
+    ``docs/`` ship with the collection (and with the pip package's snapshot), so the default
+    always resolves where the code runs. Reports can still be given another base per run (action
+    option ``docs_base_url`` / ``nsguard_sysctl_docs_base_url``)."""
+    base = os.environ.get(DOCS_BASE_ENV) or Path(root or COLLECTION_ROOT).as_uri()
+    return base if base.endswith("/") else base + "/"
+
+
+DEFAULT_DOCS_BASE_URL = docs_base_url()
 GENERATOR = "nsguard.sysctl"
 
 

@@ -17,8 +17,8 @@ stem no other module on ``sys.path`` is likely to have. It does three jobs:
 Options come from the environment because ansible-lint's config refuses per-rule keys:
 ``NSGUARD_SYSCTL_KERNEL_FLOOR`` (default 4.18), ``NSGUARD_SYSCTL_K8S_VERSION`` (the oldest
 kubelet, default: the newest safe set), ``NSGUARD_SYSCTL_KNOWLEDGE_DIRS`` (extra
-knowledge directories, ``os.pathsep``-separated) and ``NSGUARD_SYSCTL_DOCS_URL`` (base of the
-rule pages that SARIF ``helpUri`` points at).
+knowledge directories, ``os.pathsep``-separated) and ``NSGUARD_SYSCTL_DOCS_BASE_URL`` (the
+collection-wide docs base; see ``report.docs_base_url``).
 """
 from __future__ import annotations
 
@@ -42,8 +42,6 @@ from ansiblelint.rules import AnsibleLintRule, TransformMixin
 PREFIX = "ansible_collections.nsguard.sysctl"
 HERE = Path(__file__).resolve().parent
 # Where SARIF helpUri and the rule's url point: <base><rule-id>.md (docs/rules/ of this collection).
-DEFAULT_DOCS_URL = "https://github.com/nsguard/sysctl/blob/main/docs/rules/"
-DOCS_URL_ENV = "NSGUARD_SYSCTL_DOCS_URL"
 KNOWLEDGE_DIRS_ENV = "NSGUARD_SYSCTL_KNOWLEDGE_DIRS"
 SKIPPED_RULES_KEY = "__skipped_rules__"  # where ansible-lint puts a task's `# noqa` ids
 
@@ -170,9 +168,15 @@ def setup() -> Setup:
 
 
 def docs_url(rule_id: str) -> str:
-    """The page of ``rule_id`` in this collection's docs (``$NSGUARD_SYSCTL_DOCS_URL`` overrides the base)."""
-    base = os.environ.get(DOCS_URL_ENV) or DEFAULT_DOCS_URL
-    return base.rstrip("/") + "/" + rule_id + ".md"
+    """The page of ``rule_id``: ``report.rule_help_uri`` with the collection's one docs base
+    (``report.docs_base_url``: ``$NSGUARD_SYSCTL_DOCS_BASE_URL``, else this collection's own
+    ``docs/`` as a ``file://`` URL), the same link the fleet reports give."""
+    try:
+        engine()  # makes this collection importable under its canonical name
+        report = importlib.import_module(PREFIX + ".plugins.plugin_utils.report")
+        return report.rule_help_uri(rule_id, report.docs_base_url(collection_root()))
+    except Exception:  # the engine's own error is reported by the rules' setup match
+        return collection_root().as_uri() + "/docs/rules/" + rule_id + ".md"
 
 
 # --------------------------------------------------------------------------------------------

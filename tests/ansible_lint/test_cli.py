@@ -78,7 +78,7 @@ def test_sarif_is_valid_and_links_to_our_docs(tmp_path):
     assert rules and all(tag.split("[")[0] in RULE_IDS for tag in rules)
     for tag, rule in rules.items():
         rule_id = tag.split("[")[0]
-        assert rule["helpUri"] == f"https://github.com/nsguard/sysctl/blob/main/docs/rules/{rule_id}.md"
+        assert rule["helpUri"] == (REPO / "docs" / "rules" / f"{rule_id}.md").as_uri()
         assert (REPO / "docs" / "rules" / f"{rule_id}.md").is_file()  # the link target exists
         assert tag[len(rule_id) + 1:-1] in rule["shortDescription"]["text"]  # per-key message
     levels = {(r["ruleId"], r["level"]) for r in run["results"]}
@@ -94,10 +94,10 @@ def test_sarif_is_valid_and_links_to_our_docs(tmp_path):
 def test_sarif_base_url_is_configurable(tmp_path):
     work = copy_corpus(tmp_path / "c", ["compose/docker-compose.yml"])
     result = lint("-r", str(RULESDIR), "-f", "sarif", ".", cwd=work,
-                  env={"NSGUARD_SYSCTL_DOCS_URL": "https://lint.example.org/nsguard/"})
+                  env={"NSGUARD_SYSCTL_DOCS_BASE_URL": "https://lint.example.org/nsguard/"})
     uris = {r["helpUri"] for r in json.loads(result.stdout)["runs"][0]["tool"]["driver"]["rules"]}
-    assert uris == {"https://lint.example.org/nsguard/sysctl-global-in-container.md",
-                    "https://lint.example.org/nsguard/sysctl-host-namespace.md"}
+    assert uris == {"https://lint.example.org/nsguard/docs/rules/sysctl-global-in-container.md",
+                    "https://lint.example.org/nsguard/docs/rules/sysctl-host-namespace.md"}
 
 
 def test_exit_codes(tmp_path):

@@ -48,7 +48,10 @@ def test_rule_runner_reports_one_key_with_remediation(rule_runner):
     assert "Remove it from the container spec" in lead
     [task] = yaml.safe_load(body)
     assert (task["ansible.posix.sysctl"]["name"], task["ansible.posix.sysctl"]["value"]) == ("vm.max_map_count", "262144")
-    assert match.rule.url == "https://github.com/nsguard/sysctl/blob/main/docs/rules/sysctl-global-in-container.md"
+    # the collection's one docs base (report.docs_base_url): by default its own docs, as a file URL
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report
+    assert match.rule.url == report.rule_help_uri("sysctl-global-in-container", report.DEFAULT_DOCS_BASE_URL)
+    assert match.rule.url == (lib.collection_root() / "docs" / "rules" / "sysctl-global-in-container.md").as_uri()
 
 
 def test_rules_have_valid_metadata(nsguard_rules):
@@ -70,8 +73,11 @@ def test_rules_have_valid_metadata(nsguard_rules):
 
 
 def test_docs_url_is_configurable(monkeypatch):
-    monkeypatch.setenv(lib.DOCS_URL_ENV, "https://docs.example.org/nsguard/rules")
-    assert lib.docs_url("sysctl-k8s-unsafe") == "https://docs.example.org/nsguard/rules/sysctl-k8s-unsafe.md"
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report
+    monkeypatch.setenv(report.DOCS_BASE_ENV, "https://docs.example.org/nsguard")
+    assert lib.docs_url("sysctl-k8s-unsafe") == "https://docs.example.org/nsguard/docs/rules/sysctl-k8s-unsafe.md"
+    # one setting: the reports' default base follows the same variable
+    assert report.docs_base_url() == "https://docs.example.org/nsguard/"
 
 
 def test_every_task_target(runner):

@@ -58,7 +58,7 @@ def test_rules_from_a_collection_installed_with_ansible_galaxy(tmp_path):
                 str(tmp_path / "dist"), str(checkout), cwd=tmp_path)
     assert built.returncode == 0, built.stderr
     [tarball] = (tmp_path / "dist").glob("nsguard-sysctl-*.tar.gz")
-    installed = run(str(bin_dir / "ansible-galaxy"), "collection", "install", "--force", "-p",
+    installed = run(str(bin_dir / "ansible-galaxy"), "collection", "install", "--no-deps", "--force", "-p",
                     str(tmp_path / "collections"), str(tarball), cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr
     root = tmp_path / "collections" / "ansible_collections" / "nsguard" / "sysctl"
@@ -119,7 +119,9 @@ def test_pip_package_loads_without_rulesdir(tmp_path):
     sarif = lint("-f", "sarif", "site.yml", cwd=work, env=env)
     uris = {r["helpUri"] for r in json.loads(sarif.stdout)["runs"][0]["tool"]["driver"]["rules"]
             if r["id"].startswith("sysctl-")}
-    assert uris == {"https://github.com/nsguard/sysctl/blob/main/docs/rules/sysctl-global-in-container.md"}
+    page = site / "ansiblelint" / "rules" / "custom" / "nsguard_sysctl" / "_collection" / "docs" / "rules"
+    assert uris == {(page / "sysctl-global-in-container.md").as_uri()}
+    assert (page / "sysctl-global-in-container.md").is_file()  # the default docs base resolves
     # And the corpus gives the same findings through the package as through rulesdir.
     corpus = copy_corpus(tmp_path / "corpus", ["compose/docker-compose.yml", "k8s/workloads.yaml"])
     via_pip = lint("-f", "codeclimate", ".", cwd=corpus, env=env)
@@ -164,3 +166,33 @@ def test_engine_survives_a_late_ansible_collection_finder(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "plain import failed: collection metadata was not loaded" in done.stdout  # the trap is real
     assert "error: None" in done.stdout and done.stdout.strip().endswith("global")
+
+
+def test_pip_package_from_an_installed_collection_leaves_it_intact(tmp_path):
+    """pip install of lint-package/ inside an installed collection: the collection's version (from
+    MANIFEST.json: an installed collection has no galaxy.yml), and nothing written into the
+    collection, so that ``ansible-galaxy collection verify`` still passes."""
+    bin_dir = Path(sys.executable).parent
+    built = run(str(bin_dir / "ansible-galaxy"), "collection", "build", "--force", "--output-path",
+                str(tmp_path / "dist"), str(REPO), cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    [tarball] = (tmp_path / "dist").glob("nsguard-sysctl-*.tar.gz")
+    coll = tmp_path / "collections"
+    installed = run(str(bin_dir / "ansible-galaxy"), "collection", "install", "--force", "--no-deps", "--offline", "-p", str(coll),
+                    str(tarball), cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr
+    root = coll / "ansible_collections" / "nsguard" / "sysctl"
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    info = json.loads((root / "MANIFEST.json").read_text())["collection_info"]
+    version = info["version"]
+    assert info["repository"] and info["documentation"] and info["issues"]  # galaxy.yml declares them
+    assert "ansible.posix" in info["dependencies"]
+    wheel = _wheel(root, tmp_path / "wheels")
+    assert wheel.name.startswith("nsguard_sysctl_ansible_lint-%s-" % version), wheel.name
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "ansiblelint/rules/custom/nsguard_sysctl/_collection/plugins/plugin_utils/static_judge.py" in names
+    after = sorted(str(p.relative_to(root)) for p in root.rglob("*") if "__pycache__" not in p.parts)
+    assert after == [p for p in before if "__pycache__" not in p]
+    verify = run(str(bin_dir / "ansible-galaxy"), "collection", "verify", "--offline", "-p", str(coll), "nsguard.sysctl",
+                 cwd=tmp_path)
+    assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -45,7 +45,7 @@ def test_installed_collection_ships_the_schema_and_reports(tmp_path):
     subprocess.run([str(bin_dir / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path / "dist"),
                     str(REPO)], env=ansible_env(), check=True, capture_output=True, timeout=300)
     tarball = next((tmp_path / "dist").glob("nsguard-sysctl-*.tar.gz"))
-    subprocess.run([str(bin_dir / "ansible-galaxy"), "collection", "install", "--force", "-p", str(tmp_path / "coll"), str(tarball)],
+    subprocess.run([str(bin_dir / "ansible-galaxy"), "collection", "install", "--no-deps", "--force", "-p", str(tmp_path / "coll"), str(tarball)],
                    env=ansible_env(), check=True, capture_output=True, timeout=300)
     installed = tmp_path / "coll" / "ansible_collections" / "nsguard" / "sysctl"
     schema = installed / "schemas" / "fleet-report.schema.json"

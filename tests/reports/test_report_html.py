@@ -153,3 +153,36 @@ def test_screenshot(page, tmp_path):
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1400, 2000)
     assert len(data) > 50_000          # a rendered page, not a blank canvas
+
+
+def test_identifiers_do_not_break_long_messages_fold_and_fix_names_the_task(tmp_path):
+    """At 1400 px: rule ids, host names and keys are one unbreakable word (class ident:
+    white-space nowrap), a message longer than the fold keeps all its text in <details>, and
+    the Fix column names the remediation task, not only host / container-spec."""
+    import re
+    fleet = make_fleet(2, 3)
+    for entry in fleet.values():
+        for finding in entry.get("findings") or []:
+            finding["message"] = (finding.get("message") or "") + " because" * 120 + " THE-END-MARK"
+    model = write_fleet(fleet, tmp_path)
+    proc = chromium("file://%s" % (tmp_path / "fleet.html"), "--dump-dom", "--virtual-time-budget=5000",
+                    "--window-size=1400,900")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    section = dom[dom.index('id="sec-findings"'):]
+    rows = re.findall(r"<tr>(.*?)</tr>", section[section.index("<tbody"):], re.S)
+    assert len(rows) == min(100, model["summary"]["findings"]["total"])
+    for row in rows:
+        cells = re.findall(r"<td([^>]*)>(.*?)</td>", row, re.S)
+        assert [attrs for attrs, dummy in cells][1:3] == [' class="ident"', ' class="ident"']  # rule, host
+        message, fix = cells[6][1], cells[7][1]
+        assert message.startswith("<details><summary>") and "THE-END-MARK</div></details>" in message
+        assert "sysctl" in fix or "none" in fix or ":" in fix
+    tasks = [t["name"] for f in model["findings"] for t in (f.get("remediation") or {}).get("tasks") or []]
+    assert tasks and any(html_unescape_in(t, section) for t in tasks)
+    assert "td.ident{white-space:nowrap" in (tmp_path / "fleet.html").read_text()
+
+
+def html_unescape_in(text: str, dom: str) -> bool:
+    import html
+    return html.escape(text, quote=False) in dom or text in dom
