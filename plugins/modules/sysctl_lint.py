@@ -30,7 +30,7 @@ description:
   - The facts are the target's word. They are validated against
     C(schemas/sysctl-facts.schema.json) first; facts that do not match, or facts that come with
     other C(nsguard_sysctl_*) facts (which would shadow the audit's own variables), are never
-    linted: the task fails with the JSON path or the names, and RV(unlintable) says why.
+    linted. The task fails with the JSON path or the names, and RV(unlintable) says why.
   - This is an action plugin; it runs on the controller and opens no connection.
 options:
   facts:
