@@ -24,12 +24,17 @@ from pathlib import Path
 
 
 def wheel_tag(dist: metadata.Distribution) -> str:
-    """The first ``Tag`` of the dist's WHEEL file (``py3-none-any`` when it has none)."""
+    """The dist's ``Tag`` lines of its WHEEL file as one compressed tag set (``py2.py3-none-any``
+    for a universal wheel: the first tag alone, ``py2-none-any``, is one pip on Python 3 refuses);
+    ``py3-none-any`` when it has none."""
     text = dist.read_text("WHEEL") or ""
-    for line in text.splitlines():
-        if line.startswith("Tag:"):
-            return line.split(":", 1)[1].strip()
-    return "py3-none-any"
+    tags = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Tag:")]
+    if not tags:
+        return "py3-none-any"
+    parts = [t.split("-") for t in tags if t.count("-") == 2]
+    if len(parts) != len(tags):
+        return tags[0]
+    return "-".join(".".join(dict.fromkeys(p[i] for p in parts)) for i in range(3))
 
 
 def repack(dist: metadata.Distribution, dest: Path) -> Path | None:
