@@ -156,7 +156,16 @@ def unpack(series: str, deb: Path, origin: str) -> KernelPackage:
                        suite=SERIES[series]["suite"], origin=origin, deb=deb.name, release=release, tree=str(tree))
     if not kp.vmlinuz.exists():
         raise PackageError(f"{package}: no {kp.vmlinuz}")
-    kp.modules  # noqa: B018 - raises when the package has no modules tree
+    modules = kp.modules  # raises when the package has no modules tree
+    if not (modules / "modules.dep").exists():
+        # The package ships no modules.dep (its postinst runs depmod): made here, in the tree.
+        base = modules.parents[2] if modules.parts[-3] == "lib" and modules.parts[-4] != "usr" else modules.parents[3]
+        try:
+            proc = _run(["depmod", "-b", str(base), release])
+        except FileNotFoundError as exc:
+            raise PackageError("depmod is not installed (apt-get install kmod)") from exc
+        if proc.returncode != 0 or not (modules / "modules.dep").exists():
+            raise PackageError(f"depmod -b {base} {release}: {proc.stderr.strip()}")
     return kp
 
 
