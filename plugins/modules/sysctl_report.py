@@ -96,8 +96,9 @@ options:
     description:
       - Base URL of the collection's sources; each rule's help link is
         C(<docs_base_url>docs/rules/<rule id>.md) (SARIF C(helpUri), HTML, Markdown).
-      - Defaults to the variable C(nsguard_sysctl_docs_base_url), or
-        C(https://github.com/nsguard/sysctl/blob/main/).
+      - Defaults to the variable C(nsguard_sysctl_docs_base_url), else the environment variable
+        C(NSGUARD_SYSCTL_DOCS_BASE_URL), else the C(file://) URL of the docs shipped inside the
+        installed collection (so the links always open).
     type: str
   title:
     description: Title of the HTML and Markdown reports and the JUnit test suites.

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import expectations as expect_mod
+from . import report
 from . import rules as rules_mod
 from .facts_schema import LINT_RESULT_VAR, facts_problem, partial_gather, shadowing_facts
 from .remediation import RemediationOptions
@@ -29,7 +30,7 @@ from .remediation import RemediationOptions
 __all__ = ["FAIL_ON", "LINT_RESULT_VAR", "RESULT_MARK", "LintConfig", "load_config", "lint_host", "threshold_reached",
            "summary_lines", "result_is_current", "preload"]
 
-FAIL_ON = ("never", "warning", "error")
+FAIL_ON = report.FAIL_ON   # one vocabulary: the report's verdict and the host's use the same names
 # Key of the lint result that names what it was computed from: {"version", "gathered_at"}.
 RESULT_MARK = "nsguard_lint"
 RESULT_VERSION = 1
