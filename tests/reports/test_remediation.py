@@ -129,6 +129,10 @@ def test_structure_tags_and_guards(remediation):
     asking = sum(1 for f in model["findings"] if f["host"] == "node0000.example" and f["rule"] == "NSG001")
     assert asking >= 4
     assert names == ["NSG001 vm.max_map_count=262144 on the host (and %d more findings)" % (asking - 1)]
+    # the refusal message counts the host's changes, not its diff-preview tasks (issue 12: "8 for 4")
+    refusal = next(t for t in first["tasks"] if t.get("name") == "Refuse host-side sysctl changes inside a container")
+    changes = sum(1 for dummy, t in _tasks(first) if "ansible.posix.sysctl" in t)
+    assert "%d host-side sysctl changes NOT applied" % changes in refusal["ansible.builtin.debug"]["msg"]
     # Jinja from a tenant-controlled string is written !unsafe; the refused task is reported
     hostile = [t for dummy, t in _tasks(first) if "nsg-pwned" in json.dumps(t, default=str)]
     assert len(hostile) == 3                                 # the task and its two diff-preview tasks
