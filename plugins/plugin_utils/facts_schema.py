@@ -24,6 +24,7 @@ Plain Python, no Ansible import.
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Callable, List, Mapping, Optional
 
@@ -42,18 +43,14 @@ LINT_RESULT_VAR = "nsguard_sysctl_lint_result"
 _TOLERATED = frozenset({FACTS_VAR, "nsguard_sysctl_findings"})
 _RESERVED_PREFIX = FACTS_VAR + "_"
 
-_fast: Optional[Callable[[Any], Any]] = None
-
-
+@functools.lru_cache(maxsize=None)
 def _fast_validator() -> Optional[Callable[[Any], Any]]:
-    global _fast
-    if _fast is None:
-        try:
-            import fastjsonschema
-        except ImportError:
-            return None
-        _fast = fastjsonschema.compile(load_json_schema(SCHEMA_PATH))
-    return _fast
+    """The schema compiled to Python (once per process), or None without fastjsonschema."""
+    try:
+        import fastjsonschema
+    except ImportError:
+        return None
+    return fastjsonschema.compile(load_json_schema(SCHEMA_PATH))
 
 
 def facts_problem(facts: Any) -> Optional[str]:

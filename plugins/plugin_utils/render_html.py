@@ -42,7 +42,8 @@ h2{font-size:17px;margin:0 0 10px}.cards{display:flex;flex-wrap:wrap;gap:10px}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{border-bottom:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#eef0f4;position:sticky;top:0;cursor:pointer;user-select:none;white-space:nowrap}th[aria-sort=ascending]::after{content:" \\25B2"}
 th[aria-sort=descending]::after{content:" \\25BC"}
-td.num,th.num{text-align:right}td{overflow-wrap:break-word;max-width:520px}td.ident{white-space:nowrap;overflow-wrap:normal;word-break:normal}section{overflow-x:auto}details summary{cursor:pointer}details[open] summary{display:none}td:first-child{white-space:nowrap}code{font-size:12px}
+td.num,th.num{text-align:right}td{overflow-wrap:break-word;max-width:520px}td.ident{white-space:nowrap;overflow-wrap:normal;word-break:normal}
+section{overflow-x:auto}details summary{cursor:pointer}details[open] summary{display:none}td:first-child{white-space:nowrap}code{font-size:12px}
 .tools{display:flex;gap:8px;align-items:center;margin:0 0 8px;flex-wrap:wrap}
 .tools input{flex:1;min-width:260px;padding:5px 8px;border:1px solid var(--line);border-radius:4px}
 .tools select,.tools button{padding:4px 8px}.pager{color:var(--muted);font-size:12px}

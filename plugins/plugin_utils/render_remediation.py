@@ -385,10 +385,13 @@ def _merge_spec_tasks(entries: List[SpecEntry], problems: List[str]) -> List[Spe
 SpecEntries = List[SpecEntry]
 
 
-def _accepted(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[List[Tuple[str, Mapping[str, Any], Mapping[str, Any]]], SpecEntries, SpecEntries]:
+HostEntries = List[Tuple[str, Mapping[str, Any], Mapping[str, Any]]]   # (where, finding, task)
+
+
+def _accepted(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[HostEntries, SpecEntries, SpecEntries]:
     """The findings' tasks that pass :func:`task_problem`, split by where they act: host-side
     ``(where, finding, task)``, container spec ``(finding, task)``, Kubernetes ``(finding, task)``."""
-    host: List[Tuple[str, Mapping[str, Any], Mapping[str, Any]]] = []
+    host: HostEntries = []
     spec: SpecEntries = []
     k8s: SpecEntries = []
     for f in findings:
@@ -418,7 +421,7 @@ def _accepted(findings: List[Mapping[str, Any]], problems: List[str]) -> Tuple[L
     return host, spec, k8s
 
 
-def _dedupe(entries: List[Tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> Dict[str, List[Dict[str, Any]]]:
+def _dedupe(entries: HostEntries) -> Dict[str, List[Dict[str, Any]]]:
     """Tasks by where they act, identical ones once with their tags merged.
 
     Two tasks are the same when all but their name and tags are equal (the name usually says
