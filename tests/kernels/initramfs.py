@@ -22,7 +22,6 @@ import gzip
 import lzma
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.ansible_run import run_playbook
+from tests.ansible_run import ansible_env
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -121,7 +121,6 @@ def audit(tmp_path_factory, hostile_netns):
 
 
 def _env() -> dict:
-    from tests.ansible_run import ansible_env
     return ansible_env()
 
 
