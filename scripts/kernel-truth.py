@@ -21,6 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / ".venv" / "dev-collections"))   # the collection (make dev-link)
 
 from tests.kernels import boot, guest, initramfs, packages, truth  # noqa: E402
 

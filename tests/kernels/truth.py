@@ -23,9 +23,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -84,17 +82,9 @@ def write_table(table: Mapping[str, Any], folder: Path = TRUTH_DIR) -> Path:
     """``<folder>/<series>.json``, written atomically (sorted keys, one key per line)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{series_of(table['kernel'])}.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".truth-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(table, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # imported here: in a guest this module loads before guest.py has put the collection on sys.path
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.atomic import atomic_write
+    atomic_write(path, json.dumps(table, indent=1, sort_keys=True) + "\n", perms=0o644)
     return path
 
 
