@@ -10,7 +10,6 @@ arguments into their inputs and their output into a task result.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, Optional
 
 from ansible.errors import AnsibleActionFail
@@ -47,10 +46,6 @@ class ActionModule(ActionBase):
     _requires_connection = False
     _VALID_ARGS = frozenset(_ARGSPEC)
 
-    def _path(self, path: str) -> str:
-        path = os.path.expanduser(path)
-        return path if os.path.isabs(path) else self._loader.path_dwim(path)
-
     def _print_summary(self, host: str, result: Dict[str, Any], task_vars: Dict[str, Any], limit: int) -> str:
         """The per-host summary, printed by the action itself (one controller round trip less
         than a debug task that templates the whole result again)."""
@@ -79,7 +74,7 @@ class ActionModule(ActionBase):
         if facts is None:
             raise AnsibleActionFail("no nsguard_sysctl facts for %s: run nsguard.sysctl.sysctl_facts first, or pass "
                                     "them with the facts option" % host)
-        config = lint.load_config(args, self._path)
+        config = lint.load_config(args, lint.playbook_resolver(self._loader))
         classification = lint.plain(args["classification"]) if args["classification"] is not None else None
         outcome = lint.lint_host(facts, host, config, ansible_facts=ansible_facts, classification=classification,
                                  fail_on=args["fail_on"])

@@ -103,17 +103,13 @@ class ActionModule(ActionBase):
     _requires_connection = False
     _VALID_ARGS = frozenset(_ARGSPEC)
 
-    def _path(self, path: str) -> str:
-        path = os.path.expanduser(path)
-        return path if os.path.isabs(path) else self._loader.path_dwim(path)
-
     def _lint_config(self, options: Mapping[str, Any]) -> lint.LintConfig:
         if self._config is None:
             unknown = sorted(set(options) - _LINT_OPTIONS)
             if unknown:
                 raise AnsibleActionFail("lint: unknown option(s) %s (known: %s)" % (
                     ", ".join(unknown), ", ".join(sorted(_LINT_OPTIONS))))
-            self._config = lint.load_config(options, self._path)
+            self._config = lint.load_config(options, lint.playbook_resolver(self._loader))
             for error in self._config.errors:
                 display.warning("sysctl_report lint: %s %s: %s" % (error.get("file"), error.get("path"),
                                                                    error.get("message")))

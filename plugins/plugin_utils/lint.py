@@ -18,6 +18,7 @@ Plain Python, no Ansible import.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -28,7 +29,7 @@ from .facts_schema import LINT_RESULT_VAR, facts_problem, partial_gather, shadow
 from .remediation import RemediationOptions
 
 __all__ = ["FAIL_ON", "LINT_RESULT_VAR", "RESULT_MARK", "LintConfig", "load_config", "lint_host", "threshold_reached",
-           "summary_lines", "result_is_current", "preload"]
+           "summary_lines", "result_is_current", "preload", "playbook_resolver"]
 
 FAIL_ON = report.FAIL_ON   # one vocabulary: the report's verdict and the host's use the same names
 # Key of the lint result that names what it was computed from: {"version", "gathered_at"}.
@@ -85,6 +86,15 @@ def _profiles(profiles: Any) -> Any:
     if isinstance(profiles, str) and profiles not in ("all", ""):
         return [p.strip() for p in profiles.split(",") if p.strip()]
     return profiles
+
+
+def playbook_resolver(loader: Any) -> Callable[[str], str]:
+    """Paths as a task gives them: ``~`` expanded, relative ones found the way Ansible finds a
+    playbook's files (``loader.path_dwim``)."""
+    def resolve(path: str) -> str:
+        path = os.path.expanduser(path)
+        return path if os.path.isabs(path) else loader.path_dwim(path)
+    return resolve
 
 
 def load_config(args: Mapping[str, Any], resolve: Callable[[str], str] = lambda p: p) -> LintConfig:
