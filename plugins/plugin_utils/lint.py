@@ -167,12 +167,15 @@ def lint_host(facts: Any, host: str, config: LintConfig, *, ansible_facts: Optio
     if problem:
         return _refused(host, "facts do not match schemas/sysctl-facts.schema.json at %s" % problem, fail_on)
     errors: List[Dict[str, Any]] = list(config.errors)
-    if classification is None:
-        from .classify import classify_host
-        classification = classify_host(config.kb, facts)
-    findings = rules_mod.evaluate(
-        facts, classification, config.catalog, config.expectations, host=host, params=config.params,
-        overrides=config.overrides, skip=config.skip, options=config.options, kb=config.kb, errors=errors)
+    try:
+        if classification is None:
+            from .classify import classify_host
+            classification = classify_host(config.kb, facts)
+        findings = rules_mod.evaluate(
+            facts, classification, config.catalog, config.expectations, host=host, params=config.params,
+            overrides=config.overrides, skip=config.skip, options=config.options, kb=config.kb, errors=errors)
+    except Exception as exc:  # facts that pass the schema yet break the engine fail this host only
+        return _refused(host, "facts cannot be linted: %s: %s" % (type(exc).__name__, str(exc)[:300]), fail_on)
     counts = rules_mod.count_by_severity(findings)
     partial = partial_gather(facts)
     return {
