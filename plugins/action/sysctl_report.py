@@ -38,6 +38,11 @@ from ansible.utils.display import Display
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint, report
 
 display = Display()
+# registered by the role's first task (roles/audit/tasks/main.yml): Ansible's own error text for
+# a host that could not be reached
+REACH_RESULT_VAR = "nsguard_sysctl_reach_result"
+# a connection error is a few lines; a longer text (it can carry the target's stderr) is cut
+_REACH_MESSAGE_LIMIT = 2000
 # loaded in Ansible's main process, before it forks a worker per host (plugin_utils.lint.preload)
 lint.preload()
 
@@ -48,6 +53,7 @@ _ARGSPEC = {
     "hosts": {"type": "list", "elements": "str"},
     "fail_on": {"type": "str", "choices": list(report.FAIL_ON)},
     "lint_result_var": {"type": "str", "default": lint.LINT_RESULT_VAR},
+    "reach_result_var": {"type": "str", "default": REACH_RESULT_VAR},
     "lint": {"type": "dict", "default": {}},
     "facts_var": {"type": "str", "default": "nsguard_sysctl"},
     "source": {"type": "str", "default": "play", "choices": ["play", "cache"]},
@@ -92,6 +98,21 @@ def _catalog() -> Optional[Dict[str, Dict[str, Any]]]:
     return out or None
 
 
+def reach_message(registered: Any) -> Optional[str]:
+    """Ansible's own message of the role's first task when that task did not reach the host, as
+    plain text; None when it reached the host or never ran. Data, never templated: the text can
+    quote the target (an ssh banner)."""
+    if not isinstance(registered, Mapping) or registered.get("unreachable") is not True:
+        return None
+    text = registered.get("msg")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    text = " ".join(text.split())
+    if len(text) > _REACH_MESSAGE_LIMIT:
+        text = text[:_REACH_MESSAGE_LIMIT] + " [cut at %d characters]" % _REACH_MESSAGE_LIMIT
+    return text
+
+
 # The options of nsguard.sysctl.sysctl_lint that shape findings (for hosts linted here).
 _LINT_OPTIONS = frozenset({"knowledge_dirs", "rules_dirs", "profiles", "expectations", "expectation_files",
                            "rule_params", "rule_overrides", "skip_rules", "remediation"})
@@ -126,7 +147,8 @@ class ActionModule(ActionBase):
         return lint.lint_host(facts, host, self._lint_config(options), ansible_facts=facts_root)
 
     def _host_inputs(self, task_vars: Mapping[str, Any], hosts: List[str], source: str, facts_var: str,
-                     lint_result_var: str, options: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+                     lint_result_var: str, reach_result_var: str,
+                     options: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
         hostvars = task_vars.get("hostvars", {})
         play_hosts = set(task_vars.get("ansible_play_hosts") or [])
         failed_hosts = set(task_vars.get("ansible_failed_hosts") or [])
@@ -143,6 +165,7 @@ class ActionModule(ActionBase):
             # a registered variable outranks a fact of the same name, but where the lint task never
             # ran on this host a forged fact would stand in for it
             registered = None if lint_result_var in facts_root else hv.get(lint_result_var)
+            reached = reach_message(None if reach_result_var in facts_root else hv.get(reach_result_var))
             entry: Dict[str, Any] = {"status": "ok", "message": None}
             if source == "cache":
                 if facts is None:
@@ -151,7 +174,7 @@ class ActionModule(ActionBase):
             elif host in failed_hosts:
                 entry.update(status="failed", message="failed earlier in the play; see its task output")
             elif host not in play_hosts:
-                entry.update(status="unreachable", message="unreachable during the play; see its task output")
+                entry.update(status="unreachable", message=reached or "unreachable during the play; see its task output")
             elif facts is None:
                 entry.update(status="failed", message="no ansible_facts.%s: the facts task did not run on this host" % facts_var)
             outcome = None
@@ -188,7 +211,8 @@ class ActionModule(ActionBase):
 
         self._config = None
         inputs = self._host_inputs(task_vars, [to_text(h) for h in hosts], args["source"],
-                                   args["facts_var"], args["lint_result_var"], args["lint"])
+                                   args["facts_var"], args["lint_result_var"], args["reach_result_var"],
+                                   args["lint"])
         model = report.build_fleet(inputs, rules=_catalog(), docs_base_url=docs_base_url, title=args["title"],
                                    version=_collection_version(), source=args["source"])
         written, errors = report.write_reports(model, dest, args["formats"])

@@ -29,7 +29,8 @@ description:
     for O(fail_on) like an unaudited host.
   - Hosts of the play that were unreachable or failed are listed in every output with their
     status, never dropped. A host is C(failed) when it is in C(ansible_failed_hosts), or when it
-    has no facts; C(unreachable) when Ansible removed it from the play without failing it.
+    has no facts; C(unreachable) when Ansible removed it from the play without failing it. The
+    message is Ansible's own (see O(reach_result_var)) when the role's first task recorded it.
   - Every file is written atomically (a temporary file in O(dest), fsync, rename), so an interrupted
     run leaves the previous report whole. A format that cannot be written fails the task after
     the other formats are written.
@@ -73,6 +74,13 @@ options:
         exists; else the host is linted here.
     type: str
     default: nsguard_sysctl_lint_result
+  reach_result_var:
+    description:
+      - Host variable holding the registered result of the role's first task (a C(raw) C(true)
+        that opens the connection). For a host that was unreachable there, the report quotes
+        Ansible's own message from it (for example the ssh error) instead of a generic one. Read as text, never templated; ignored when a fact of the same name exists.
+    type: str
+    default: nsguard_sysctl_reach_result
   lint:
     description:
       - Options of C(nsguard.sysctl.sysctl_lint) that shape findings (C(knowledge_dirs),

@@ -75,8 +75,8 @@ def audited(tmp_path_factory, hostile_process, labelled_container):
     book = tmp / "audit.yml"
     book.write_text(json.dumps([{
         "name": "audit a fleet", "hosts": "fleet", "gather_facts": False,
+        # no task of ours connects before the role: its own first task meets the dead host
         "pre_tasks": [
-            {"name": "Reach the host", "ansible.builtin.ping": {}},
             {"name": "Fail one host", "ansible.builtin.fail": {"msg": "broken on purpose"},
              "when": "inventory_hostname == 'broken'"},
             {"name": "Distinct facts", "ansible.builtin.set_fact": {"nsguard_sysctl": "{{ synthetic_facts }}",
@@ -100,6 +100,13 @@ def test_role_writes_reports_for_the_whole_fleet(audited):
     assert not errors_of(sarif_validator(), json.loads((reports / "fleet.sarif").read_text()))
     status = {h["name"]: h["status"] for h in doc["hosts"]}
     assert status == {"node1": "ok", "node2": "ok", "node3": "ok", "broken": "failed", "dead": "unreachable"}
+    # the unreachable host carries Ansible's own error text (the role's first task registered it),
+    # the same words ansible-playbook printed, not a generic "unreachable during the play"
+    dead = {h["name"]: h for h in doc["hosts"]}["dead"]["message"]
+    assert "Failed to connect to the host via ssh" in dead and "Connection refused" in dead, dead
+    assert "fatal: [dead]: UNREACHABLE!" in proc.stdout and "Connection refused" in proc.stdout
+    md = (reports / "fleet.md").read_text()
+    assert "Connection refused" in md
     # every finding the real rules produced is in the report: the role's own per-host line says how many
     said = dict(re.findall(r"nsguard\.sysctl (node\d): \d+ namespace sets, (\d+) findings", proc.stdout))
     assert set(said) == {"node1", "node2", "node3"}
