@@ -22,7 +22,7 @@ from ansiblelint.testing.fixtures import app, rule_runner  # noqa: F401  (fixtur
 REPO = Path(__file__).resolve().parents[2]
 RULESDIR = REPO / "rules" / "ansible_lint"
 CORPUS = Path(__file__).resolve().parent / "corpus"
-SARIF_SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
+SARIF_SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "sarif-schema-2.1.0.json"  # one copy (tests/schemas)
 RULE_IDS = [
     "sysctl-global-in-container",
     "sysctl-absent-in-container",

@@ -17,7 +17,7 @@ from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
-SARIF_SCHEMA = HERE / "schemas" / "sarif-schema-2.1.0.json"
+SARIF_SCHEMA = HERE.parent / "schemas" / "sarif-schema-2.1.0.json"  # the one copy, shared with tests/ansible_lint
 FLEET_SCHEMA = REPO / "schemas" / "fleet-report.schema.json"
 
 

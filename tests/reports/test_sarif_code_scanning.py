@@ -1,6 +1,6 @@
 """fleet.sarif as GitHub code scanning ingests it.
 
-Two checks on the same file: the OASIS SARIF 2.1.0 schema (the copy in tests/reports/schemas/),
+Two checks on the same file: the OASIS SARIF 2.1.0 schema (the copy in tests/schemas/),
 and code scanning's documented ingestion rules, written out below with their sources:
 
 - GitHub Docs, "SARIF support for code scanning" (docs.github.com/en/code-security/reference/
