@@ -31,7 +31,7 @@ if not (DEV / "ansible_collections" / "nsguard" / "sysctl").exists():
 sys.path.insert(0, str(DEV))
 sys.path.insert(0, str(REPO))
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report  # noqa: E402
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import renderers, report  # noqa: E402
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.atomic import atomic_open  # noqa: E402
 from tests.reports.synthetic import make_fleet  # noqa: E402
 
@@ -99,9 +99,8 @@ def main() -> int:
         model = report.build_fleet(inputs)
         t_model = time.perf_counter() - t0
         print("%-12s %6.2f s   peak RSS %s" % ("aggregate", t_model, mib(peak_rss())))
-        import importlib
-        for fmt, (filename, module_name, func) in report.FORMATS.items():
-            render = getattr(importlib.import_module("ansible_collections.nsguard.sysctl.plugins.plugin_utils." + module_name), func)
+        for fmt, spec in renderers.FORMATS.items():
+            filename, render = spec.filename, spec.render
             t0 = time.perf_counter()
             with atomic_open(dest / filename) as out:
                 render(model, out)

@@ -35,7 +35,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint, report
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint, renderers, report
 
 display = Display()
 # registered by the role's first task (roles/audit/tasks/main.yml): Ansible's own error text for
@@ -48,8 +48,8 @@ lint.preload()
 
 _ARGSPEC = {
     "dest": {"type": "path"},
-    "formats": {"type": "list", "elements": "str", "default": list(report.FORMATS),
-                "choices": list(report.FORMATS)},
+    "formats": {"type": "list", "elements": "str", "default": list(renderers.FORMATS),
+                "choices": list(renderers.FORMATS)},
     "hosts": {"type": "list", "elements": "str"},
     "fail_on": {"type": "str", "choices": list(report.FAIL_ON)},
     "lint_result_var": {"type": "str", "default": lint.LINT_RESULT_VAR},
@@ -215,7 +215,7 @@ class ActionModule(ActionBase):
                                    args["lint"])
         model = report.build_fleet(inputs, rules=_catalog(), docs_base_url=docs_base_url, title=args["title"],
                                    version=_collection_version(), source=args["source"])
-        written, errors = report.write_reports(model, dest, args["formats"])
+        written, errors = renderers.write_reports(model, dest, args["formats"])
 
         summary = model["summary"]
         for problem in model["problems"]:

@@ -34,7 +34,6 @@ from .expectations import set_label
 __all__ = [
     "REPORT_VERSION", "SEVERITIES", "STATUSES", "FAIL_ON", "DEFAULT_DOCS_BASE_URL", "DOCS_BASE_ENV", "docs_base_url",
     "build_fleet", "trim_facts", "should_fail", "summary_line", "rule_help_uri", "container_label", "finding_where",
-    "write_reports", "FORMATS",
 ]
 
 REPORT_VERSION = 1
@@ -444,56 +443,3 @@ def iter_findings_by_host(model: Mapping[str, Any]) -> Iterable[Tuple[str, List[
         groups[finding["host"]].append(finding)
     for row in model["hosts"]:
         yield row["name"], groups.get(row["name"], [])
-
-
-# format -> (file name in the report directory, renderer module, function)
-FORMATS = {
-    "json": ("fleet.json", "render_json", "render_json"),
-    "md": ("fleet.md", "render_md", "render_md"),
-    "html": ("fleet.html", "render_html", "render_html"),
-    "sarif": ("fleet.sarif", "render_sarif", "render_sarif"),
-    "junit": ("fleet.junit.xml", "render_junit", "render_junit"),
-    "remediation": ("remediation.yml", "render_remediation", "render_remediation"),
-}
-
-
-def write_reports(model: Mapping[str, Any], dest: str, formats: Iterable[str] = tuple(FORMATS)
-                  ) -> Tuple[Dict[str, str], Dict[str, str]]:
-    """Render each format into ``dest``, as one set: every file is rendered under a temporary
-    name first and all are renamed into place at the end (atomic.StagedSet), so a run killed
-    while rendering leaves the previous set whole, and the temporary files a killed run left are
-    removed first. A renderer that fails leaves its previous file in place and does not stop
-    the others. Returns ({format: path}, {format: error})."""
-    import importlib
-    import os
-
-    from .atomic import StagedSet, remove_stale
-
-    written: Dict[str, str] = {}
-    errors: Dict[str, str] = {}
-    try:
-        os.makedirs(dest, exist_ok=True)
-    except OSError as exc:
-        return written, {fmt: "cannot create the report directory %s: %s" % (dest, exc) for fmt in formats}
-    remove_stale(dest, [spec[0] for spec in FORMATS.values()])
-    staged = StagedSet()
-    try:
-        for fmt in formats:
-            if fmt not in FORMATS:
-                errors[fmt] = "unknown format %r (known: %s)" % (fmt, ", ".join(FORMATS))
-                continue
-            filename, module_name, func_name = FORMATS[fmt]
-            path = os.path.join(dest, filename)
-            try:
-                render = getattr(importlib.import_module("." + module_name, __package__), func_name)
-                with staged.open(path) as out:
-                    render(model, out)
-            except Exception as exc:  # one broken renderer must not cost the other reports
-                errors[fmt] = "%s: %s: %s" % (path, type(exc).__name__, exc)
-                continue
-            written[fmt] = path
-        staged.commit()
-    except BaseException:
-        staged.discard()
-        raise
-    return written, errors

@@ -227,7 +227,7 @@ from contextlib import contextmanager  # noqa: E402
 
 import yaml  # noqa: E402
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report  # noqa: E402
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import renderers, report  # noqa: E402
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.remediation import HOST_GUARD as TASK_GUARD  # noqa: E402
 from tests.ansible_run import ansible_env  # noqa: E402
 from tests.integration.harness import containers as ct  # noqa: E402
@@ -344,7 +344,7 @@ def scene_findings(scene: Scene, kb, catalog, host: str = "localhost", engines: 
 def render(findings: List[Dict], path: Path, host: str = "localhost") -> Path:
     facts = {"host": {"hostname": host, "kernel": {"release": os.uname().release}}, "namespace_sets": []}
     model = report.build_fleet({host: {"status": "ok", "facts": facts, "findings": findings}})
-    written, errors = report.write_reports(model, str(path.parent), ["remediation"])
+    written, errors = renderers.write_reports(model, str(path.parent), ["remediation"])
     assert not errors, errors
     return Path(written["remediation"])
 

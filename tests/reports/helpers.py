@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional
 import jsonschema
 import pytest
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import renderers, report
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -38,9 +38,9 @@ def errors_of(validator: jsonschema.protocols.Validator, doc: Any) -> list:
 
 def write_fleet(fleet: Dict[str, Dict[str, Any]], dest: Path, **kwargs: Any) -> Dict[str, Any]:
     model = report.build_fleet(fleet, **kwargs)
-    written, errors = report.write_reports(model, str(dest))
+    written, errors = renderers.write_reports(model, str(dest))
     assert not errors, errors
-    assert set(written) == set(report.FORMATS)
+    assert set(written) == set(renderers.FORMATS)
     return model
 
 

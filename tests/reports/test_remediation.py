@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import renderers, report
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.render_remediation import HOST_GUARD, INIT_PID_NS, INIT_USER_NS
 from tests.ansible_run import ansible_env, run_playbook
 from tests.reports.synthetic import host_sysctl_task, make_fleet, make_host
@@ -79,7 +79,7 @@ def _fleet():
 def remediation(tmp_path_factory):
     dest = tmp_path_factory.mktemp("remediation")
     model = report.build_fleet(_fleet())
-    written, errors = report.write_reports(model, str(dest), ["remediation"])
+    written, errors = renderers.write_reports(model, str(dest), ["remediation"])
     assert not errors
     return model, Path(written["remediation"])
 

@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import renderers, report
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.render_common import md_escape
 from tests.reports.helpers import errors_of, fleet_validator, sarif_validator, write_fleet
 from tests.reports.synthetic import HOSTILE_CMDLINE, HOSTILE_LABEL, HOSTILE_NAME, make_fleet
@@ -322,7 +322,7 @@ def test_html_is_self_contained_and_escaped(written):
 
 def test_unknown_format_is_an_error_and_the_others_are_written(tmp_path):
     model = report.build_fleet(make_fleet(1, 1))
-    written, errors = report.write_reports(model, str(tmp_path), ["json", "pdf", "md"])
+    written, errors = renderers.write_reports(model, str(tmp_path), ["json", "pdf", "md"])
     assert set(written) == {"json", "md"} and "pdf" in errors and "unknown format" in errors["pdf"]
 
 

@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import render_sarif, report
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import render_sarif, renderers, report
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.render_common import md_code
 from tests.reports.helpers import REPO, errors_of, sarif_validator
 from tests.reports.synthetic import make_fleet
@@ -117,7 +117,7 @@ def checkout(tmp_path, monkeypatch):
 
 def _write(fleet: dict, dest: Path, **kwargs) -> dict:
     model = report.build_fleet(fleet, **kwargs)
-    written, errors = report.write_reports(model, str(dest), ["md", "sarif"])
+    written, errors = renderers.write_reports(model, str(dest), ["md", "sarif"])
     assert not errors, errors
     return model
 
