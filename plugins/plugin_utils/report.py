@@ -33,7 +33,7 @@ from .expectations import set_label
 
 __all__ = [
     "REPORT_VERSION", "SEVERITIES", "STATUSES", "FAIL_ON", "DEFAULT_DOCS_BASE_URL", "DOCS_BASE_ENV", "docs_base_url",
-    "build_fleet", "trim_facts", "should_fail", "summary_line", "rule_help_uri", "container_label", "finding_where",
+    "build_fleet", "FleetBuilder", "trim_facts", "should_fail", "summary_line", "rule_help_uri", "container_label", "finding_where",
 ]
 
 REPORT_VERSION = 1
@@ -239,6 +239,196 @@ def _host_containers(row: Dict[str, Any], facts: Optional[Mapping[str, Any]], by
     return out, rows
 
 
+class FleetBuilder:
+    """:func:`build_fleet` one host at a time, in four phases: the catalog's rule metadata
+    (``__init__``), each host's row, containers and conntrack (:meth:`add_host`, which also
+    normalises and counts its findings), the rule rows, then the fleet's order and summary
+    (:meth:`finish`). A caller that streams hosts (the report action reading a fact cache)
+    keeps only the rows and findings of the hosts added, never their facts. Hosts are reported
+    in the order added; :func:`build_fleet` adds them sorted by name."""
+
+    def __init__(self, *, rules: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                 docs_base_url: str = DEFAULT_DOCS_BASE_URL, generated_at: Optional[str] = None,
+                 title: str = "nsguard.sysctl fleet report", version: str = "0.0.0", source: str = "play") -> None:
+        self.problems: List[Dict[str, Any]] = []
+        self.host_rows: List[Dict[str, Any]] = []
+        self.containers: List[Dict[str, Any]] = []
+        self.conntrack_rows: List[Dict[str, Any]] = []
+        self.findings: List[Mapping[str, Any]] = []
+        self.rule_stats: Dict[str, Dict[str, Any]] = {}
+        self.rule_meta: Dict[str, Dict[str, Any]] = {}
+        for rid, meta in (rules or {}).items():
+            meta = meta if isinstance(meta, Mapping) else {}
+            self.rule_meta[str(rid)] = {"name": _str_or_none(meta.get("name")), "severity": meta.get("severity"),
+                                        "summary": _str_or_none(meta.get("summary") or meta.get("description"))}
+        self.header = {"report_version": REPORT_VERSION, "kind": "nsguard.sysctl/fleet", "title": title,
+                       "generated_at": generated_at or _utcnow(), "generator": {"name": GENERATOR, "version": version},
+                       "source": source, "docs_base_url": docs_base_url}
+
+    def add_host(self, name: Any, entry: Any) -> None:
+        """One host's input entry (module docstring): its row, containers, conntrack, findings."""
+        row, by_set, entry = self._host_row(str(name), entry)
+        self.host_rows.append(row)
+        host_rules = set()
+        for index, finding in enumerate(self._finding_list(row, entry)):
+            finding = self._checked_finding(row, index, finding)
+            if finding is not None:
+                self._count_finding(row, finding, by_set)
+                host_rules.add(finding["rule"])
+        row["rules"] = sorted(host_rules)
+        row["containers"] = len(by_set)
+
+    def _host_row(self, name: str, raw_entry: Any) -> Tuple[Dict[str, Any], Dict[Optional[str], Dict[str, Any]], Mapping[str, Any]]:
+        problems = self.problems
+        entry = raw_entry if isinstance(raw_entry, Mapping) else {}
+        if not isinstance(raw_entry, Mapping):
+            problems.append({"host": name, "where": "host", "message": "host entry is not a mapping"})
+        status = entry.get("status") or "ok"
+        message = _str_or_none(entry.get("message"))
+        if status not in STATUSES:
+            problems.append({"host": name, "where": "status",
+                             "message": "unknown status %r (expected ok, unreachable or failed); reported as failed" % (status,)})
+            message = message or "unknown status %r" % (status,)
+            status = "failed"
+        facts = entry.get("facts")
+        if facts is not None and not isinstance(facts, Mapping):
+            problems.append({"host": name, "where": "facts", "message": "facts are a %s, not a mapping" % type(facts).__name__})
+            facts = None
+        by_set: Dict[Optional[str], Dict[str, Any]] = {}
+        try:
+            row = _host_entry(name, status, message, facts)
+            host_containers, rows = _host_containers(row, facts, by_set, problems)
+        except Exception as exc:  # one host's malformed facts must never cost the others their report
+            problems.append({"host": name, "where": "facts",
+                             "message": "cannot be reported (%s: %s); host reported as failed" % (type(exc).__name__, exc)})
+            row = _host_entry(name, "failed", "facts cannot be reported: %s: %s" % (type(exc).__name__, exc), None)
+            host_containers, rows, by_set = [], [], {}
+            entry = {}
+        row["partial"] = _str_or_none(entry.get("partial")) if row["status"] == "ok" else None
+        if row["partial"]:
+            problems.append({"host": name, "where": "gather", "message": "partial audit: %s" % row["partial"]})
+        self.containers.extend(host_containers)
+        self.conntrack_rows.extend(rows)
+        return row, by_set, entry
+
+    def _finding_list(self, row: Mapping[str, Any], entry: Mapping[str, Any]) -> List[Any]:
+        raw = entry.get("findings")
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            self.problems.append({"host": row["name"], "where": "findings",
+                                  "message": "findings are a %s, not a list" % type(raw).__name__})
+            return []
+        return raw
+
+    def _checked_finding(self, row: Mapping[str, Any], index: int, finding: Any) -> Optional[Mapping[str, Any]]:
+        """The finding as reported (a copy only where it needs fixing), or None (recorded)."""
+        where = "findings[%d]" % index
+        if not isinstance(finding, Mapping):
+            self.problems.append({"host": row["name"], "where": where, "message": "finding is not a mapping"})
+            return None
+        rid = finding.get("rule")
+        if not isinstance(rid, str) or not rid:
+            self.problems.append({"host": row["name"], "where": where + ".rule", "message": "finding has no rule id"})
+            return None
+        fixes: Dict[str, Any] = {}
+        if finding.get("severity") not in SEVERITY_RANK:
+            self.problems.append({"host": row["name"], "where": where + ".severity",
+                                  "message": "unknown severity %r for %s; reported as error" % (finding.get("severity"), rid)})
+            fixes["severity"] = "error"
+        if finding.get("host") != row["name"]:
+            if finding.get("host") not in (None, ""):
+                self.problems.append({"host": row["name"], "where": where + ".host",
+                                      "message": "finding names host %r; reported under %r" % (finding.get("host"), row["name"])})
+            fixes["host"] = row["name"]
+        # the rest is shared with the caller
+        return dict(finding, **fixes) if fixes else finding
+
+    def _count_finding(self, row: Dict[str, Any], finding: Mapping[str, Any],
+                       by_set: Dict[Optional[str], Dict[str, Any]]) -> None:
+        rid, severity = finding["rule"], finding["severity"]
+        self.findings.append(finding)
+        row["findings"]["total"] += 1
+        row["findings"][severity] += 1
+        set_id = finding.get("set_id")
+        crow = by_set.get(set_id) if set_id else None
+        if set_id and crow is None:
+            # a finding about a set the facts do not list (facts trimmed, or gathered apart)
+            container = finding.get("container") if isinstance(finding.get("container"), Mapping) else {}
+            crow = _container_row(row["name"], {"id": set_id, "identity": container})
+            crow["label"] = container_label(container, set_id)
+            by_set[set_id] = crow
+            self.containers.append(crow)
+        if crow is not None:
+            crow["findings"]["total"] += 1
+            crow["findings"][severity] += 1
+        stats = self.rule_stats.get(rid)
+        if stats is None:
+            stats = self.rule_stats[rid] = {"counts": _zero_counts(), "hosts": set(), "containers": set(),
+                                            "keys": Counter(), "name": None, "worst": severity}
+        stats["counts"]["total"] += 1
+        stats["counts"][severity] += 1
+        stats["hosts"].add(row["name"])
+        if set_id:
+            stats["containers"].add((row["name"], set_id))
+        if finding.get("key"):
+            stats["keys"][str(finding["key"])] += 1
+        if not stats["name"] and finding.get("rule_name"):
+            stats["name"] = str(finding["rule_name"])
+        if SEVERITY_RANK[severity] < SEVERITY_RANK[stats["worst"]]:
+            stats["worst"] = severity
+
+    def _rule_rows(self) -> List[Dict[str, Any]]:
+        rule_rows = []
+        for rid in sorted(set(self.rule_meta) | set(self.rule_stats)):
+            meta = self.rule_meta.get(rid, {})
+            stats = self.rule_stats.get(rid)
+            severity = meta.get("severity") if meta.get("severity") in SEVERITY_RANK else (stats["worst"] if stats else "warning")
+            rule_rows.append({
+                "id": rid,
+                "name": meta.get("name") or (stats["name"] if stats else None) or rid,
+                "severity": severity,
+                "summary": meta.get("summary"),
+                "help_uri": rule_help_uri(rid, self.header["docs_base_url"]),
+                "findings": stats["counts"] if stats else _zero_counts(),
+                "hosts": len(stats["hosts"]) if stats else 0,
+                "containers": len(stats["containers"]) if stats else 0,
+                "keys": [k for k, dummy in stats["keys"].most_common(20)] if stats else [],
+            })
+        return rule_rows
+
+    def finish(self) -> Dict[str, Any]:
+        """The fleet model. The builder's lists become the model's: add no host after this."""
+        rule_rows = self._rule_rows()
+        host_rows, findings = self.host_rows, self.findings
+        # one stable order for every renderer: host, worst first, rule, container, key
+        findings.sort(key=lambda f: (f["host"], SEVERITY_RANK[f["severity"]], f["rule"],
+                                     str(f.get("set_id") or ""), str(f.get("key") or "")))
+        totals = _zero_counts()
+        for row in host_rows:
+            for k in totals:
+                totals[k] += row["findings"][k]
+        status_counts = Counter(row["status"] for row in host_rows)
+        self.conntrack_rows.sort(key=lambda r: (-(r["count"]), r["host"], str(r["net"])))
+        return dict(self.header, **{
+            "summary": {
+                "hosts": {"total": len(host_rows), **{s: status_counts.get(s, 0) for s in STATUSES},
+                          "partial": sum(1 for row in host_rows if row["partial"])},
+                "containers": len(self.containers),
+                "findings": totals,
+                "rules": sum(1 for r in rule_rows if r["findings"]["total"]),
+                "worst": next((s for s in SEVERITIES if totals[s]), None),
+                "problems": len(self.problems),
+            },
+            "rules": rule_rows,
+            "hosts": host_rows,
+            "containers": self.containers,
+            "conntrack": self.conntrack_rows,
+            "findings": findings,
+            "problems": self.problems,
+        })
+
+
 def build_fleet(hosts: Mapping[str, Mapping[str, Any]], *, rules: Optional[Mapping[str, Mapping[str, Any]]] = None,
                 docs_base_url: str = DEFAULT_DOCS_BASE_URL, generated_at: Optional[str] = None,
                 title: str = "nsguard.sysctl fleet report", version: str = "0.0.0",
@@ -247,168 +437,13 @@ def build_fleet(hosts: Mapping[str, Mapping[str, Any]], *, rules: Optional[Mappi
 
     ``rules`` is optional catalog metadata ``{id: {name, severity, summary}}``; every rule in it
     is listed (JUnit makes one test case per host and rule), plus any rule seen in findings.
+    Hosts in name order; :class:`FleetBuilder` does the work, one host at a time.
     """
-    problems: List[Dict[str, Any]] = []
-    host_rows: List[Dict[str, Any]] = []
-    containers: List[Dict[str, Any]] = []
-    conntrack_rows: List[Dict[str, Any]] = []
-    findings: List[Mapping[str, Any]] = []
-    rule_meta: Dict[str, Dict[str, Any]] = {}
-    rule_stats: Dict[str, Dict[str, Any]] = {}
-
-    for rid, meta in (rules or {}).items():
-        meta = meta if isinstance(meta, Mapping) else {}
-        rule_meta[str(rid)] = {"name": _str_or_none(meta.get("name")), "severity": meta.get("severity"),
-                               "summary": _str_or_none(meta.get("summary") or meta.get("description"))}
-
+    builder = FleetBuilder(rules=rules, docs_base_url=docs_base_url, generated_at=generated_at, title=title,
+                           version=version, source=source)
     for name in sorted(hosts, key=str):
-        entry = hosts[name] if isinstance(hosts[name], Mapping) else {}
-        if not isinstance(hosts[name], Mapping):
-            problems.append({"host": str(name), "where": "host", "message": "host entry is not a mapping"})
-        status = entry.get("status") or "ok"
-        message = _str_or_none(entry.get("message"))
-        if status not in STATUSES:
-            problems.append({"host": str(name), "where": "status",
-                             "message": "unknown status %r (expected ok, unreachable or failed); reported as failed" % (status,)})
-            message = message or "unknown status %r" % (status,)
-            status = "failed"
-        facts = entry.get("facts")
-        if facts is not None and not isinstance(facts, Mapping):
-            problems.append({"host": str(name), "where": "facts", "message": "facts are a %s, not a mapping" % type(facts).__name__})
-            facts = None
-        by_set: Dict[Optional[str], Dict[str, Any]] = {}
-        try:
-            row = _host_entry(str(name), status, message, facts)
-            host_containers, rows = _host_containers(row, facts, by_set, problems)
-        except Exception as exc:  # one host's malformed facts must never cost the others their report
-            problems.append({"host": str(name), "where": "facts",
-                             "message": "cannot be reported (%s: %s); host reported as failed" % (type(exc).__name__, exc)})
-            row = _host_entry(str(name), "failed", "facts cannot be reported: %s: %s" % (type(exc).__name__, exc), None)
-            host_containers, rows, by_set = [], [], {}
-            entry = {}
-        row["partial"] = _str_or_none(entry.get("partial")) if row["status"] == "ok" else None
-        if row["partial"]:
-            problems.append({"host": row["name"], "where": "gather", "message": "partial audit: %s" % row["partial"]})
-        host_rows.append(row)
-        containers.extend(host_containers)
-        conntrack_rows.extend(rows)
-
-        raw = entry.get("findings")
-        if raw is None:
-            raw = []
-        elif not isinstance(raw, list):
-            problems.append({"host": row["name"], "where": "findings", "message": "findings are a %s, not a list" % type(raw).__name__})
-            raw = []
-        host_rules = set()
-        for index, finding in enumerate(raw):
-            where = "findings[%d]" % index
-            if not isinstance(finding, Mapping):
-                problems.append({"host": row["name"], "where": where, "message": "finding is not a mapping"})
-                continue
-            rid = finding.get("rule")
-            if not isinstance(rid, str) or not rid:
-                problems.append({"host": row["name"], "where": where + ".rule", "message": "finding has no rule id"})
-                continue
-            severity = finding.get("severity")
-            fixes: Dict[str, Any] = {}
-            if severity not in SEVERITY_RANK:
-                problems.append({"host": row["name"], "where": where + ".severity",
-                                 "message": "unknown severity %r for %s; reported as error" % (severity, rid)})
-                fixes["severity"] = severity = "error"
-            if finding.get("host") != row["name"]:
-                if finding.get("host") not in (None, ""):
-                    problems.append({"host": row["name"], "where": where + ".host",
-                                     "message": "finding names host %r; reported under %r" % (finding.get("host"), row["name"])})
-                fixes["host"] = row["name"]
-            if fixes:  # copy only what needs fixing; the rest is shared with the caller
-                finding = dict(finding, **fixes)
-            findings.append(finding)
-            host_rules.add(rid)
-
-            row["findings"]["total"] += 1
-            row["findings"][severity] += 1
-            set_id = finding.get("set_id")
-            crow = by_set.get(set_id) if set_id else None
-            if set_id and crow is None:
-                # a finding about a set the facts do not list (facts trimmed, or gathered apart)
-                container = finding.get("container") if isinstance(finding.get("container"), Mapping) else {}
-                crow = _container_row(row["name"], {"id": set_id, "identity": container})
-                crow["label"] = container_label(container, set_id)
-                by_set[set_id] = crow
-                containers.append(crow)
-            if crow is not None:
-                crow["findings"]["total"] += 1
-                crow["findings"][severity] += 1
-
-            stats = rule_stats.get(rid)
-            if stats is None:
-                stats = rule_stats[rid] = {"counts": _zero_counts(), "hosts": set(), "containers": set(),
-                                           "keys": Counter(), "name": None, "worst": severity}
-            stats["counts"]["total"] += 1
-            stats["counts"][severity] += 1
-            stats["hosts"].add(row["name"])
-            if set_id:
-                stats["containers"].add((row["name"], set_id))
-            if finding.get("key"):
-                stats["keys"][str(finding["key"])] += 1
-            if not stats["name"] and finding.get("rule_name"):
-                stats["name"] = str(finding["rule_name"])
-            if SEVERITY_RANK[severity] < SEVERITY_RANK[stats["worst"]]:
-                stats["worst"] = severity
-        row["rules"] = sorted(host_rules)
-        row["containers"] = len(by_set)
-
-    rule_rows = []
-    for rid in sorted(set(rule_meta) | set(rule_stats)):
-        meta = rule_meta.get(rid, {})
-        stats = rule_stats.get(rid)
-        severity = meta.get("severity") if meta.get("severity") in SEVERITY_RANK else (stats["worst"] if stats else "warning")
-        rule_rows.append({
-            "id": rid,
-            "name": meta.get("name") or (stats["name"] if stats else None) or rid,
-            "severity": severity,
-            "summary": meta.get("summary"),
-            "help_uri": rule_help_uri(rid, docs_base_url),
-            "findings": stats["counts"] if stats else _zero_counts(),
-            "hosts": len(stats["hosts"]) if stats else 0,
-            "containers": len(stats["containers"]) if stats else 0,
-            "keys": [k for k, dummy in stats["keys"].most_common(20)] if stats else [],
-        })
-
-    # one stable order for every renderer: host, worst first, rule, container, key
-    findings.sort(key=lambda f: (f["host"], SEVERITY_RANK[f["severity"]], f["rule"],
-                                 str(f.get("set_id") or ""), str(f.get("key") or "")))
-    totals = _zero_counts()
-    for row in host_rows:
-        for k in totals:
-            totals[k] += row["findings"][k]
-    status_counts = Counter(row["status"] for row in host_rows)
-    worst = next((s for s in SEVERITIES if totals[s]), None)
-    conntrack_rows.sort(key=lambda r: (-(r["count"]), r["host"], str(r["net"])))
-    return {
-        "report_version": REPORT_VERSION,
-        "kind": "nsguard.sysctl/fleet",
-        "title": title,
-        "generated_at": generated_at or _utcnow(),
-        "generator": {"name": GENERATOR, "version": version},
-        "source": source,
-        "docs_base_url": docs_base_url,
-        "summary": {
-            "hosts": {"total": len(host_rows), **{s: status_counts.get(s, 0) for s in STATUSES},
-                      "partial": sum(1 for row in host_rows if row["partial"])},
-            "containers": len(containers),
-            "findings": totals,
-            "rules": sum(1 for r in rule_rows if r["findings"]["total"]),
-            "worst": worst,
-            "problems": len(problems),
-        },
-        "rules": rule_rows,
-        "hosts": host_rows,
-        "containers": containers,
-        "conntrack": conntrack_rows,
-        "findings": findings,
-        "problems": problems,
-    }
+        builder.add_host(name, hosts[name])
+    return builder.finish()
 
 
 def should_fail(model: Mapping[str, Any], fail_on: str) -> bool:
