@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
+from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint, renderers, report
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint, renderers, report, report_inputs
 
 display = Display()
 # registered by the role's first task (roles/audit/tasks/main.yml): Ansible's own error text for
@@ -57,6 +58,7 @@ _ARGSPEC = {
     "lint": {"type": "dict", "default": {}},
     "facts_var": {"type": "str", "default": "nsguard_sysctl"},
     "source": {"type": "str", "default": "play", "choices": ["play", "cache"]},
+    "jobs": {"type": "int"},
     "docs_base_url": {"type": "str"},
     "title": {"type": "str", "default": "nsguard.sysctl fleet report"},
 }
@@ -96,6 +98,21 @@ def _catalog() -> Optional[Dict[str, Dict[str, Any]]]:
             out[str(rid)] = {"name": get("name") or get("rule_name") or get("slug"), "severity": get("severity"),
                              "summary": get("summary") or get("short_description") or get("title")}
     return out or None
+
+
+def _file_cache_reader() -> Optional[report_inputs.FileCacheReader]:
+    """A one-host-at-a-time reader of the configured fact cache when it is a file cache, else None."""
+    try:
+        from ansible.plugins.cache import BaseFileCacheModule
+        from ansible.plugins.loader import cache_loader
+        plugin = cache_loader.get(C.CACHE_PLUGIN)
+    except Exception as exc:  # noqa: BLE001 - Ansible's own hostvars path reports a broken cache
+        display.vvv("sysctl_report: cannot open cache plugin %s here (%s)" % (C.CACHE_PLUGIN, exc))
+        return None
+    inner = getattr(plugin, "__wrapped__", None)
+    if not report_inputs.FileCacheReader.usable(plugin, inner, BaseFileCacheModule):
+        return None
+    return report_inputs.FileCacheReader(plugin, inner)
 
 
 def reach_message(registered: Any) -> Optional[str]:
@@ -146,17 +163,16 @@ class ActionModule(ActionBase):
         display.vvv("sysctl_report: %s: linting here (%s)" % (host, why))
         return lint.lint_host(facts, host, self._lint_config(options), ansible_facts=facts_root)
 
-    def _host_inputs(self, task_vars: Mapping[str, Any], hosts: List[str], source: str, facts_var: str,
-                     lint_result_var: str, reach_result_var: str,
-                     options: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+    def _play_entries(self, task_vars: Mapping[str, Any], hosts: List[str], facts_var: str, lint_result_var: str,
+                      reach_result_var: str, options: Mapping[str, Any]) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        """``source: play``: each host's status in this play, its facts and lint from ``hostvars``."""
         hostvars = task_vars.get("hostvars", {})
         play_hosts = set(task_vars.get("ansible_play_hosts") or [])
         failed_hosts = set(task_vars.get("ansible_failed_hosts") or [])
-        inputs: Dict[str, Dict[str, Any]] = {}
         for host in hosts:
             # an unknown name gives an Undefined marker (2.19), not a KeyError: ask first
             if host not in hostvars:
-                inputs[host] = {"status": "failed", "message": "not in the inventory"}
+                yield host, report_inputs.report_entry("failed", "not in the inventory", None, None)
                 continue
             hv = hostvars[host]
             facts_root = hv.get("ansible_facts") or {}
@@ -166,33 +182,47 @@ class ActionModule(ActionBase):
             # ran on this host a forged fact would stand in for it
             registered = None if lint_result_var in facts_root else hv.get(lint_result_var)
             reached = reach_message(None if reach_result_var in facts_root else hv.get(reach_result_var))
-            entry: Dict[str, Any] = {"status": "ok", "message": None}
-            if source == "cache":
-                if facts is None:
-                    entry.update(status="unreachable",
-                                 message="no %s facts in the fact cache (never audited, or unreachable at the last audit)" % facts_var)
-            elif host in failed_hosts:
-                entry.update(status="failed", message="failed earlier in the play; see its task output")
+            status, message = "ok", None
+            if host in failed_hosts:
+                status, message = "failed", "failed earlier in the play; see its task output"
             elif host not in play_hosts:
-                entry.update(status="unreachable", message=reached or "unreachable during the play; see its task output")
+                status, message = "unreachable", reached or "unreachable during the play; see its task output"
             elif facts is None:
-                entry.update(status="failed", message="no ansible_facts.%s: the facts task did not run on this host" % facts_var)
+                status, message = "failed", "no ansible_facts.%s: the facts task did not run on this host" % facts_var
             outcome = None
-            if facts is not None and (entry["status"] == "ok" or host in failed_hosts):
+            if facts is not None and (status == "ok" or host in failed_hosts):
                 outcome = self._findings(host, facts, facts_root, registered, options)
-                if outcome.get("unlintable"):
-                    entry.update(status="failed", message=str(outcome["unlintable"]))
-                    outcome = None
-            if facts is not None and outcome is not None and entry["status"] == "ok":
-                entry["facts"] = report.trim_facts(facts)
-                entry["findings"] = outcome.get("findings") or []
-                entry["partial"] = outcome.get("partial")
-            elif facts is not None and isinstance(facts, Mapping) and entry["status"] != "unreachable":
-                # keep what is known (when, which kernel) but no containers or findings
-                trimmed = report.trim_facts(facts)
-                entry["facts"] = {"gathered_at": trimmed["gathered_at"], "host": trimmed["host"]}
-            inputs[host] = entry
-        return inputs
+            yield host, report_inputs.report_entry(status, message, facts, outcome)
+
+    def _cache_entries(self, task_vars: Mapping[str, Any], hosts: List[str], facts_var: str,
+                       options: Mapping[str, Any], jobs: Optional[int]) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        """``source: cache``: every host linted here from its cached facts. A file cache
+        (jsonfile) is read one host at a time, in ``jobs`` workers, each host forgotten once
+        linted; any other cache plugin through ``hostvars`` (which keeps every host in memory)."""
+        hostvars = task_vars.get("hostvars", {})
+        config = self._lint_config(options)
+        reader = _file_cache_reader()
+        if reader is None:
+            display.v("sysctl_report: cache plugin %s is not a file cache: reading hostvars (every host stays in "
+                      "memory; ansible.builtin.jsonfile is read one host at a time)" % C.CACHE_PLUGIN)
+
+        def entry(host: str) -> Dict[str, Any]:
+            if host not in hostvars:  # the inventory, not the facts: asks no cache
+                return report_inputs.report_entry("failed", "not in the inventory", None, None)
+            if reader is None:
+                cached = hostvars[host].get("ansible_facts")
+                return report_inputs.cached_entry(host, cached if isinstance(cached, Mapping) else None, config,
+                                                  facts_var)
+            cached, problem, plain = reader(host)
+            if problem:
+                return report_inputs.report_entry("failed", problem, None, None)
+            return report_inputs.cached_entry(host, cached, config, facts_var, plain=plain)
+
+        if reader is None:
+            return report_inputs.stream_entries(hosts, entry, 1)
+        if jobs:  # asked for: a pool however few the hosts
+            return report_inputs.stream_entries(hosts, entry, jobs, min_hosts=1)
+        return report_inputs.stream_entries(hosts, entry, report_inputs.default_jobs())
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -210,11 +240,18 @@ class ActionModule(ActionBase):
                          or report.DEFAULT_DOCS_BASE_URL)
 
         self._config = None
-        inputs = self._host_inputs(task_vars, [to_text(h) for h in hosts], args["source"],
-                                   args["facts_var"], args["lint_result_var"], args["reach_result_var"],
-                                   args["lint"])
-        model = report.build_fleet(inputs, rules=_catalog(), docs_base_url=docs_base_url, title=args["title"],
-                                   version=_collection_version(), source=args["source"])
+        # hosts in name order, once each: the order of every report (report.build_fleet's)
+        hosts = sorted(set(to_text(h) for h in hosts), key=str)
+        if args["source"] == "cache":
+            entries = self._cache_entries(task_vars, hosts, args["facts_var"], args["lint"], args["jobs"])
+        else:
+            entries = self._play_entries(task_vars, hosts, args["facts_var"], args["lint_result_var"],
+                                         args["reach_result_var"], args["lint"])
+        builder = report.FleetBuilder(rules=_catalog(), docs_base_url=docs_base_url, title=args["title"],
+                                      version=_collection_version(), source=args["source"])
+        for host, entry in entries:  # each entry is dropped once added: only rows and findings stay
+            builder.add_host(host, entry)
+        model = builder.finish()
         written, errors = renderers.write_reports(model, dest, args["formats"])
 
         summary = model["summary"]

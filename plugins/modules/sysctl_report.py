@@ -96,10 +96,21 @@ options:
     description:
       - V(play) reads the facts this play gathered; status comes from the play.
       - V(cache) reads facts from Ansible's fact cache (playbook C(nsguard.sysctl.report));
-        a host without cached facts is reported C(unreachable).
+        a host without cached facts is reported C(unreachable). Every host is linted here, from its
+        cached facts. A file cache (C(ansible.builtin.jsonfile), or another file-backed cache plugin)
+        is read one host at a time, so the controller keeps only what the reports need of each host;
+        any other cache plugin is read through C(hostvars), which keeps every host's facts in memory
+        until the run ends (said at C(-v)).
     type: str
     choices: [play, cache]
     default: play
+  jobs:
+    description:
+      - With O(source=cache) and a file cache, how many forked workers read, validate and lint the
+        cached hosts. V(1) does everything in this process.
+      - Defaults to the CPUs this process may run on, at most 8, for 64 hosts or more (fewer are
+        done in this process).
+    type: int
   docs_base_url:
     description:
       - Base URL of the collection's sources; each rule's help link is

@@ -66,6 +66,22 @@ class LintConfig:
     skip: List[str]
     options: RemediationOptions
     errors: List[Dict[str, Any]] = field(default_factory=list)   # configuration errors, each named
+    # classify.classification_key -> classify_host's answer, for the hosts of a fleet that share
+    # kernel, probe and key set (the report lints thousands in one process); read-only, shared
+    _classified: Dict[Any, Dict[str, Any]] = field(default_factory=dict, repr=False)
+    CLASSIFIED_MAX = 64   # ~1 MiB each at ~1,300 keys
+
+    def classification(self, facts: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+        """``classify_host(self.kb, facts)``, computed once for every host with the same key."""
+        from .classify import classification_key, classify_host
+        key = classification_key(facts)
+        found = self._classified.get(key)
+        if found is None:
+            found = classify_host(self.kb, facts)
+            if len(self._classified) >= self.CLASSIFIED_MAX:
+                self._classified.pop(next(iter(self._classified)))  # the oldest
+            self._classified[key] = found
+        return found
 
 
 def _knowledge(dirs: Sequence[str], errors: List[Dict[str, Any]]) -> Any:
@@ -151,10 +167,12 @@ def _refused(host: str, message: str, fail_on: str) -> Dict[str, Any]:
 
 
 def lint_host(facts: Any, host: str, config: LintConfig, *, ansible_facts: Optional[Mapping[str, Any]] = None,
-              classification: Optional[Mapping[str, Any]] = None, fail_on: str = "never") -> Dict[str, Any]:
+              classification: Optional[Mapping[str, Any]] = None, fail_on: str = "never",
+              plain_facts: bool = False) -> Dict[str, Any]:
     """The lint result of one host. Facts that do not validate, or facts that come with
     ``nsguard_sysctl_*`` siblings (``ansible_facts``: the host's whole fact dict), give a failed
-    result naming why; nothing of them is linted."""
+    result naming why; nothing of them is linted. ``plain_facts``: the facts are plain JSON data
+    already (decoded by the caller), not Ansible's wrapped values, and need no copy."""
     if facts is None:
         return _refused(host, "no nsguard_sysctl facts: run nsguard.sysctl.sysctl_facts first", fail_on)
     shadows = shadowing_facts(ansible_facts)
@@ -162,15 +180,15 @@ def lint_host(facts: Any, host: str, config: LintConfig, *, ansible_facts: Optio
         return _refused(host, "the target returned facts named %s: these names belong to the audit's own "
                               "variables (a fact would shadow them), so this host's result is not trusted"
                         % ", ".join(shadows[:5]), fail_on)
-    facts = plain(facts)
+    if not plain_facts:
+        facts = plain(facts)
     problem = facts_problem(facts)
     if problem:
         return _refused(host, "facts do not match schemas/sysctl-facts.schema.json at %s" % problem, fail_on)
     errors: List[Dict[str, Any]] = list(config.errors)
     try:
         if classification is None:
-            from .classify import classify_host
-            classification = classify_host(config.kb, facts)
+            classification = config.classification(facts)
         findings = rules_mod.evaluate(
             facts, classification, config.catalog, config.expectations, host=host, params=config.params,
             overrides=config.overrides, skip=config.skip, options=config.options, kb=config.kb, errors=errors)

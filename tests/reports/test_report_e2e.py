@@ -166,6 +166,23 @@ def test_report_playbook_from_the_fact_cache(fleet_run):
     assert set(os.listdir(out2)) == {"fleet.json", "fleet.md", "fleet.html", "fleet.sarif", "fleet.junit.xml", "remediation.yml"}
 
 
+def test_report_playbook_lint_workers_give_the_same_report(fleet_run):
+    """With forked lint workers (nsguard_sysctl_report_jobs) the jsonfile cache is read one host at
+    a time in the workers, and the report is the in-play one."""
+    out = fleet_run["tmp"] / "out-jobs"
+    proc = run_playbook("nsguard.sysctl.report", "-e", "nsguard_sysctl_report_dir=%s" % out,
+                        "-e", "nsguard_sysctl_report_jobs=2", "-v", inventory=fleet_run["inv"], env=fleet_run["env"])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "reading hostvars" not in proc.stdout
+    first = json.loads((fleet_run["out"] / "fleet.json").read_text())
+    again = json.loads((out / "fleet.json").read_text())
+    assert not errors_of(fleet_validator(), again)
+    assert {h["name"]: h["status"] for h in again["hosts"]} == {
+        "node1": "ok", "node2": "ok", "node3": "ok", "broken": "unreachable", "dead": "unreachable"}
+    assert again["findings"] == first["findings"]
+    assert again["containers"] == first["containers"]
+
+
 def test_fail_on_sets_the_exit_status(fleet_run):
     out3 = fleet_run["tmp"] / "out-fail"
     proc = run_playbook(fleet_run["book"], "--limit", "node2", "-e", "report_dir=%s" % out3,
@@ -206,9 +223,11 @@ def test_report_playbook_from_a_redis_fact_cache(fleet_run, redis_server):
     proc = run_playbook(fleet_run["book"], "-e", "report_dir=%s" % out, inventory=fleet_run["inv"], env=env)
     assert proc.returncode == 4, proc.stdout[-3000:] + proc.stderr[-2000:]
     again = fleet_run["tmp"] / "out-redis"
-    proc = run_playbook("nsguard.sysctl.report", "-e", "nsguard_sysctl_report_dir=%s" % again,
+    proc = run_playbook("nsguard.sysctl.report", "-e", "nsguard_sysctl_report_dir=%s" % again, "-v",
                         inventory=fleet_run["inv"], env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    # not a file cache: read through hostvars, and said so
+    assert "community.general.redis is not a file cache: reading hostvars" in proc.stdout, proc.stdout[-3000:]
     first = json.loads((out / "fleet.json").read_text())
     cached = json.loads((again / "fleet.json").read_text())
     assert cached["source"] == "cache" and not errors_of(fleet_validator(), cached)
