@@ -365,3 +365,15 @@ def _known(key: str, version: Optional[KernelVersion],
     return {"key": key, "class": klass, "namespace": namespace, "entry": entry.id if entry else None,
             "per_device": bool(entry and entry.per_device),
             "evidence": _knowledge_evidence(entry, matched, gate, version)}
+
+
+def classification_key(facts: Mapping[str, Any]) -> Tuple[Any, ...]:
+    """Everything of one host's facts that :func:`classify_host` reads, as one hashable value:
+    the kernel release, the probe, and every key with its host mode (never a value). Hosts with
+    the same key (one image and kernel across a fleet) have the same classification."""
+    import json
+
+    host = facts.get("host") or {}
+    probe = facts.get("probe") or {}
+    return ((host.get("kernel") or {}).get("release"), json.dumps(probe, sort_keys=True, default=str),
+            tuple(sorted(host_keys(facts).items())))

@@ -340,3 +340,33 @@ def test_older_facts_with_a_flat_value_differs_still_classify():
     f = facts()
     f["probe"]["value_differs"] = ["kernel.cad_pid"]
     assert classify(f)["kernel.cad_pid"]["class"] == "global"
+
+
+def test_hosts_with_the_same_classification_key_share_one_answer():
+    """LintConfig.classification computes classify_host once per classification_key: hosts
+    that differ only in values share it; another mode, kernel or probe gets its own."""
+    import json
+
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import classification_key
+    from tests.reports.synthetic import make_host
+
+    config = lint.load_config({})
+    one = json.loads(json.dumps(make_host("a", 2)[0]))
+    other_values = copy.deepcopy(one)
+    other_values["host"]["keys"]["net.core.somaxconn"]["value"] = "1"
+    other_values["host"]["hostname"] = "b"
+    other_mode = copy.deepcopy(one)
+    other_mode["host"]["keys"]["net.core.somaxconn"]["mode"] = "0444"
+    other_kernel = copy.deepcopy(one)
+    other_kernel["host"]["kernel"]["release"] = "5.4.0"
+    other_probe = copy.deepcopy(one)
+    other_probe["probe"]["namespaces"] = ["net"]
+    assert classification_key(one) == classification_key(other_values)
+    keys = {classification_key(f) for f in (one, other_mode, other_kernel, other_probe)}
+    assert len(keys) == 4
+    first = config.classification(one)
+    assert config.classification(other_values) is first
+    for facts in (one, other_mode, other_kernel, other_probe):
+        assert config.classification(facts) == classify_host(config.kb, facts)
+    assert config.classification(other_mode) is not first
