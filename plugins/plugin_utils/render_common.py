@@ -10,6 +10,7 @@ every host, so a label that renders as markup or script would be an escalation.
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -36,12 +37,22 @@ def clean_text(value: Any) -> str:
     if value is None:
         return ""
     text = value if isinstance(value, str) else str(value)
+    if text.isprintable():
+        # no newline, control, separator, surrogate or non-character (every one of them is
+        # unprintable): most text of a report, kept as it is without two regex passes
+        return text
     text = _NEWLINE.sub(" ", text)
     return _CONTROL.sub("\ufffd", text)
 
 
 def md_escape(value: Any) -> str:
     """Text for a Markdown paragraph or a GFM table cell: no markup, no HTML, no autolink."""
+    # a fleet repeats the same keys, rule names and labels thousands of times: escaped once each
+    return _md_escape(value if type(value) is str else clean_text(value))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _md_escape(value: str) -> str:
     text = _MD_PUNCT.sub(r"\\\1", clean_text(value))
     text = _AUTOLINK.sub(lambda m: m.group(1) + "\\." if m.group(1) else ":\\/\\/", text)
     # HTML last, so the backslashes above never touch the entities; GFM turns &lt; back into <

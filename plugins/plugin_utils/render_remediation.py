@@ -126,6 +126,8 @@ def _protect(value: Any) -> Any:
     """Plain Python for SafeDumper, every Jinja-looking string (keys too) as ``!unsafe`` except
     the renderer's own :class:`_Template`. Applied once, to a whole play, just before it is
     written: whatever a finding, a merge or a preview put in it, nothing from facts templates."""
+    if type(value) is str:  # most of a play; the exact type only (a subclass takes the path below)
+        return _Unsafe(value) if _JINJA.search(value) else value
     if isinstance(value, Mapping):
         return {_protect(k) if isinstance(k, str) else str(k): _protect(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
