@@ -24,6 +24,7 @@ Plain Python, no Ansible import.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from typing import Any, Callable, List, Mapping, Optional
@@ -45,12 +46,93 @@ _RESERVED_PREFIX = FACTS_VAR + "_"
 
 @functools.lru_cache(maxsize=None)
 def _fast_validator() -> Optional[Callable[[Any], Any]]:
-    """The schema compiled to Python (once per process), or None without fastjsonschema."""
+    """The schema compiled to Python (once per process), or None without fastjsonschema.
+
+    The key tables (``host.keys``, each set's ``view.keys``: ~1,300 entries a host, most of the
+    validation's time through the compiled schema) are checked by :func:`_key_tables_problem`
+    instead, exactly as the schema's ``key_table`` says, when the schema has them only there."""
     try:
         import fastjsonschema
     except ImportError:
         return None
-    return fastjsonschema.compile(load_json_schema(SCHEMA_PATH))
+    # a copy: fastjsonschema rewrites the $refs of what it compiles, and the loaded schema is
+    # shared (jsonschema names the path from it)
+    schema = copy.deepcopy(load_json_schema(SCHEMA_PATH))
+    lenient = _without_key_tables(schema)
+    if lenient is None:
+        return fastjsonschema.compile(schema)
+    compiled = fastjsonschema.compile(lenient)
+
+    def validate(facts: Any) -> None:
+        compiled(facts)
+        if _key_tables_problem(facts):
+            raise ValueError("a key table does not match the schema")  # the caller names the path
+    return validate
+
+
+# What _key_tables_problem checks, as the schema says it: where key tables are, and their shape.
+_KEY_TABLE = {"type": "object", "additionalProperties": {"$ref": "#/definitions/key_entry"}}
+_KEY_ENTRY = {"type": "object", "required": ["value"],
+              "properties": {"value": {"type": "string"}, "mode": {"type": ["string", "null"]}}}
+_KEY_TABLE_REFS = {"definitions/host/properties/keys", "definitions/view/properties/keys"}
+_PLACES = {"#/definitions/host": {"properties/host"}, "#/definitions/view": {"definitions/namespace_set/properties/view"},
+           "#/definitions/namespace_set": {"properties/namespace_sets/items"}}
+
+
+def _refs(node: Any, path: str, found: dict) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                found.setdefault(value, set()).add(path)
+            else:
+                _refs(value, "%s/%s" % (path, key) if path else key, found)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _refs(value, "%s/%d" % (path, index), found)
+
+
+def _without_key_tables(schema: Mapping[str, Any]) -> Optional[dict]:
+    """The schema with ``key_table`` relaxed to "an object", or None when the schema's key
+    tables are not exactly where and what :func:`_key_tables_problem` checks (a changed schema
+    is then validated whole, never less)."""
+    definitions = schema.get("definitions") or {}
+    if definitions.get("key_table") != _KEY_TABLE or definitions.get("key_entry") != _KEY_ENTRY:
+        return None
+    found: dict = {}
+    _refs(schema, "", found)
+    if found.get("#/definitions/key_table") != _KEY_TABLE_REFS or found.get("#/definitions/key_entry") != {
+            "definitions/key_table/additionalProperties"}:
+        return None
+    if any(found.get(ref) != places for ref, places in _PLACES.items()):
+        return None
+    if (definitions.get("namespace_set") or {}).get("type") != "object":
+        return None
+    lenient = dict(schema, definitions=dict(definitions, key_table={"type": "object"}))
+    return lenient
+
+
+def _key_table_problem(table: Any) -> bool:
+    if not isinstance(table, dict):
+        return True
+    for entry in table.values():
+        if not isinstance(entry, dict) or not isinstance(entry.get("value", None), str):
+            return True   # "value" is required and a string
+        mode = entry.get("mode")
+        if mode is not None and not isinstance(mode, str):
+            return True
+    return False
+
+
+def _key_tables_problem(facts: Mapping[str, Any]) -> bool:
+    """Whether a key table of facts that passed the rest of the schema breaks ``key_table``."""
+    host = facts.get("host")
+    if isinstance(host, dict) and "keys" in host and _key_table_problem(host["keys"]):
+        return True
+    for nset in facts.get("namespace_sets") or []:
+        view = nset.get("view") if isinstance(nset, dict) else None
+        if isinstance(view, dict) and "keys" in view and _key_table_problem(view["keys"]):
+            return True
+    return False
 
 
 def facts_problem(facts: Any) -> Optional[str]:
