@@ -18,7 +18,8 @@ host's facts pays). Then the lint work alone (classify + evaluate), in-process, 
 
 **Part 2, the fleet report.** Synthetic facts for ``--hosts`` hosts with ``--sets`` sets each
 (real host keys, as in part 1) in a ``jsonfile`` fact cache, then ``ansible-playbook
-nsguard.sysctl.report`` over it (lint on the controller for every host, then every report),
+nsguard.sysctl.report`` over it (the action reads the cache one host at a time in forked workers,
+plugin_utils/report_inputs.py: validate, lint, trim; then every report),
 against a baseline on the same inventory and cache: one ``ansible.builtin.assert`` per host that
 its ``nsguard_sysctl`` facts are there (Ansible reading each host's cached facts once in a
 controller-only task). Wall time, controller CPU (the playbook and its reaped workers) per host,

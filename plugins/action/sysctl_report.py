@@ -14,7 +14,10 @@ How a host's status is told (Ansible gives an action no direct view of the play'
   unreachable hosts from ``ansible_play_hosts`` and never lists them as failed).
 With ``source: cache`` (playbook nsguard.sysctl.report) nothing was gathered in this run: a host
 with facts in the cache is ``ok`` and a host without is ``unreachable`` (never audited, or
-unreachable at the last audit).
+unreachable at the last audit). Every cached host is linted here. A file cache (jsonfile) is read
+one host at a time, in forked workers (plugin_utils.report_inputs), not through ``hostvars``,
+which would keep every host in memory; other cache plugins are read through ``hostvars``.
+Entries go into ``report.FleetBuilder`` as they come: only report rows and findings stay.
 
 Where the findings come from (docs/reliability.md, threat model): never from a target, a fact
 or the fact cache. A host's findings are the registered result of this run's
