@@ -24,8 +24,10 @@ Plain Python: the caller hands in the Ansible plugin object (no Ansible import h
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
+from collections import deque
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from . import lint, report
@@ -35,6 +37,7 @@ __all__ = ["report_entry", "cached_entry", "deprefixed", "FileCacheReader", "str
 # below this many hosts a pool costs more than it saves (fork, pickling, one more process)
 POOL_MIN_HOSTS = 64
 MAX_JOBS = 8
+WINDOW = 4   # chunks in flight per worker
 
 
 def report_entry(status: str, message: Optional[str], facts: Any,
@@ -163,11 +166,17 @@ def stream_entries(hosts: Iterable[str], work: Callable[[str], Dict[str, Any]], 
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures.process import BrokenProcessPool
 
-        chunks = [hosts[i:i + chunk] for i in range(0, len(hosts), chunk)]
+        chunks = iter([hosts[i:i + chunk] for i in range(0, len(hosts), chunk)])
         _WORK = safe
         try:
             with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-                for entries in pool.map(_work_chunk, chunks):
+                # a few chunks ahead per worker, never all: results the caller has not taken yet
+                # are whole entries (trimmed facts and findings), and the caller can be the
+                # slower side (at 10,000 hosts they were 2 GiB waiting)
+                window = deque(pool.submit(_work_chunk, c) for c in itertools.islice(chunks, jobs * WINDOW))
+                while window:
+                    entries = window.popleft().result()
+                    window.extend(pool.submit(_work_chunk, c) for c in itertools.islice(chunks, 1))
                     for entry in entries:
                         yield hosts[done], entry
                         done += 1
