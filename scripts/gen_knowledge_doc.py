@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import os
 import shutil
 import sys
 import tempfile
@@ -40,6 +39,7 @@ def _importable() -> None:
 
 _importable()
 
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.atomic import atomic_write  # noqa: E402
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import runtime_verdicts  # noqa: E402
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import (  # noqa: E402
     Entry, Knowledge, Source, load_knowledge)
@@ -184,19 +184,6 @@ def render(kb: Knowledge) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the committed page differs")
@@ -209,7 +196,7 @@ def main(argv: List[str]) -> int:
             print(f"{args.output} is out of date: run python scripts/gen_knowledge_doc.py", file=sys.stderr)
             return 1
         return 0
-    write_atomically(args.output, text)
+    atomic_write(args.output, text, perms=0o644)
     print(f"wrote {args.output}")
     return 0
 

@@ -35,8 +35,9 @@ DATA_PORT = "/dev/ttyS1"                      # the second serial port: the resu
 
 # Modules whose sysctls or functions the measurement uses (the host kernel has them built in):
 # conntrack and its keys, nf_tables and the ct expression (step 6's conntrack rule), veth (step 5),
-# ifb (the host's ifb0/ifb1 devices), br_netfilter (net.bridge.*), xfs and fuse (fs.xfs.*, fs.fuse.*).
-MODULES = ("nf_conntrack", "nf_tables", "nft_ct", "veth", "ifb", "bridge", "br_netfilter", "xfs", "fuse")
+# nf_log_syslog (the loggers net.netfilter.nf_log.<family> is set to), ifb (the host's ifb0/ifb1 devices),
+# br_netfilter (net.bridge.*), xfs and fuse (fs.xfs.*, fs.fuse.*).
+MODULES = ("nf_conntrack", "nf_tables", "nft_ct", "nf_log_syslog", "veth", "ifb", "bridge", "br_netfilter", "xfs", "fuse")
 TOOLS = ("/usr/sbin/ip", "/usr/sbin/nft")
 BUSYBOX = "/bin/busybox"
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "site-packages",
@@ -190,8 +191,11 @@ def _is_elf(path: Path) -> bool:
 def module_order(modules_dir: Path, wanted: Iterable[str] = MODULES) -> List[str]:
     """Paths (relative to ``modules_dir``) of ``wanted`` and their dependencies, dependencies first.
 
-    A module built into this kernel (``modules.builtin``) needs no loading; one neither built in
-    nor shipped is an error.
+    Dependencies are the hard ones of ``modules.dep`` and the ``pre:`` soft ones of
+    ``modules.softdep`` (libcrc32c's init fails without a crc32c provider loaded first: modprobe
+    loads it, busybox insmod does not), a soft dependency named by an alias resolved through
+    ``modules.alias`` to every module that provides it, as modprobe does. A module built into
+    this kernel (``modules.builtin``) needs no loading; one neither built in nor shipped is an error.
     """
     deps: Dict[str, List[str]] = {}
     by_name: Dict[str, str] = {}
@@ -202,11 +206,36 @@ def module_order(modules_dir: Path, wanted: Iterable[str] = MODULES) -> List[str
     builtin = set()
     if (modules_dir / "modules.builtin").exists():
         builtin = {_module_name(p) for p in (modules_dir / "modules.builtin").read_text().split()}
+    aliases: Dict[str, List[str]] = {}
+    if (modules_dir / "modules.alias").exists():
+        for line in (modules_dir / "modules.alias").read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "alias":
+                aliases.setdefault(parts[1].replace("-", "_"), []).append(parts[2].replace("-", "_"))
+    soft: Dict[str, List[str]] = {}
+    if (modules_dir / "modules.softdep").exists():
+        for line in (modules_dir / "modules.softdep").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "softdep" and parts[2] == "pre:":
+                names = []
+                for word in parts[3:]:
+                    if word == "post:":
+                        break
+                    names.append(word.replace("-", "_"))
+                soft.setdefault(parts[1].replace("-", "_"), []).extend(names)
     order: List[str] = []
+
+    def providers(name: str) -> List[str]:
+        if name in by_name:
+            return [by_name[name]]
+        return [by_name[m] for m in aliases.get(name, []) if m in by_name]
 
     def visit(path: str) -> None:
         if path in order:
             return
+        for name in soft.get(_module_name(path), []):
+            for dep in providers(name):
+                visit(dep)
         for dep in deps.get(path, []):
             visit(dep)
         order.append(path)
@@ -269,6 +298,8 @@ def build(out: Path, modules_dir: Path, release: str, guest_args: str = "") -> D
     ansible = _ansible_package()
     tree.add(f"{GUEST_ROOT}/ansible/__init__.py".lstrip("/"), ansible / "__init__.py")
     tree.add(f"{GUEST_ROOT}/ansible/release.py".lstrip("/"), ansible / "release.py")
+    # ansible/__init__.py imports ansible._vendor (which puts bundled packages on sys.path)
+    tree.add(f"{GUEST_ROOT}/ansible/_vendor/__init__.py".lstrip("/"), ansible / "_vendor" / "__init__.py")
     tree.add_tree(f"{GUEST_ROOT}/ansible/module_utils".lstrip("/"), ansible / "module_utils", skip={"__pycache__"})
     col = GUEST_COLLECTION.lstrip("/")
     tree.add_tree(f"{col}/plugins/module_utils", REPO / "plugins" / "module_utils", skip={"__pycache__"})

@@ -21,14 +21,19 @@ CACHE = Path(os.environ.get("NSGUARD_KERNEL_CACHE", Path.home() / ".cache" / "ns
 HOST_ARCHIVES = Path("/var/cache/apt/archives")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 MIRROR = "http://deb.debian.org/debian"
+SECURITY = "http://deb.debian.org/debian-security"
 
-# One kernel series per entry: the Debian suite that ships it and the metapackage that names
-# the current ABI there. The image package (linux-image-<abi>-amd64[-unsigned]) is what is used.
+# One kernel series per entry: the Debian suite that ships it (with its security suite: a kept-up
+# Debian machine runs the kernel from there) and the metapackage that names the current ABI. The
+# image package (linux-image-<release>[-unsigned]) is what is used; apt picks the newest version
+# the suites offer.
 SERIES: Dict[str, Dict[str, str]] = {
     "6.1": {"suite": "bookworm", "meta": "linux-image-amd64"},
     "6.12": {"suite": "trixie", "meta": "linux-image-amd64"},
 }
-IMAGE = re.compile(r"^linux-image-(?P<release>(?P<series>\d+\.\d+)\.\d+-\d+(?:\+bpo)?-(?:cloud-)?amd64)(?:-unsigned)?$")
+# Debian 12 names an image by ABI (linux-image-6.1.0-50-amd64), Debian 13 by the upstream version
+# (linux-image-6.12.117+deb13-amd64); the release is what `uname -r` prints in the guest.
+IMAGE = re.compile(r"^linux-image-(?P<release>(?P<series>\d+\.\d+)\.\d+\S*?-(?:cloud-)?amd64)(?:-unsigned)?$")
 
 
 class PackageError(RuntimeError):
@@ -79,7 +84,8 @@ def _prepare_apt(suite: str) -> None:
     root = _apt_dir(suite)
     for sub in ("lists/partial", "cache/archives/partial"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    (root / "sources.list").write_text(f"deb [signed-by={KEYRING}] {MIRROR} {suite} main\n")
+    (root / "sources.list").write_text(f"deb [signed-by={KEYRING}] {MIRROR} {suite} main\n"
+                                       f"deb [signed-by={KEYRING}] {SECURITY} {suite}-security main\n")
     (root / "status").touch()
 
 
@@ -159,7 +165,9 @@ def unpack(series: str, deb: Path, origin: str) -> KernelPackage:
     modules = kp.modules  # raises when the package has no modules tree
     if not (modules / "modules.dep").exists():
         # The package ships no modules.dep (its postinst runs depmod): made here, in the tree.
-        base = modules.parents[2] if modules.parts[-3] == "lib" and modules.parts[-4] != "usr" else modules.parents[3]
+        # depmod -b BASE reads BASE/lib/modules/<release>: BASE is the tree, or its usr/ when the
+        # package is merged-/usr (Debian 13) and dpkg -x made no /lib link.
+        base = modules.parents[2]
         try:
             proc = _run(["depmod", "-b", str(base), release])
         except FileNotFoundError as exc:
