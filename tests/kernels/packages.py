@@ -10,9 +10,11 @@ is used, and the table records where it came from.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import subprocess
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -47,8 +49,9 @@ class KernelPackage:
     version: str
     source: str          # the Debian source package and version (dpkg-deb Source field)
     suite: str
-    origin: str          # "apt-get download" or the path of the cached .deb used
+    origin: str          # "apt-get download", or the cached .deb used and why
     deb: str
+    sha256: str          # of the .deb: the exact package, whichever way it came
     release: str         # the kernel release (uname -r) the package installs
     tree: str            # where dpkg -x unpacked it
 
@@ -110,9 +113,15 @@ def _resolve_image(series: str) -> str:
 def _download(series: str) -> Path:
     spec = SERIES[series]
     _prepare_apt(spec["suite"])
-    update = _run(["apt-get", *_apt_options(spec["suite"]), "update"])
-    failed = [line for line in update.stderr.splitlines() if line.startswith(("W: Failed", "E:"))]
-    if update.returncode != 0 or failed:
+    for attempt in range(3):
+        # This machine's resolver fails now and then for a few seconds ("Temporary failure
+        # resolving"): try again before falling back to a cached .deb.
+        update = _run(["apt-get", *_apt_options(spec["suite"]), "update"])
+        failed = [line for line in update.stderr.splitlines() if line.startswith(("W: Failed", "E:"))]
+        if update.returncode == 0 and not failed:
+            break
+        time.sleep(5 * (attempt + 1))
+    else:
         raise PackageError(f"apt-get update for {spec['suite']} failed: {'; '.join(failed) or update.stderr.strip()}")
     package = _resolve_image(series)
     debs = CACHE / "debs"
@@ -159,7 +168,8 @@ def unpack(series: str, deb: Path, origin: str) -> KernelPackage:
             raise PackageError(f"dpkg -x {deb}: {proc.stderr.strip()}")
         marker.write_text(version + "\n")
     kp = KernelPackage(series=series, package=package, version=version, source=_field(deb, "Source"),
-                       suite=SERIES[series]["suite"], origin=origin, deb=deb.name, release=release, tree=str(tree))
+                       suite=SERIES[series]["suite"], origin=origin, deb=deb.name, sha256=_sha256(deb),
+                       release=release, tree=str(tree))
     if not kp.vmlinuz.exists():
         raise PackageError(f"{package}: no {kp.vmlinuz}")
     modules = kp.modules  # raises when the package has no modules tree
@@ -192,4 +202,12 @@ def fetch(series: str, offline: bool = False) -> KernelPackage:
     if deb is None:
         raise PackageError(f"no linux-image-{series}.* package: {problem}; none cached in {CACHE / 'debs'} "
                            f"or {HOST_ARCHIVES}")
-    return unpack(series, deb, str(deb))
+    return unpack(series, deb, f"cached {deb} ({problem})")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
