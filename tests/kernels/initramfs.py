@@ -37,8 +37,10 @@ DATA_PORT = "/dev/ttyS1"                      # the second serial port: the resu
 # conntrack and its keys, nf_tables and the ct expression (step 6's conntrack rule), veth (step 5),
 # nf_log_syslog and nfnetlink_log (the loggers net.netfilter.nf_log.<family> is set to; nfnetlink_log
 # serves every family), ifb (the host's ifb0/ifb1 devices),
-# br_netfilter (net.bridge.*), xfs and fuse (fs.xfs.*, fs.fuse.*).
-MODULES = ("nf_conntrack", "nf_tables", "nft_ct", "nf_log_syslog", "nfnetlink_log", "veth", "ifb", "bridge", "br_netfilter", "xfs", "fuse")
+# br_netfilter (net.bridge.*), xfs and fuse (fs.xfs.*, fs.fuse.*). ip_vs is not on the host: its keys
+# (net.ipv4.vs.*, kube-proxy's IPVS mode) are measured in the guests only.
+MODULES = ("nf_conntrack", "nf_tables", "nft_ct", "nf_log_syslog", "nfnetlink_log", "veth", "ifb", "bridge", "br_netfilter",
+           "xfs", "fuse", "ip_vs")
 TOOLS = ("/usr/sbin/ip", "/usr/sbin/nft")
 BUSYBOX = "/bin/busybox"
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "site-packages",

@@ -49,6 +49,9 @@ HARMLESS_GLOBAL = (
     "kernel.threads-max", "kernel.keys.maxkeys", "kernel.keys.maxbytes", "kernel.keys.root_maxkeys",
     "kernel.keys.root_maxbytes", "kernel.keys.gc_delay", "kernel.pty.max", "kernel.max_lock_depth",
     "kernel.printk_ratelimit", "kernel.printk_ratelimit_burst", "kernel.hung_task_warnings",
+    # One global value before 6.14 (then per pid namespace with its own entry): the write shows a
+    # kernel's side of that gate; +-1 on the largest pid for milliseconds changes no running pid.
+    "kernel.pid_max",
     # Keys whose one table entry reads the caller's namespace: a write in the throwaway
     # namespace is expected to stay there (and would be harmless on the host anyway).
     "kernel.hostname", "kernel.domainname", "kernel.ns_last_pid",
