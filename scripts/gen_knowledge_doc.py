@@ -112,7 +112,7 @@ def measured_text(counts: Mapping[str, int], entry: Entry) -> str:
     """The kernels whose truth table measured keys of this entry (how many, for a pattern)."""
     if not counts:
         return "-"
-    order = sorted(counts, key=lambda s: tuple(int(x) for x in s.split(".")))
+    order = sorted(counts, key=truth.series_key)
     exact = all("*" not in m for m in entry.match) and len(entry.match) == 1
     return "<br>".join(s if exact else f"{s} ({counts[s]})" for s in order)
 

@@ -78,6 +78,12 @@ def series_of(release: str) -> str:
     return f"{match.group(1)}.{match.group(2)}"
 
 
+def series_key(release: str) -> Tuple[int, int]:
+    """(major, minor) of a release, for ordering tables."""
+    major, minor = series_of(release).split(".")
+    return int(major), int(minor)
+
+
 def write_table(table: Mapping[str, Any], folder: Path = TRUTH_DIR) -> Path:
     """``<folder>/<series>.json``, written atomically (sorted keys, one key per line)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,7 +96,7 @@ def write_table(table: Mapping[str, Any], folder: Path = TRUTH_DIR) -> Path:
 
 def load_tables(folder: Path = TRUTH_DIR) -> List[Dict[str, Any]]:
     tables = []
-    for path in sorted(folder.glob("*.json"), key=lambda p: tuple(int(x) for x in p.stem.split("."))):
+    for path in sorted(folder.glob("*.json"), key=lambda p: series_key(p.stem)):
         try:
             table = json.loads(path.read_text())
         except ValueError as exc:
