@@ -61,7 +61,7 @@ for m in $(cat /modules.order); do
 done
 echo "NSGUARD-MODULES-LOADED uptime=$(cut -d' ' -f1 /proc/uptime)"
 ip link set lo up
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8 NSGUARD_THROWAWAY_HOST=1
 {python} -E -s {collection}/tests/kernels/guest.py --out {data} {args}
 echo "NSGUARD-GUEST-EXIT rc=$? uptime=$(cut -d' ' -f1 /proc/uptime)"
 sync
