@@ -285,9 +285,14 @@ def _ansible_package() -> Path:
 def build(out: Path, modules_dir: Path, release: str, guest_args: str = "") -> Dict[str, object]:
     """Write the initramfs for kernel ``release`` to ``out``; returns what went in."""
     tree = Tree()
-    tree.add("bin/busybox", Path(BUSYBOX))
+    if not Path(BUSYBOX).exists():
+        raise BuildError(f"{BUSYBOX} is missing: package busybox-static (make kernel-truth-host installs it)")
     if _is_elf(Path(BUSYBOX)) and subprocess.run(["ldd", BUSYBOX], capture_output=True).returncode == 0:
-        raise BuildError(f"{BUSYBOX} is not static: install busybox-static")
+        raise BuildError(f"{BUSYBOX} is not static: package busybox-static (make kernel-truth-host installs it)")
+    tree.add("bin/busybox", Path(BUSYBOX))
+    for tool in TOOLS:
+        if not Path(tool).exists():
+            raise BuildError(f"{tool} is missing: packages iproute2 and nftables (make kernel-truth-host installs them)")
     prefix = Path(sys.base_prefix)
     exe = Path(os.path.realpath(sys.executable))
     if not str(exe).startswith(str(prefix)):

@@ -181,7 +181,7 @@ def unpack(series: str, deb: Path, origin: str) -> KernelPackage:
         try:
             proc = _run(["depmod", "-b", str(base), release])
         except FileNotFoundError as exc:
-            raise PackageError("depmod is not installed (apt-get install kmod)") from exc
+            raise PackageError("depmod is not installed: package kmod (make kernel-truth-host installs it)") from exc
         if proc.returncode != 0 or not (modules / "modules.dep").exists():
             raise PackageError(f"depmod -b {base} {release}: {proc.stderr.strip()}")
     return kp
