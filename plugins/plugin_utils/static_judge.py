@@ -187,9 +187,10 @@ def _measured_quote(kb: Any, runtime: str, case: str, key: str, value: Optional[
     """What ``runtime`` printed for the acceptance case ``case``, as it reads for ``key``."""
     spec = (getattr(kb, "runtimes", None) or {}).get(runtime)
     tables = getattr(kb, "tables", None)
-    if spec is None or tables is None or not spec.measured_as:
+    if spec is None or tables is None or not spec.measured_tables:
         return None
-    rows = [r for r in tables.rows(spec.measured_as, case, mode) if not (refused_only and r.accepted)]
+    rows = [r for name in spec.measured_tables for r in tables.rows(name, case, mode)
+            if not (refused_only and r.accepted)]
     return acceptance.quote(rows, key, value) if rows else None
 
 

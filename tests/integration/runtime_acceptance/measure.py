@@ -69,6 +69,7 @@ def template(message: str, key: str, value: str, name: str, workdir: str) -> str
 
 def short_version(version: Dict[str, str], name: str) -> str:
     field = {"docker-api": "daemon", "docker-cli": "client", "podman-cli": "podman", "podman-api": "podman",
+             "podman-crun": "podman",
              "runc": "runc", "crun": "crun", "containerd": "containerd", "lxc": "lxc"}[name]
     text = version.get(field, "")
     match = re.search(r"\d+\.\d+(\.\d+)?", text)
@@ -86,7 +87,7 @@ def run_driver(driver: dv.Driver, workdir: Path, out: List[Dict[str, Any]], name
     try:
         version = driver.version()
         results = []
-        for index, (key, mode) in enumerate(cases()):
+        for index, (key, mode) in enumerate(cases(driver.extra_modes)):
             before = host_value(key.key)
             value = case_value(key, mode, before)
             outcome = driver.try_case(index, key, mode, value)
@@ -118,6 +119,8 @@ def run_driver(driver: dv.Driver, workdir: Path, out: List[Dict[str, Any]], name
 
 
 def _case_name(driver: dv.Driver, index: int) -> str:
+    if isinstance(driver, dv.PodmanCrun):
+        return "nsg-acc-podman-crun-%d" % index
     if isinstance(driver, dv.PodmanCLI):
         return "nsg-acc-podman-%d" % index
     if isinstance(driver, dv.DockerCLI):
@@ -163,7 +166,7 @@ def measure(only: Tuple[str, ...] = (), workdir: Optional[Path] = None) -> Dict[
                 for n in ("docker-api", "docker-cli", "containerd"):
                     if want(n):
                         skipped[n] = "dockerd cannot run here: %s" % exc
-        if want("podman-cli") or want("podman-api"):
+        if want("podman-cli") or want("podman-api") or want("podman-crun"):
             try:
                 podman.start()
                 podman.import_image(tarball)
@@ -172,8 +175,10 @@ def measure(only: Tuple[str, ...] = (), workdir: Optional[Path] = None) -> Dict[
                     groups.append([dv.PodmanCLI(podman, podman.IMAGE)])
                 if want("podman-api"):
                     groups.append([dv.PodmanAPI(podman, podman.IMAGE, workdir / "podman-api")])
+                if want("podman-crun"):
+                    groups.append([dv.PodmanCrun(podman, podman.IMAGE)])
             except ct.RuntimeUnavailable as exc:
-                for n in ("podman-cli", "podman-api"):
+                for n in ("podman-cli", "podman-api", "podman-crun"):
                     if want(n):
                         skipped[n] = "podman cannot run here: %s" % exc
         for name, make in (("runc", lambda: dv.Runc(workdir / "runc", root)),
@@ -227,7 +232,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--only", default="", help="comma-separated runtimes (docker-api, docker-cli, podman-cli, "
-                                                    "podman-api, runc, crun, containerd, lxc)")
+                                                    "podman-api, podman-crun, runc, crun, containerd, lxc)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     result = measure(tuple(n for n in args.only.split(",") if n))
