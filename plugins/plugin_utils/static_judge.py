@@ -335,14 +335,18 @@ def _spelling_verdicts(kb: Any, raw: str, name: str, ctx: SpecContext, value: Op
     return []
 
 
-def _kubelet_safe_since(kb: Any, name: str) -> Tuple[Optional[str], Optional[str], bool]:
-    """``(since_k8s, commit, unverified)`` of the key's kubelet safe-set entry, if any."""
+def _kubelet_safe_since(kb: Any, name: str) -> Tuple[Optional[str], str, bool]:
+    """``(since_k8s, citation, unverified)`` of the key's kubelet safe-set entry, if any: the
+    pull request that added it and a commit at which the file lists it."""
     found = kb.lookup(name) if hasattr(kb, "lookup") else None
     entry = found[0] if found else None
     safe = getattr(entry, "kubelet_safe", None) or {}
     if not safe:
-        return None, None, False
-    return str(safe.get("since_k8s")), safe.get("commit"), bool(safe.get("unverified"))
+        return None, "", False
+    cite = ", ".join(part for part in (
+        f"listed there at {safe['commit']}" if safe.get("commit") else "",
+        f"added by kubernetes/kubernetes#{safe['pr']}" if safe.get("pr") else "") if part)
+    return str(safe.get("since_k8s")), cite, bool(safe.get("unverified"))
 
 
 def _version_of(text: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -481,13 +485,13 @@ def assess(
     # 5. The kubelet's safe set (of the kernel floor, and of the Kubernetes version given).
     if ctx.kubelet:
         kubelet = (at_floor.get("runtimes") or {}).get("kubelet") or {}
-        since_k8s, commit, unverified = _kubelet_safe_since(kb, name)
+        since_k8s, safe_cite, unverified = _kubelet_safe_since(kb, name)
         too_old = (k8s_version is not None and kubelet.get("safe", False) and since_k8s is not None
                    and _version_of(since_k8s) is not None and k8s_version < _version_of(since_k8s))
         if kubelet and kubelet.get("accepts", True) and (not kubelet.get("safe", False) or too_old):
             err = kubelet.get("error") or f'forbidden sysctl: "{name}" not allowlisted'
             if too_old:
-                cite = (f"{SAFE_SYSCTLS_SOURCE}" + (f", listed there at {commit}" if commit else "")
+                cite = (f"{SAFE_SYSCTLS_SOURCE}" + (f", {safe_cite}" if safe_cite else "")
                         + (" (unverified: the knowledge's since_k8s is not backed by a source commit)" if unverified else ""))
                 msg = (f"{name} is in the kubelet's safe set only since Kubernetes {since_k8s} ({cite}): a kubelet "
                        f"{_k8s_text(k8s_version)} ({K8S_ENV}) rejects the pod (SysctlForbidden: {err}) unless it "
