@@ -90,6 +90,16 @@ def is_host(value: Any) -> bool:
     return False
 
 
+# Paths that name the host's network namespace from wherever podman runs: its own and init's.
+HOST_NETNS_PATHS = ("/proc/1/ns/net", "/proc/self/ns/net")
+
+
+def joins_host_netns(mode: Any) -> bool:
+    """A podman network mode that joins the host's network namespace *by path*
+    (``ns:/proc/1/ns/net``): crun does not notice it is the host's and writes there."""
+    return isinstance(mode, str) and mode.strip().startswith("ns:") and mode.strip()[3:] in HOST_NETNS_PATHS
+
+
 def docker_bridge(mode: Any) -> bool:
     """A Docker network mode that gives the container an endpoint (bridge or a user network):
     where moby migrates or refuses per-interface sysctls. Unset means the default bridge."""

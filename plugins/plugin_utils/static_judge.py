@@ -126,6 +126,8 @@ class SpecContext:
     oci: Tuple[str, ...] = ()
     # A Docker API container on a bridge or user-defined network (moby's handleSysctlBC applies).
     docker_bridge: bool = False
+    # Host namespaces joined by path (podman --network ns:/proc/1/ns/net), not left out of the spec.
+    joined_by_path: frozenset = frozenset()
 
 
 def is_templated(value: Any) -> bool:
@@ -261,6 +263,23 @@ def _runtime_refusals(sc: Mapping[str, Any], runtimes: Sequence[str]) -> List[Tu
 def _effect(ctx: SpecContext, sc: Mapping[str, Any], klass: Optional[str]) -> str:
     """What happens when a spec like ``ctx`` asks for a key the container cannot own."""
     return consequence.requested_effect(klass, _verdicts(sc, ctx.runtimes), direct_write=ctx.direct_write)
+
+
+def _joined_by_path(kb: Any, runtimes: Sequence[str], name: str, value: Optional[str]) -> Optional[str]:
+    """What each runtime did, measured, with the host's network namespace joined by path (the
+    acceptance tables' ``host-net-path`` rows of the case that speaks for ``name``)."""
+    parts = []
+    for rt in runtimes:
+        spec = (getattr(kb, "runtimes", None) or {}).get(rt)
+        rule = spec.rule_for(name) if spec is not None else None
+        case = rule.rows_host[0].key if rule is not None and rule.rows_host else None
+        rows = [r for t in (spec.measured_tables if spec else ()) for r in kb.tables.rows(t, case, "host-net-path")] if case else []
+        refused = [r for r in rows if not r.accepted]
+        if refused:
+            parts.append(acceptance.quote(refused, name, value))
+        parts += [f"{acceptance.LABELS.get(r.runtime, r.runtime)} {r.version} accepts it and writes the host's own "
+                  f"value (measured {r.measured})" for r in rows if r.accepted]
+    return "; ".join(parts) if parts else None
 
 
 def _label(runtime: str, kb: Any) -> str:
@@ -406,7 +425,10 @@ def assess(
         said = [q for q in (consequence.said(info, host=True, runtime=rt) for rt, info in verdicts) if q]
         rt_err = said[0] if said else None
         refused = consequence.host_namespace_effect(verdicts)
-        msg = (f"{name} is per {ns} namespace, but {ctx.where} shares the host's {ns} namespace: "
+        if ns in ctx.joined_by_path:
+            refused = _joined_by_path(kb, ctx.runtimes, name, text) or refused
+        how = "joins the host's %s namespace by path" % ns if ns in ctx.joined_by_path else "shares the host's %s namespace" % ns
+        msg = (f"{name} is per {ns} namespace, but {ctx.where} {how}: "
                f"{refused}, and the setting would be the host's own. Set it on the host, "
                f"or give the container {_NAMESPACE_FIELD.get(ns, 'its own namespace')}.")
         return [Verdict(name, HOST_NAMESPACE, "error", msg, runtime_error=rt_err, **base)]

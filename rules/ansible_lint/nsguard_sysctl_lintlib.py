@@ -282,9 +282,10 @@ def task_items(action: Mapping[str, Any]) -> List[Item]:
         network = next((args[o] for o in ("network", "net", "network_mode") if o in args), None)
         ipc = next((args[o] for o in ("ipc", "ipc_mode") if o in args), None)
         hostns = {ns for ns, val in (("net", network), ("ipc", ipc), ("uts", args.get("uts"))) if _is_host(val)}
+        joined = frozenset({"net"} if sp.joins_host_netns(network) else ())
         kind = "podman_container" if module in sp.PODMAN_CONTAINER else "podman_pod"
-        ctx = judge.SpecContext(runtimes=sp.PATH_PODMAN, host_namespaces=frozenset(hostns),
-                                where=f"the {_label(kind, name)} task")
+        ctx = judge.SpecContext(runtimes=sp.PATH_PODMAN, host_namespaces=frozenset(hostns) | joined,
+                                where=f"the {_label(kind, name)} task", joined_by_path=joined)
         option = sp.sysctl_option(module)
         return _items(args.get(option), (option,), ctx)
     if module in sp.COMPOSE_V2:

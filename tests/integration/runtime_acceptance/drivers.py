@@ -309,6 +309,7 @@ class PodmanCLI(DockerCLI):
 
     name = "podman-cli"
     path = "podman CLI: containers.podman.podman_container / podman_pod, podman run --sysctl"
+    extra_modes = ("host-net-path",)  # --network ns:/proc/PID/ns/net
 
     def __init__(self, podman: ct.Podman, image: str):
         self.podman, self.image = podman, image
@@ -320,12 +321,24 @@ class PodmanCLI(DockerCLI):
     def version(self) -> Dict[str, str]:
         return {"podman": _cmd_version(["podman", "--version"]).split()[-1], "oci_runtime": "runc " + runc_version()}
 
-    def cli(self, *args) -> subprocess.CompletedProcess:
-        return _run(self.podman.global_args() + list(args))
+    def cli(self, *args, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+        return _run(self.podman.global_args() + list(args), env=env)
+
+    def case_env(self, mode: str) -> Optional[Dict[str, str]]:
+        """For ``host-net-path``: podman believes a netns joined by path is the container's own
+        and adds its default sysctls (net.ipv4.ping_group_range=0 0), which crun then writes to
+        the host. A private containers.conf without default sysctls keeps the case to its key."""
+        if mode != "host-net-path":
+            return None
+        conf = self.podman.workdir / "no-default-sysctls.conf"
+        if not conf.exists():
+            conf.write_text("[containers]\ndefault_sysctls = []\n")
+        return dict(os.environ, CONTAINERS_CONF=str(conf))
 
     def flags(self, mode: str) -> List[str]:
         ns = MODE_NAMESPACE.get(mode)
-        return ["--network", "host" if ns == "net" else "none", "--ipc", "host" if ns == "ipc" else "private",
+        network = "ns:" + host_netns_path() if mode == "host-net-path" else "host" if ns == "net" else "none"
+        return ["--network", network, "--ipc", "host" if ns == "ipc" else "private",
                 "--uts", "host" if ns == "uts" else "private",
                 "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
 
@@ -333,7 +346,7 @@ class PodmanCLI(DockerCLI):
         name = "nsg-acc-podman-%d" % index
         try:
             proc = self.cli("run", "-d", "--name", name, "--label", "nsguard.test=acceptance", *self.flags(mode),
-                            "--sysctl", "%s=%s" % (key.key, value), self.image, *ct.SLEEP)
+                            "--sysctl", "%s=%s" % (key.key, value), self.image, *ct.SLEEP, env=self.case_env(mode))
             if proc.returncode != 0:
                 message = first_line_error(proc.stderr)
                 return Outcome(False, stage_of(message, client_check=True), message)
@@ -353,7 +366,6 @@ class PodmanCrun(PodmanCLI):
 
     name = "podman-crun"
     path = "podman CLI with crun (--runtime crun): podman_container / podman_pod where crun is the OCI runtime"
-    extra_modes = ("host-net-path",)
 
     def start(self) -> None:
         if shutil.which("crun") is None:
@@ -362,23 +374,18 @@ class PodmanCrun(PodmanCLI):
     def version(self) -> Dict[str, str]:
         return {"podman": _cmd_version(["podman", "--version"]).split()[-1], "oci_runtime": "crun " + runc_version("crun")}
 
-    def cli(self, *args) -> subprocess.CompletedProcess:
+    def cli(self, *args, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
         argv = self.podman.global_args()
         argv[argv.index("--runtime") + 1] = "crun"
         inner = " ".join(shlex.quote(a) for a in argv + list(args))
         return _run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                     "umount /sys/fs/cgroup/unified 2>/dev/null; exec %s" % inner])
-
-    def flags(self, mode: str) -> List[str]:
-        flags = super().flags(mode)
-        if mode == "host-net-path":
-            flags[flags.index("--network") + 1] = "ns:" + host_netns_path()
-        return flags
+                     "umount /sys/fs/cgroup/unified 2>/dev/null; exec %s" % inner], env=env)
 
     def try_case(self, index: int, key: Key, mode: str, value: str) -> Outcome:
         name = "nsg-acc-podman-crun-%d" % index
         proc = self.cli("run", "--rm", "--name", name, "--label", "nsguard.test=acceptance", *self.flags(mode),
-                        "--sysctl", "%s=%s" % (key.key, value), self.image, "cat", "/proc/sys/" + proc_path(key.key))
+                        "--sysctl", "%s=%s" % (key.key, value), self.image, "cat", "/proc/sys/" + proc_path(key.key),
+                        env=self.case_env(mode))
         if proc.returncode != 0:
             message = first_line_error(proc.stderr)
             return Outcome(False, stage_of(message, client_check=True), message)

@@ -89,9 +89,11 @@ def run_driver(driver: dv.Driver, workdir: Path, out: List[Dict[str, Any]], name
         results = []
         for index, (key, mode) in enumerate(cases(driver.extra_modes)):
             before = host_value(key.key)
+            defaults = {k: host_value(k) for k in ENGINE_DEFAULT_KEYS}
             value = case_value(key, mode, before)
             outcome = driver.try_case(index, key, mode, value)
             after = host_value(key.key)
+            changed = _restore_defaults(defaults)
             name = _case_name(driver, index)
             names.append(name)
             row = {"key": key.key, "class": key.klass, "mode": mode, "value": value,
@@ -105,6 +107,8 @@ def run_driver(driver: dv.Driver, workdir: Path, out: List[Dict[str, Any]], name
                 row["observed"] = outcome.observed
             if after != before:
                 row["host_changed"] = {"before": before, "after": after}
+            if changed:
+                row.setdefault("host_changed", {})["engine_defaults"] = changed
             results.append(row)
         table = {
             "schema_version": SCHEMA_VERSION, "runtime": driver.name, "path": driver.path,
@@ -116,6 +120,22 @@ def run_driver(driver: dv.Driver, workdir: Path, out: List[Dict[str, Any]], name
         return table
     finally:
         driver.stop()
+
+
+# Keys an engine adds to every container it believes has its own netns (Docker and Podman's
+# default sysctls): a runtime that writes them into a joined host netns changes the host.
+ENGINE_DEFAULT_KEYS = ("net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start")
+
+
+def _restore_defaults(before: Dict[str, Optional[str]]) -> Dict[str, Any]:
+    """Put back any engine-default key a case changed on the host; what was changed."""
+    changed = {}
+    for key, old in before.items():
+        now = host_value(key)
+        if old is not None and now != old:
+            (Path("/proc/sys") / proc_path(key)).write_text(old + "\n")
+            changed[key] = {"before": old, "after": now}
+    return changed
 
 
 def _case_name(driver: dv.Driver, index: int) -> str:
