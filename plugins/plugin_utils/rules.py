@@ -388,11 +388,14 @@ class Context:
         return {"class": "unknown", "namespace": None, "evidence": "not on this host and no knowledge base given",
                 "conflict": None}
 
+    def runtime_name(self, nset: Mapping[str, Any]) -> Optional[str]:
+        """The knowledge base's name of the path the set's sysctls took (``kubelet`` for a pod)."""
+        identity = nset.get("identity") or {}
+        return "kubelet" if identity.get("pod_name") else _RUNTIME_KB.get((identity.get("runtime") or "").lower())
+
     def runtime_verdict(self, key: str, nset: Mapping[str, Any], value: Optional[str] = None) -> Dict[str, Any]:
         """What the set's runtime does with ``key`` (knowledge base), or {} when unknown."""
-        identity = nset.get("identity") or {}
-        runtime = (identity.get("runtime") or "").lower()
-        name = "kubelet" if identity.get("pod_name") else _RUNTIME_KB.get(runtime)
+        name = self.runtime_name(nset)
         scoped = self.scope(key, value)
         if not scoped or not name:
             return {}

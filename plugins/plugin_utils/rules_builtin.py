@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from . import consequence
 from . import remediation as rem
+from . import container_specs as specs
+from . import static_judge
 from .expectations import Constraint, Expectation, Selector, parse_constraint, set_label
 from .rules import (GLOBALISH, PER_NAMESPACE, SEVERITY_RANK, Context, Rule, _norm, _writable, ceil_to,
                     glob_any, make_finding)
@@ -23,20 +26,6 @@ __all__ = ["BUILTIN_CHECKS", "DECLARATIVE_CHECKS", "combined_target"]
 
 def _quote(text: Optional[str]) -> str:
     return '"%s"' % text if text else ""
-
-
-def _said(verdict: Mapping[str, Any], host: bool = False) -> str:
-    """What the runtime prints, as measured (every version, with the date), else the knowledge
-    base's text marked unverified when neither a measurement nor the source backs it."""
-    measured = verdict.get("quote_host" if host else "quote")
-    if measured:
-        return measured
-    error = verdict.get("error_host_namespace" if host else "error")
-    if not error:
-        return ""
-    if verdict.get("verified") == "unverified":
-        return "%s (unverified: neither measured nor read from the runtime's source)" % _quote(error)
-    return _quote(error)
 
 
 def _numeric(value: Optional[str]) -> Optional[float]:
@@ -71,11 +60,20 @@ def _host_owned_reason(ctx: Context, nset: Mapping[str, Any], key: str) -> str:
     return ""
 
 
+def _requests(nset: Mapping[str, Any]) -> List[Tuple[str, Any]]:
+    """The set's requested sysctls by their dotted names: a '/'-spelled request
+    (``net/ipv4/ip_forward``) is the key sysctl(8), runc and the kubelet read it as
+    (NSG010 judges the spelling itself)."""
+    named = {static_judge.normalize_key(raw) or raw: value for raw, value in (nset.get("requested") or {}).items()}
+    return sorted(named.items())
+
+
 def _spec_tasks(ctx: Context, rule: Rule, nset: Mapping[str, Any], set_to: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """Container-spec tasks for ``nset``, keeping its own requests (not its engine's defaults)
     except keys that are the host's (:func:`_host_owned_reason`)."""
-    never = [k for k in set(nset.get("requested") or {}) | set(set_to) if _host_owned_reason(ctx, nset, k)]
-    return rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, set_to, requested=nset.get("requested"),
+    requested = dict(_requests(nset))
+    never = [k for k in set(requested) | set(set_to) if _host_owned_reason(ctx, nset, k)]
+    return rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, set_to, requested=requested,
                                       options=ctx.options, engine_defaults=nset.get("requested_defaults") or (),
                                       never=never)
 
@@ -110,35 +108,15 @@ def _container_where(tasks: List[Dict[str, Any]], nset: Mapping[str, Any], note:
 
 def _requested_consequence(ctx: Context, nset: Mapping[str, Any], key: str, requested: str,
                            klass: str) -> Tuple[str, Optional[str]]:
-    """What happens when this set's runtime is asked for ``key``: (sentence, quoted error)."""
+    """What happens when this set's runtime is asked for ``key``: (sentence, quoted error), in
+    the words both judges use (:func:`consequence.requested_effect`)."""
     verdict = ctx.runtime_verdict(key, nset, requested)
     signals = ctx.write_signals(nset)
     runtime = ((nset.get("identity") or {}).get("runtime") or "unknown").lower()
-    error = verdict.get("error")
-    if klass == "leaking":
-        head = "a write from the container's own namespace changes the host's value (the key leaks on this kernel)"
-    elif klass == "mirror":
-        head = ("the container's namespace shows the host's live value read-only, so the write fails%s"
-                % (": " + _said(verdict) if error else " (EACCES, permission denied)"))
-        return head + ".", error
-    else:
-        head = ""
-    if runtime == "lxc" or (verdict and verdict.get("accepts") and verdict.get("applies") is not False):
-        lxc = ("LXC does not validate sysctls: with /proc/sys writable (proc:rw) it sets the host's value for "
-               "every container; with the default proc:mixed the start fails (Read-only file system)")
-        text = lxc if runtime == "lxc" else "%s accepts it and the write changes the host for every container" % (
-            verdict.get("runtime") or runtime)
-        return ("%s; %s." % (head, text) if head else text + "."), error
-    if signals["privileged"] or signals["proc_sys_rw"]:
-        text = ("this container can write it (%s): a write changes the host for every container"
-                % ", ".join(signals["signals"]))
-        return ("%s; %s." % (head, text) if head else text + "."), error
-    if verdict and verdict.get("accepts") is False:
-        text = "the runtime (%s) rejects it: %s" % (verdict.get("runtime"), _said(verdict) or "not namespaced")
-        return ("%s; %s." % (head, text) if head else text + "."), error
-    text = ("a runtime that validates sysctls (runc, crun, Docker, Podman, the kubelet) rejects it; one that "
-            "does not (LXC), or a privileged write, changes it for the whole host")
-    return ("%s; %s." % (head, text) if head else text + "."), error
+    writes = signals["signals"] if signals["privileged"] or signals["proc_sys_rw"] else ()
+    text = consequence.requested_effect(klass, [(verdict["runtime"], verdict)] if verdict else [],
+                                        can_write=writes, lxc=runtime == "lxc")
+    return text + ".", verdict.get("error")
 
 
 def _request_finding(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str, requested: str,
@@ -163,7 +141,7 @@ def check_global_key_requested(ctx: Context, rule: Rule, params: Mapping[str, An
     classes = tuple(params.get("classes") or ("global", "mirror", "leaking"))
     out = []
     for nset in ctx.sets:
-        for key, requested in sorted((nset.get("requested") or {}).items()):
+        for key, requested in _requests(nset):
             info = ctx.klass(key)
             if info["class"] not in classes:
                 continue
@@ -177,7 +155,7 @@ def check_global_key_requested(ctx: Context, rule: Rule, params: Mapping[str, An
 def check_host_only_key_requested(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     out = []
     for nset in ctx.sets:
-        for key, requested in sorted((nset.get("requested") or {}).items()):
+        for key, requested in _requests(nset):
             info = ctx.klass(key)
             dummy, state = ctx.set_value(nset, key)
             if info["class"] != "host-only" and not (state == "absent" and info["class"] not in GLOBALISH):
@@ -188,6 +166,41 @@ def check_host_only_key_requested(ctx: Context, rule: Rule, params: Mapping[str,
                 error = "open /proc/sys/%s: no such file or directory" % key.replace(".", "/")
             out.append(_request_finding(ctx, rule, nset, key, requested, info, None, error,
                                         {"error": _quote(error)}))
+    return out
+
+
+# --------------------------------------------------------------------------- NSG010
+
+def _spec_context(ctx: Context, nset: Mapping[str, Any]) -> static_judge.SpecContext:
+    """The set as the static judge sees a spec: the path its sysctls took, its host namespaces."""
+    name = ctx.runtime_name(nset)
+    pod = name == "kubelet"
+    return static_judge.SpecContext(runtimes=(name,) if name else (), kubelet=pod,
+                                    oci=specs.KUBELET_OCI if pod else (),
+                                    host_namespaces=frozenset(ctx.shared_namespaces(nset)),
+                                    where="the spec of %s" % set_label(nset))
+
+
+def check_requested_key_name(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """A request whose *name* no runtime on the set's path can write (a dotted interface name, a
+    '/' spelling the path refuses, a name in no kernel): the static judge's decision
+    (:func:`static_judge.name_verdicts`) over what the set's runtime was given."""
+    if ctx.kb is None:
+        return []
+    out = []
+    for nset in ctx.sets:
+        spec = _spec_context(ctx, nset)
+        for raw, requested in sorted((nset.get("requested") or {}).items()):
+            for verdict in static_judge.name_verdicts(ctx.kb, raw, spec, requested):
+                drop = verdict.reason in (static_judge.UNSETTABLE, static_judge.UNKNOWN)
+                tasks = _spec_tasks(ctx, rule, nset, {verdict.key: None if drop else requested})
+                out.append(make_finding(
+                    ctx, rule, severity=verdict.level, nset=nset, key=verdict.key, klass=ctx.klass(verdict.key),
+                    values={"host": ctx.host_value(verdict.key), "requested": requested},
+                    message_vars={"requested": requested, "problem": verdict.message},
+                    remediation=_container_where(tasks, nset),
+                    details={"reason": verdict.reason, "as_written": raw, "runtime": spec.runtimes[0] if spec.runtimes else None},
+                ))
     return out
 
 
@@ -559,16 +572,14 @@ def check_shared_namespace_sysctl(ctx: Context, rule: Rule, params: Mapping[str,
         shared = ctx.shared_namespaces(nset)
         if not shared:
             continue
-        for key, requested in sorted((nset.get("requested") or {}).items()):
+        for key, requested in _requests(nset):
             info = ctx.klass(key)
             verdict = ctx.runtime_verdict(key, nset, requested)
             needs = verdict.get("requires") or (info["namespace"] if info["class"] in PER_NAMESPACE else None)
             if needs not in shared or info["class"] in GLOBALISH:
                 continue
             error = verdict.get("error_host_namespace")
-            what = ("the runtime refuses to start it: %s" % _said(verdict, host=True) if error else
-                    "a runtime that checks (runc, crun, Docker, Podman, the kubelet) refuses to start it; one that "
-                    "does not (LXC) writes the host's own value")
+            what = consequence.host_namespace_effect([(verdict.get("runtime") or "", verdict)] if error else [])
             tasks, note = _host_task_unless_lower(ctx, rule, key, requested,
                                                   "%s shares the host's %s namespace" % (set_label(nset), needs))
             tasks += _spec_removal(ctx, rule, nset, key)
@@ -681,7 +692,7 @@ def check_requested_key(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> 
     classes = set(rule.check.get("classes") or [])
     out = []
     for nset in ctx.sets:
-        for key, requested in sorted((nset.get("requested") or {}).items()):
+        for key, requested in _requests(nset):
             if not glob_any(patterns, key):
                 continue
             info = ctx.klass(key)
@@ -704,6 +715,7 @@ BUILTIN_CHECKS = {
     "shared-namespace-sysctl": check_shared_namespace_sysctl,
     "persisted-drift": check_persisted_drift,
     "expected-namespaced-not-met": check_expected_namespaced,
+    "requested-key-name": check_requested_key_name,
 }
 
 DECLARATIVE_CHECKS = {

@@ -276,15 +276,18 @@ def task_items(action: Mapping[str, Any]) -> List[Item]:
         kind = "docker_container" if module in sp.DOCKER_CONTAINER else "docker_swarm_service"
         ctx = judge.SpecContext(runtimes=sp.PATH_DOCKER_API, host_namespaces=frozenset(hostns),
                                 where=f"the {_label(kind, name)} task", docker_bridge=bridge)
-        return _items(args.get("sysctls"), ("sysctls",), ctx)
+        option = sp.sysctl_option(module)
+        return _items(args.get(option), (option,), ctx)
     if module in sp.PODMAN_CONTAINER or module in sp.PODMAN_POD:
         network = next((args[o] for o in ("network", "net", "network_mode") if o in args), None)
         ipc = next((args[o] for o in ("ipc", "ipc_mode") if o in args), None)
         hostns = {ns for ns, val in (("net", network), ("ipc", ipc), ("uts", args.get("uts"))) if _is_host(val)}
+        joined = frozenset({"net"} if sp.joins_host_netns(network) else ())
         kind = "podman_container" if module in sp.PODMAN_CONTAINER else "podman_pod"
-        ctx = judge.SpecContext(runtimes=sp.PATH_PODMAN, host_namespaces=frozenset(hostns),
-                                where=f"the {_label(kind, name)} task")
-        return _items(args.get("sysctl"), ("sysctl",), ctx)
+        ctx = judge.SpecContext(runtimes=sp.PATH_PODMAN, host_namespaces=frozenset(hostns) | joined,
+                                where=f"the {_label(kind, name)} task", joined_by_path=joined)
+        option = sp.sysctl_option(module)
+        return _items(args.get(option), (option,), ctx)
     if module in sp.COMPOSE_V2:
         return compose_items(args.get("definition"), ("definition",), runtimes=sp.PATH_DOCKER_API)
     for option in sp.K8S_DEFINITION_OPTIONS:

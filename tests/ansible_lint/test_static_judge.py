@@ -297,3 +297,14 @@ def test_docker_per_interface_keys_are_version_gated_on_a_bridge(kb):
     assert "container_routes.go" in v.message
     assert "net.ipv4.conf.IFNAME.rp_filter=2" in sj.remediation(v, "2", "sysctl-runtime-version-gated")
     assert sj.assess(kb, "net.ipv4.conf.eth0.rp_filter", DOCKER, floor="4.18") == []  # network none/host
+
+
+def test_podman_joining_the_host_netns_by_path(kb):
+    """podman --network ns:/proc/1/ns/net: crun does not notice the host's namespace and
+    writes there (measured, host-net-path rows); the verdict says what each path did."""
+    joined = frozenset({"net"})
+    ctx = sj.SpecContext(runtimes=("podman",), host_namespaces=joined, joined_by_path=joined, where="t")
+    [v] = sj.assess(kb, "net.core.somaxconn", ctx, floor="4.18", value="4096")
+    assert v.reason == sj.HOST_NAMESPACE and v.level == "error"
+    assert "joins the host's net namespace by path" in v.message
+    assert "podman with crun 4.3.1 accepts it and writes the host's own value (measured 20" in v.message
