@@ -18,7 +18,7 @@ import fnmatch
 import os
 import stat
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo, procsys, runtimes
+from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo, procsys, runtimes, sysctl_names
 from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import UnsafeFile, read_regular, resolve_links
 
 SYSCTL_D_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
@@ -30,11 +30,7 @@ def normalize_key(raw):
     # type: (str) -> str
     """sysctl.d accepts ``a.b.c`` and ``a/b/c``. With ``/`` as the first separator, dots are
     literal (``net/ipv4/conf/eth0.100/rp_filter`` -> ``net.ipv4.conf.eth0/100.rp_filter``)."""
-    key = raw.strip()
-    slash, dot = key.find("/"), key.find(".")
-    if slash != -1 and (dot == -1 or slash < dot):
-        return ".".join(part.replace(".", "/") for part in key.split("/"))
-    return key
+    return sysctl_names.normalize_key(raw)
 
 
 def parse_sysctl_text(text, source):
