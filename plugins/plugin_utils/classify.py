@@ -317,7 +317,7 @@ def probe_reader(probe: Optional[Mapping[str, Any]]):
         return None
     if "keys" in probe:
         return _PerKeyProbe(probe)
-    from ansible_collections.nsguard.sysctl.plugins.module_utils.probe import ProbeIndex  # stdlib-only helper
+    from ..module_utils.probe_facts import ProbeIndex  # the compact facts' reader, no imports of its own
     return ProbeIndex(probe)
 
 

@@ -745,7 +745,4 @@ def rule_markdown(rule: Rule) -> str:
 # to the worker was paid again in every fork (classify, knowledge, the checks: about 10 ms a host).
 from . import classify as _classify  # noqa: E402,F401  pylint: disable=wrong-import-position
 from . import rules_builtin as _rules_builtin  # noqa: E402,F401  pylint: disable=wrong-import-position
-try:  # the probe reader of classify and NSG004; absent where only plugin_utils ships (ansible-lint)
-    from ansible_collections.nsguard.sysctl.plugins.module_utils import probe as _probe  # noqa: E402,F401
-except ImportError:  # pragma: no cover - imported where it is used, as before
-    pass
+from ..module_utils import probe_facts as _probe_facts  # noqa: E402,F401  the probe reader of classify and NSG004

@@ -303,7 +303,7 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
     namespaces = set(params.get("namespaces") or ("net", "ipc"))
     ignore = list(params.get("ignore_keys") or [])
     probe = ctx.facts.get("probe") or {}
-    from ansible_collections.nsguard.sysctl.plugins.module_utils.probe import value_differs_keys  # stdlib-only
+    from ..module_utils.probe_facts import value_differs_keys  # the compact facts' reader, no imports of its own
     # Per namespace type since the probe reports it so (a fresh user namespace reads some net
     # keys differently); the older flat list still reads.
     fresh_differs = value_differs_keys(probe, namespaces)
