@@ -104,7 +104,8 @@ class Loaded:
         if self.cached or self._entry is None:
             return
         try:
-            body = json.dumps(self.document, sort_keys=True, separators=(",", ":"), allow_nan=False)
+            # the file's own key order: it is shown (a rule page lists message_vars as written)
+            body = json.dumps(self.document, separators=(",", ":"), allow_nan=False)
             if json.loads(body) != self.document:  # e.g. an integer key that JSON makes a string
                 return
         except (TypeError, ValueError, RecursionError):  # a timestamp, !!binary, a NaN...
