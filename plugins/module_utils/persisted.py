@@ -18,23 +18,12 @@ import fnmatch
 import os
 import stat
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo, procsys, runtimes
+from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo, procsys, runtimes, sysctl_names
 from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import UnsafeFile, read_regular, resolve_links
 
 SYSCTL_D_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 SYSCTL_CONF = "/etc/sysctl.conf"
 MAX_FILE_BYTES = 1024 * 1024
-
-
-def normalize_key(raw):
-    # type: (str) -> str
-    """sysctl.d accepts ``a.b.c`` and ``a/b/c``. With ``/`` as the first separator, dots are
-    literal (``net/ipv4/conf/eth0.100/rp_filter`` -> ``net.ipv4.conf.eth0/100.rp_filter``)."""
-    key = raw.strip()
-    slash, dot = key.find("/"), key.find(".")
-    if slash != -1 and (dot == -1 or slash < dot):
-        return ".".join(part.replace(".", "/") for part in key.split("/"))
-    return key
 
 
 def parse_sysctl_text(text, source):
@@ -52,7 +41,7 @@ def parse_sysctl_text(text, source):
             continue
         if "=" not in stripped and stripped.startswith("-") and stripped[1:].strip():
             # sysctl.d(5): "-key" alone excludes that key from the glob assignments.
-            assignments.append({"key": normalize_key(stripped[1:]), "value": None, "file": source,
+            assignments.append({"key": sysctl_names.normalize_key(stripped[1:]), "value": None, "file": source,
                                 "line": number, "ignore_errors": True, "pattern": False, "exclude": True})
             continue
         if "=" not in stripped:
@@ -68,7 +57,7 @@ def parse_sysctl_text(text, source):
             errors.append({"file": source, "line": number,
                            "message": "line %d of %s has an empty key" % (number, source)})
             continue
-        key = normalize_key(raw_key)
+        key = sysctl_names.normalize_key(raw_key)  # sysctl.d accepts a.b.c and a/b/c
         assignments.append({
             "key": key,
             "value": value.strip(),

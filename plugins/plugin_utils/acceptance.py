@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .datafile import MAX_BYTES, read_bounded
+from .vocabulary import key_to_path
 
 SUBDIR = "runtime-acceptance"
 MODES = ("private", "host-net", "host-ipc", "host-uts", "host-net-path")
@@ -63,7 +64,7 @@ class Row:
 
     def text(self, key: str, value: Optional[str]) -> str:
         """The message as it would read for ``key`` (the container's name left generic)."""
-        path = "/".join(part.replace("/", ".") for part in key.split(".")) if "/" not in key else key
+        path = key_to_path(key) if "/" not in key else key
         return (self.template.replace("{key}", key).replace("{path}", path)
                 .replace("{value}", value if value is not None else "VALUE")
                 .replace("{name}", "<container>").replace("{id}", "<id>").replace("{workdir}", "<dir>"))

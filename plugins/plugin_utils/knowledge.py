@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 from . import acceptance
 from .datacache import load_data
 from .datafile import DataFileError, load_yaml
+from .vocabulary import data_dir
 
 
 CLASSES = ("isolated", "isolated-inherited", "mirror", "host-only", "global", "leaking")
@@ -31,10 +32,8 @@ NAMESPACES = ("net", "ipc", "uts", "user", "pid", "none")
 # A runtime here is a *path* a request takes: the Docker Engine API (docker_container, Compose)
 # and the docker CLI (docker run --sysctl) check different things, so they are two runtimes.
 RUNTIMES = ("runc", "crun", "docker-api", "docker-cli", "podman", "podman-api", "containerd", "kubelet", "lxc")
-PER_NAMESPACE_CLASSES = ("isolated", "isolated-inherited")
 
-COLLECTION_ROOT = Path(__file__).resolve().parents[2]
-KNOWLEDGE_DIR = COLLECTION_ROOT / "rules" / "knowledge"
+KNOWLEDGE_DIR = data_dir("rules", "knowledge")
 SCHEMA_FILE = KNOWLEDGE_DIR / "knowledge.schema.json"
 
 _WILDCARDS = re.compile(r"[*?\[]")
@@ -304,7 +303,7 @@ def _entry(raw: Mapping[str, Any], file: str) -> Entry:
         for g in raw.get("gates", ())
     )
     # Gates apply oldest first; the schema does not force an order, sorting here does.
-    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import parse_kernel
+    from .versions import parse_kernel
     gates = tuple(sorted(gates, key=lambda g: parse_kernel(g.since)))
     return Entry(
         id=raw["id"], match=tuple(raw["match"]), namespace=raw["namespace"], klass=raw["class"],

@@ -17,9 +17,10 @@ from . import consequence
 from . import remediation as rem
 from . import container_specs as specs
 from . import static_judge
-from .expectations import Constraint, Expectation, Selector, parse_constraint, set_label
-from .rules import (GLOBALISH, PER_NAMESPACE, SEVERITY_RANK, Context, Rule, _norm, _writable, ceil_to,
-                    glob_any, make_finding)
+from .expectations import Constraint, Expectation, Selector, parse_constraint
+from .rules import Context, Rule, ceil_to, glob_any, make_finding
+from .vocabulary import (GLOBAL_CLASSES, PER_NAMESPACE_CLASSES, as_number, key_to_path, set_label, squash, worst_of,
+                         writable)
 
 __all__ = ["BUILTIN_CHECKS", "DECLARATIVE_CHECKS", "combined_target"]
 
@@ -28,20 +29,13 @@ def _quote(text: Optional[str]) -> str:
     return '"%s"' % text if text else ""
 
 
-def _numeric(value: Optional[str]) -> Optional[float]:
-    try:
-        return float(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
 def _host_task_unless_lower(ctx: Context, rule: Rule, key: str, wanted: Any, why: str) -> Tuple[List[Dict[str, Any]], str]:
     """The host task setting ``key`` to ``wanted``, unless the host already has it or a higher
     number (a request for less than the host has must not lower it for everybody)."""
     host_value = ctx.host_value(key)
-    if _norm(host_value) == _norm(wanted):
-        return [], "the host already has %s=%s: only the container's spec needs the change" % (key, _norm(wanted))
-    got, want = _numeric(host_value), _numeric(wanted)
+    if squash(host_value) == squash(wanted):
+        return [], "the host already has %s=%s: only the container's spec needs the change" % (key, squash(wanted))
+    got, want = as_number(host_value), as_number(wanted)
     if got is not None and want is not None and got > want:
         return [], ("the host already has a higher value (%s): lowering a global key changes it for every "
                     "container, so no host task is proposed" % host_value)
@@ -52,7 +46,7 @@ def _host_owned_reason(ctx: Context, nset: Mapping[str, Any], key: str) -> str:
     """Why ``key`` is the host's and no container spec may set it, or '' when it is the set's own:
     global on this host, or of a namespace the set shares with the host."""
     info = ctx.klass(key)
-    if info["class"] in GLOBALISH:
+    if info["class"] in GLOBAL_CLASSES:
         return "%s is %s on this host: a container's spec must not set it; set it on the host" % (key, info["class"])
     if info["namespace"] in ctx.shared_namespaces(nset):
         return ("%s belongs to the %s namespace this container shares with the host: its value is the host's; "
@@ -125,7 +119,7 @@ def _request_finding(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str
     """A finding about a requested global key: fix it on the host, drop it from the spec."""
     tasks, note = _host_task_unless_lower(ctx, rule, key, requested, "%s asks for it" % set_label(nset))
     tasks += _spec_removal(ctx, rule, nset, key)
-    variables = {"requested": _norm(requested), "host_value": ctx.host_value(key)}
+    variables = {"requested": squash(requested), "host_value": ctx.host_value(key)}
     variables.update(message_vars)
     return make_finding(
         ctx, rule, nset=nset, key=key, klass=info,
@@ -158,12 +152,12 @@ def check_host_only_key_requested(ctx: Context, rule: Rule, params: Mapping[str,
         for key, requested in _requests(nset):
             info = ctx.klass(key)
             dummy, state = ctx.set_value(nset, key)
-            if info["class"] != "host-only" and not (state == "absent" and info["class"] not in GLOBALISH):
+            if info["class"] != "host-only" and not (state == "absent" and info["class"] not in GLOBAL_CLASSES):
                 continue
             verdict = ctx.runtime_verdict(key, nset, requested)
             error = verdict.get("error")
             if not error:
-                error = "open /proc/sys/%s: no such file or directory" % key.replace(".", "/")
+                error = "open /proc/sys/%s: no such file or directory" % key_to_path(key)
             out.append(_request_finding(ctx, rule, nset, key, requested, info, None, error,
                                         {"error": _quote(error)}))
     return out
@@ -215,7 +209,7 @@ def combined_target(constraints: Sequence[Constraint], current: Optional[str]) -
         return None
     parts = str(current).split() if current is not None else []
     for index, group in by_field.items():
-        equals = {_norm(c.value) for c in group if c.op == "equals"}
+        equals = {squash(c.value) for c in group if c.op == "equals"}
         mins = [c.value for c in group if c.op == "min"]
         maxes = [c.value for c in group if c.op == "max"]
         if len(equals) > 1:
@@ -228,7 +222,7 @@ def combined_target(constraints: Sequence[Constraint], current: Optional[str]) -
             candidate = Constraint("max", min(maxes)).target()
         else:
             one_of = [c for c in group if c.op == "one_of"]
-            candidate = _norm(one_of[0].value[0]) if one_of else None
+            candidate = squash(one_of[0].value[0]) if one_of else None
         if candidate is None or not all(Constraint(c.op, c.value).check(candidate) for c in group):
             return None
         if index is None:
@@ -257,7 +251,7 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
             by_key_all.setdefault(exp.key, []).append((nset, exp))
     for key in sorted(by_key_all):
         info = ctx.klass(key)
-        if (info["class"] in PER_NAMESPACE) != per_namespace:
+        if (info["class"] in PER_NAMESPACE_CLASSES) != per_namespace:
             continue
         host_value = ctx.host_value(key)
         all_constraints = [c for dummy, exp in by_key_all[key] for c in exp.constraints]
@@ -270,7 +264,7 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
             failing = [(exp, c) for exp in exps for c in exp.constraints if c.check(observed) is not True]
             if not failing:
                 continue
-            severity = max((exp.severity for exp, dummy in failing), key=lambda s: SEVERITY_RANK.get(s, 0))
+            severity = worst_of(exp.severity for exp, dummy in failing)
             expected = " and ".join(dict.fromkeys(c.describe() for dummy, c in failing))
             own = [c for exp in exps for c in exp.constraints]
             target = combined_target(own, observed)
@@ -297,7 +291,7 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
                 values={"host": host_value, "container": observed if per_namespace else host_value,
                         "expected": expected, "persisted": (ctx.persisted_entry(key) or {}).get("value")},
                 message_vars={"profiles": _profiles([e for e, dummy in failing]), "expected": expected,
-                              "observed": _norm(shown), "host_value": host_value, "why": why,
+                              "observed": squash(shown), "host_value": host_value, "why": why,
                               "target": target},
                 remediation=remediation,
                 details={"expectations": [{"profile": e.profile, "constraint": c.describe(), "severity": e.severity,
@@ -322,7 +316,7 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
     namespaces = set(params.get("namespaces") or ("net", "ipc"))
     ignore = list(params.get("ignore_keys") or [])
     probe = ctx.facts.get("probe") or {}
-    from ansible_collections.nsguard.sysctl.plugins.module_utils.probe import value_differs_keys  # stdlib-only
+    from ..module_utils.probe_facts import value_differs_keys  # the compact facts' reader, no imports of its own
     # Per namespace type since the probe reports it so (a fresh user namespace reads some net
     # keys differently); the older flat list still reads.
     fresh_differs = value_differs_keys(probe, namespaces)
@@ -331,14 +325,14 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
     candidates = set((ctx.persisted.get("keys") or {})) | fresh_differs
     for key in sorted(candidates):
         info = ctx.klass(key)
-        if info["class"] not in PER_NAMESPACE or info["namespace"] not in namespaces or glob_any(ignore, key):
+        if info["class"] not in PER_NAMESPACE_CLASSES or info["namespace"] not in namespaces or glob_any(ignore, key):
             continue
         host_value = ctx.host_value(key)
-        if host_value is None or not _writable(ctx.host_mode(key)):
+        if host_value is None or not writable(ctx.host_mode(key)):
             continue
         why = []
         entry = ctx.persisted_entry(key)
-        if entry and _norm(entry.get("value")) == _norm(host_value):
+        if entry and squash(entry.get("value")) == squash(host_value):
             why.append("persisted in %s:%s" % (entry.get("file"), entry.get("line")))
         by_probe = info["class"] == "isolated" and key in fresh_differs
         if by_probe:
@@ -355,7 +349,7 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
             if probe_only and "user" in own:
                 continue  # read through another user namespace, some values print differently
             value, state = ctx.set_value(nset, key)
-            if state != "differs" or _norm(value) == _norm(ctx.host_value(key)):
+            if state != "differs" or squash(value) == squash(ctx.host_value(key)):
                 continue
             inherited = info["class"] == "isolated-inherited"
             host_value = ctx.host_value(key)
@@ -367,7 +361,7 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
                 ctx, rule, severity="info" if inherited else None, nset=nset, key=key, klass=info,
                 values={"host": host_value, "container": value,
                         "persisted": (ctx.persisted_entry(key) or {}).get("value")},
-                message_vars={"host_value": _norm(host_value), "container_value": _norm(value),
+                message_vars={"host_value": squash(host_value), "container_value": squash(value),
                               "tuned_by": "; ".join(why), "how": how},
                 remediation=_container_where(tasks, nset, ctx=ctx, keys=[key]),
                 details={"tuned_by": why},
@@ -503,7 +497,7 @@ def _exposed_keys(ctx: Context) -> Tuple[List[str], List[str]]:
         klass = (info or {}).get("class")
         if klass == "leaking":
             leaking.append(key)
-        if klass in ("global", "leaking") and _writable(ctx.host_mode(key)):
+        if klass in ("global", "leaking") and writable(ctx.host_mode(key)):
             exposed.append(key)
     return exposed, leaking
 
@@ -538,7 +532,7 @@ def check_container_can_change_global(ctx: Context, rule: Rule, params: Mapping[
                      "--private-network)")
         for kind in shared:
             shared_keys = [k for k, i in ctx.classification.items()
-                           if (i or {}).get("namespace") == kind and _writable(ctx.host_mode(k))]
+                           if (i or {}).get("namespace") == kind and writable(ctx.host_mode(k))]
             if shared_keys and (full or kind == "net"):
                 keys.extend(shared_keys)
                 reach += "; the host's own %s namespace (shared), %d keys" % (kind, len(shared_keys))
@@ -575,8 +569,8 @@ def check_shared_namespace_sysctl(ctx: Context, rule: Rule, params: Mapping[str,
         for key, requested in _requests(nset):
             info = ctx.klass(key)
             verdict = ctx.runtime_verdict(key, nset, requested)
-            needs = verdict.get("requires") or (info["namespace"] if info["class"] in PER_NAMESPACE else None)
-            if needs not in shared or info["class"] in GLOBALISH:
+            needs = verdict.get("requires") or (info["namespace"] if info["class"] in PER_NAMESPACE_CLASSES else None)
+            if needs not in shared or info["class"] in GLOBAL_CLASSES:
                 continue
             error = verdict.get("error_host_namespace")
             what = consequence.host_namespace_effect([(verdict.get("runtime") or "", verdict)] if error else [])
@@ -586,7 +580,7 @@ def check_shared_namespace_sysctl(ctx: Context, rule: Rule, params: Mapping[str,
             out.append(make_finding(
                 ctx, rule, nset=nset, key=key, klass=dict(info, namespace=needs),
                 values={"host": ctx.host_value(key), "container": ctx.host_value(key), "requested": requested},
-                message_vars={"requested": _norm(requested), "host_value": ctx.host_value(key), "what": what,
+                message_vars={"requested": squash(requested), "host_value": ctx.host_value(key), "what": what,
                               "shared": needs},
                 remediation=rem.remediation("host", tasks, note),
                 details={"runtime_error": error, "shared_namespaces": shared},
@@ -597,9 +591,9 @@ def check_shared_namespace_sysctl(ctx: Context, rule: Rule, params: Mapping[str,
 # --------------------------------------------------------------------------- NSG008
 
 def check_persisted_drift(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
-    classes = set(GLOBALISH)
+    classes = set(GLOBAL_CLASSES)
     if params.get("include_isolated"):
-        classes |= set(PER_NAMESPACE)
+        classes |= set(PER_NAMESPACE_CLASSES)
     out = []
     writers = []
     for nset in ctx.sets:
@@ -615,7 +609,7 @@ def check_persisted_drift(ctx: Context, rule: Rule, params: Mapping[str, Any]) -
         if info["class"] not in classes:
             continue
         runtime = ctx.host_value(key)
-        if runtime is None or _norm(runtime) == _norm(entry.get("value")):
+        if runtime is None or squash(runtime) == squash(entry.get("value")):
             continue
         able = [set_label(n) for n, reach in writers
                 if reach == "global" or info["class"] == "leaking" or (info["namespace"] == "net" and reach == "net")]
@@ -626,10 +620,10 @@ def check_persisted_drift(ctx: Context, rule: Rule, params: Mapping[str, Any]) -
         out.append(make_finding(
             ctx, rule, key=key, klass=info,
             values={"host": runtime, "persisted": entry.get("value")},
-            message_vars={"runtime": _norm(runtime), "persisted": _norm(entry.get("value")),
+            message_vars={"runtime": squash(runtime), "persisted": squash(entry.get("value")),
                           "file": entry.get("file"), "line": entry.get("line"), "who": who},
             remediation=rem.remediation("host", [task], "if the running value is the one you want, persist it "
-                                        "instead (set value to %s)" % _norm(runtime)),
+                                        "instead (set value to %s)" % squash(runtime)),
             details={"file": entry.get("file"), "line": entry.get("line"), "writers": able},
         ))
     return out
@@ -674,7 +668,7 @@ def check_set_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List
         if all(c.check(value) is True for c in constraints):
             continue
         target = combined_target(constraints, value)
-        if info["class"] in PER_NAMESPACE:
+        if info["class"] in PER_NAMESPACE_CLASSES:
             tasks = _spec_tasks(ctx, rule, nset, {key: target}) if target else []
             remediation = _container_where(tasks, nset, ctx=ctx, keys=[key] if target else [])
         else:

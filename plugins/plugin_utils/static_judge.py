@@ -31,9 +31,10 @@ import yaml
 # Imported here, not lazily: a lazy import of a sibling can run under another import regime
 # (ansible's collection finder installed after this package was imported from sys.path) and fail.
 from . import acceptance, consequence, key_inventory
-from .classify import key_to_path, scope as knowledge_scope
+from .classify import scope as knowledge_scope
 from .remediation import host_sysctl_task
 from .versions import KernelVersionError, format_kernel, parse_kernel
+from .vocabulary import PER_NAMESPACE_CLASSES, is_path_spelling, key_to_path, path_to_key
 
 DEFAULT_FLOOR = "4.18"
 # Environment variables, because ansible-lint's config schema refuses per-rule options.
@@ -49,8 +50,6 @@ CASE_SLASH = "net/ipv4/ip_forward"
 CASE_VLAN = "net.ipv4.conf.eth0.100.rp_filter"
 CASE_UNKNOWN = "net.ipv4.foo_bar"
 
-NAMESPACED = frozenset({"isolated", "isolated-inherited"})
-NOT_NAMESPACED = frozenset({"global", "mirror", "host-only", "leaking"})
 
 # Reasons a verdict can carry; each ansible-lint rule reports a subset.
 GLOBAL = "global"                  # global / mirror / leaking on every kernel since the floor
@@ -147,9 +146,8 @@ def normalize_key(name: Any) -> Optional[str]:
     text = name.strip()
     if not text or is_templated(text) or any(c.isspace() for c in text):
         return None
-    slash, dot = text.find("/"), text.find(".")
-    if slash != -1 and (dot == -1 or slash < dot):
-        text = text.translate(str.maketrans("/.", "./"))
+    if is_path_spelling(text):
+        text = path_to_key(text)
     return text if "." in text.strip(".") else None
 
 
@@ -225,7 +223,7 @@ def is_unknown(kb: Any, name: str) -> bool:
 
 
 def _is_ns(klass: Optional[str]) -> bool:
-    return klass in NAMESPACED
+    return klass in PER_NAMESPACE_CLASSES
 
 
 def _describe(klass: Optional[str]) -> str:

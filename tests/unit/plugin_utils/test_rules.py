@@ -11,6 +11,7 @@ from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as R
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules_builtin
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.vocabulary import SEVERITY_RANK
 
 CATALOG = R.load_catalog()
 KB = load_knowledge()
@@ -199,7 +200,7 @@ def test_findings_sorted_worst_first_and_counted():
     found = R.evaluate(facts, R.example_classification({"vm.max_map_count": "global"}), CATALOG,
                        params={"NSG005": {"max_per_core": 0}})
     severities = [f["severity"] for f in found]
-    assert severities == sorted(severities, key=lambda s: -R.SEVERITY_RANK[s])
+    assert severities == sorted(severities, key=lambda s: SEVERITY_RANK[s])
     assert R.count_by_severity(found)["error"] >= 1 and R.worst_severity(found) == "error"
     assert R.worst_severity([]) is None
 

@@ -80,6 +80,17 @@ def test_nsg002_from_the_view_when_the_class_is_unknown():
     assert "already has net.ipv4.tcp_syncookies=1" in found[0]["remediation"]["note"]
 
 
+def test_nsg002_names_the_real_path_of_a_vlan_interface_key():
+    """``eth0/100`` in a key is the interface ``eth0.100``: the path the kernel does not have is
+    ``/proc/sys/net/ipv4/conf/eth0.100/rp_filter``, not ``.../eth0/100/rp_filter``."""
+    key = "net.ipv4.conf.eth0/100.rp_filter"
+    found = lint({"host": {"keys": {key: {"value": "1", "mode": "0644"}}}, "namespace_sets": [
+        {"identity": {"runtime": "unknown", "name": "v"}, "requested": {key: "2"}, "view": {"absent": [key]}}]},
+        {key: {"class": "isolated", "namespace": "net"}}, rule="NSG002")
+    assert len(found) == 1
+    assert "open /proc/sys/net/ipv4/conf/eth0.100/rp_filter: no such file or directory" in found[0]["message"]
+
+
 # --------------------------------------------------------------------------- NSG003
 def sets_es_and_sonar():
     return [{"id": "es", "identity": {"runtime": "docker", "name": "es", "image": "elasticsearch:8.15.0"}},
