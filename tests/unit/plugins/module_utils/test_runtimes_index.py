@@ -14,7 +14,7 @@ import pytest
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import DEFAULT_PATHS, RuntimeIndex
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "runtimes" / "host"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "runtimes" / "host"
 EXPECTED = json.loads((FIX / "expected.json").read_text())
 LIVE = json.loads((FIX / "live.json").read_text())
 CONTAINERS = [c for c in EXPECTED if c["runtime"] != "netns"]
