@@ -237,7 +237,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nsguard.sysctl.plugins.module_utils import (
     nsenter, nsscan, persisted, probe as probe_mod, procsys)
 from ansible_collections.nsguard.sysctl.plugins.module_utils.procinfo import read_privileges
-from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import DEFAULT_PATHS as DEFAULT_RUNTIME_PATHS
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_paths import DEFAULT_PATHS as DEFAULT_RUNTIME_PATHS
 from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex
 
 SCHEMA_VERSION = 1

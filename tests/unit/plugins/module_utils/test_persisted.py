@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils import persisted, runtimes
+from ansible_collections.nsguard.sysctl.plugins.module_utils import persisted, runtime_paths
 
 
 def test_refused_roots_hold_the_runtimes_default_directories():
@@ -44,4 +44,4 @@ def test_a_link_into_a_registered_runtime_root_is_refused(tmp_path):
 def test_kinds_that_name_files_are_not_refused(tmp_path):
     # daemon.json, lxc.conf and sockets are files, not directories of container state.
     paths = {"docker_daemon_json": [str(tmp_path / "daemon.json")], "lxc_paths": [str(tmp_path / "lxc") + "/"]}
-    assert runtimes.state_dirs(paths) == [str(tmp_path / "lxc")]
+    assert runtime_paths.state_dirs(paths) == [str(tmp_path / "lxc")]

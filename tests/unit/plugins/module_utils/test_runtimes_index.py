@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import DEFAULT_PATHS, RuntimeIndex
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_paths import DEFAULT_PATHS
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "runtimes" / "host"
 EXPECTED = json.loads((FIX / "expected.json").read_text())

@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: nsguard.sysctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The runtime index's engines: one module per container runtime, one row each in
+:data:`ENGINES`.
+
+An engine module offers (``index`` is the :class:`runtimes.RuntimeIndex` being filled; the
+engine reads host files only through it, so that its link and size rules hold):
+
+- ``scan(index)`` (required): read the runtime's state files into records
+  (``index._add(key, source, fields)``);
+- ``RANKS``: ``{runtime name: rank}`` for the names its records carry (a runtime that manages
+  containers, 4, outranks containerd, 3, and the OCI runtime that starts them, 2);
+- ``DAEMONS`` and ``discover(index, pid, comm)``: the process names (``*`` ends a prefix) of its
+  daemons, and what their command lines say (moved state paths, ancestors to remember in
+  ``index._by_parent[pid] = (kind, opts, bundle)``). Only processes of the host's root in the
+  host's mount and user namespaces are handed over;
+- ``discover_config(index)``: settings files read after the processes (``daemon.json``);
+- ``PARENTS`` and ``parent_key(index, kind, opts, bundle)``: the ancestor kinds it remembered,
+  and the record key of the container below such an ancestor (or None).
+
+Only ``scan`` is required. The modules are imported here by name, as AnsiballZ needs to see
+them to ship them. Target side: standard library only, Python >= 3.8.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.nsguard.sysctl.plugins.module_utils import (
+    runtime_containerd, runtime_docker, runtime_lxc, runtime_netns, runtime_nspawn, runtime_oci, runtime_storage)
+
+# Scan order: Docker first (its exec-root adds containerd task and runc directories), the OCI
+# runtimes after the managers whose bundles they run, named network namespaces last.
+ENGINES = (
+    runtime_docker,
+    runtime_containerd,
+    runtime_storage,     # podman, CRI-O
+    runtime_oci,         # runc, crun
+    runtime_lxc,
+    runtime_nspawn,
+    runtime_netns,
+)
+
+RANK = {"unknown": 0}
+for _engine in ENGINES:
+    RANK.update(getattr(_engine, "RANKS", {}))
+
+_BY_PARENT = dict((kind, engine) for engine in ENGINES for kind in getattr(engine, "PARENTS", ()))
+
+
+def daemon_engine(comm):
+    # type: (str) -> object
+    """The engine whose daemon is called ``comm``, or None."""
+    for engine in ENGINES:
+        for name in getattr(engine, "DAEMONS", ()):
+            if comm == name or (name.endswith("*") and comm.startswith(name[:-1])):
+                return engine
+    return None
+
+
+def parent_engine(kind):
+    # type: (str) -> object
+    """The engine that remembered ancestors of ``kind``."""
+    return _BY_PARENT.get(kind)
+
+
+def config_readers():
+    # type: () -> list
+    return [engine.discover_config for engine in ENGINES if hasattr(engine, "discover_config")]
