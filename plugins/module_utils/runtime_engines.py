@@ -41,12 +41,6 @@ ENGINES = (
     runtime_netns,
 )
 
-RANK = {"unknown": 0}
-for _engine in ENGINES:
-    RANK.update(getattr(_engine, "RANKS", {}))
-
-_BY_PARENT = dict((kind, engine) for engine in ENGINES for kind in getattr(engine, "PARENTS", ()))
-
 
 def daemon_engine(comm):
     # type: (str) -> object
@@ -60,10 +54,24 @@ def daemon_engine(comm):
 
 def parent_engine(kind):
     # type: (str) -> object
-    """The engine that remembered ancestors of ``kind``."""
-    return _BY_PARENT.get(kind)
+    """The engine that remembered ancestors of ``kind``, or None."""
+    for engine in ENGINES:
+        if kind in getattr(engine, "PARENTS", ()):
+            return engine
+    return None
+
+
+def rank(runtime):
+    # type: (object) -> int
+    """How much a record of ``runtime`` counts when sources disagree (``unknown``: 0)."""
+    for engine in ENGINES:
+        value = getattr(engine, "RANKS", {}).get(runtime)
+        if value is not None:
+            return value
+    return 0
 
 
 def config_readers():
     # type: () -> list
+    """The engines' ``discover_config``, in registry order."""
     return [engine.discover_config for engine in ENGINES if hasattr(engine, "discover_config")]

@@ -14,7 +14,7 @@ __metaclass__ = type
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import nsscan, procinfo, runtime_cli
 from ansible_collections.nsguard.sysctl.plugins.module_utils import runtimes_parse as rp
-from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_engines import RANK, parent_engine
+from ansible_collections.nsguard.sysctl.plugins.module_utils import runtime_engines
 
 # How much a match says: the runtime's own record of the pid beats a cgroup name, which beats
 # an ancestor process, which beats a shared network namespace.
@@ -154,7 +154,7 @@ def ancestor_matches(index, pid):
         entry = index._by_parent.get(parent)
         if entry is not None:
             kind, opts, bundle = entry
-            engine = parent_engine(kind)
+            engine = runtime_engines.parent_engine(kind)
             key = engine.parent_key(index, kind, opts, bundle) if engine is not None else None
             if key:
                 out.append((key, "parent:%s:%d" % (kind, parent)))
@@ -223,7 +223,7 @@ def build(index, matches, errors):
 
     def order(key):
         strength, _sources = matches[key]
-        return (strength, RANK.get(merged(index, key).get("runtime") or "unknown", 0))
+        return (strength, runtime_engines.rank(merged(index, key).get("runtime") or "unknown"))
     key = max(sorted(matches), key=order)
     index._reported.add(key)
     fields = merged(index, key)

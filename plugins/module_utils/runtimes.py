@@ -31,10 +31,9 @@ __metaclass__ = type
 import json
 import os
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils import nsscan, procinfo, runtime_cli, runtime_identity
+from ansible_collections.nsguard.sysctl.plugins.module_utils import (
+    nsscan, procinfo, runtime_cli, runtime_engines, runtime_identity)
 from ansible_collections.nsguard.sysctl.plugins.module_utils import runtimes_parse as rp
-from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_engines import (
-    ENGINES, RANK, config_readers, daemon_engine)
 from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_paths import (
     DEFAULT_PATHS, DIR_KINDS, MAX_JSON_BYTES, state_dirs)
 from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import UnsafeFile, glob_beneath, read_regular
@@ -179,7 +178,7 @@ class RuntimeIndex(object):
         # type: (str, str, dict, tuple) -> None
         """One source's view of a container. Fields set to None are unknown and ignored."""
         rec = self._record(key)
-        rank = RANK.get(fields.get("runtime") or "unknown", 0)
+        rank = runtime_engines.rank(fields.get("runtime") or "unknown")
         rec["parts"].append((rank, source, dict((k, v) for k, v in fields.items() if v is not None)))
         rec["errors"].extend(errors)
         if isinstance(fields.get("pid"), int):
@@ -202,7 +201,7 @@ class RuntimeIndex(object):
         self._read_processes()
         if self.discover:
             self._discover_from_processes()
-        for engine in ENGINES:
+        for engine in runtime_engines.ENGINES:
             engine.scan(self)
 
     def _read_host_ns(self):
@@ -242,7 +241,7 @@ class RuntimeIndex(object):
         """Where running daemons keep state, from their command lines (host /proc only), then
         from the runtimes' settings files."""
         for pid, st in sorted(self._procs.items()):
-            engine = daemon_engine(st["comm"])
+            engine = runtime_engines.daemon_engine(st["comm"])
             if engine is None:
                 continue
             if not self._host_daemon(pid):
@@ -250,7 +249,7 @@ class RuntimeIndex(object):
                 # call itself dockerd or conmon: its paths would lead us anywhere.
                 continue
             engine.discover(self, pid, st["comm"])
-        for read_config in config_readers():
+        for read_config in runtime_engines.config_readers():
             read_config(self)
 
     def _host_daemon(self, pid):
