@@ -42,14 +42,28 @@ ENGINES = (
 )
 
 
-def daemon_engine(comm):
-    # type: (str) -> object
-    """The engine whose daemon is called ``comm``, or None."""
+def daemon_table():
+    # type: () -> tuple
+    """``(exact, prefixes)``: daemon process names -> engine, and ``[(prefix, engine)]`` for the
+    names that end with ``*``; made once per scan, looked up once per process."""
+    exact, prefixes = {}, []
     for engine in ENGINES:
         for name in getattr(engine, "DAEMONS", ()):
-            if comm == name or (name.endswith("*") and comm.startswith(name[:-1])):
-                return engine
-    return None
+            if name.endswith("*"):
+                prefixes.append((name[:-1], engine))
+            else:
+                exact.setdefault(name, engine)
+    return exact, tuple(prefixes)
+
+
+def daemon_engine(comm, table=None):
+    # type: (str, object) -> object
+    """The engine whose daemon is called ``comm``, or None (``table``: a :func:`daemon_table`)."""
+    exact, prefixes = table or daemon_table()
+    engine = exact.get(comm)
+    if engine is None:
+        engine = next((e for prefix, e in prefixes if comm.startswith(prefix)), None)
+    return engine
 
 
 def parent_engine(kind):

@@ -240,8 +240,9 @@ class RuntimeIndex(object):
         # type: () -> None
         """Where running daemons keep state, from their command lines (host /proc only), then
         from the runtimes' settings files."""
+        daemons = runtime_engines.daemon_table()
         for pid, st in sorted(self._procs.items()):
-            engine = runtime_engines.daemon_engine(st["comm"])
+            engine = runtime_engines.daemon_engine(st["comm"], daemons)
             if engine is None:
                 continue
             if not self._host_daemon(pid):
