@@ -17,7 +17,7 @@ WHEELHOUSE ?= $(HOME)/.cache/nsguard-sysctl/wheels
 PIP_INSTALL = $(BIN)/pip install -q --retries 2 --find-links $(WHEELHOUSE)
 PYTEST_ARGS ?=
 
-.PHONY: audit runtime-acceptance kernel-truth test venv test-venv collection dev-link test-host clean
+.PHONY: audit runtime-acceptance kernel-truth kernel-truth-host test venv test-venv collection dev-link test-host clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -61,10 +61,16 @@ runtime-acceptance: test-venv test-host
 test: test-venv collection dev-link test-host
 	PATH=$(BIN):$$PATH bash scripts/run-tests.sh $(PYTEST_ARGS)
 
+# qemu, kmod and busybox-static for the kernel matrix only (idempotent): `make test` does not
+# install qemu.
+kernel-truth-host:
+	bash scripts/install-test-host.sh kernel-truth
+
 # Per-kernel truth tables (tests/kernels/truth): this machine's kernel, then Debian's 6.1 and 6.12
-# booted in qemu (TCG). Needs root, qemu-system-x86 and Debian's archive; not part of `make test`.
+# booted in qemu (TCG). Needs root and Debian's archive; not part of `make test` (see
+# docs/kernel-truth.md for when to run it and how long it takes).
 KERNELS ?= host 6.1 6.12
-kernel-truth: test-venv dev-link
+kernel-truth: test-venv dev-link kernel-truth-host
 	PATH=$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(DEV_COLLECTIONS) $(BIN)/python scripts/kernel-truth.py $(KERNELS)
 
 clean:

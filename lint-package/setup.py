@@ -2,7 +2,8 @@
 
 The package is the collection's ``rules/ansible_lint/*.py`` plus a ``_collection/`` snapshot of
 what they need from the collection: ``plugins/plugin_utils/*.py`` (the judge, the classifier,
-the knowledge loader) and ``rules/knowledge/`` (the knowledge base and its schema). The rules
+the knowledge loader; with ``plugins/__init__.py`` and the two module_utils readers they import)
+and ``rules/knowledge/`` (the knowledge base and its schema). The rules
 find that snapshot by themselves (``nsguard_sysctl_lintlib.collection_root``), so the package
 works without the collection installed, and always with the knowledge it was built with.
 
@@ -59,6 +60,11 @@ def stage() -> None:
         encoding="utf-8")
     snapshot = STAGE / "_collection"
     _copy_files(REPO / "plugins" / "plugin_utils", snapshot / "plugins" / "plugin_utils", ("*.py",))
+    # plugins/ is the engine's package (the rules load it by its __init__.py); of module_utils only
+    # the two import-free readers the engine shares with the target: key <-> path, probe facts
+    _copy_files(REPO / "plugins", snapshot / "plugins", ("__init__.py",))
+    _copy_files(REPO / "plugins" / "module_utils", snapshot / "plugins" / "module_utils",
+                ("sysctl_names.py", "probe_facts.py"))
     _copy_files(REPO / "rules" / "knowledge", snapshot / "rules" / "knowledge", ("*.yml", "*.yaml", "*.json"))
     # The measured runtime acceptance tables the runtime rules quote.
     _copy_files(REPO / "rules" / "knowledge" / "runtime-acceptance",
@@ -90,7 +96,8 @@ setup(
     version=version(),
     packages=[PACKAGE],
     package_dir={PACKAGE: "_staged/nsguard_sysctl"},
-    package_data={PACKAGE: ["_collection/*.yml", "_collection/plugins/plugin_utils/*.py",
+    package_data={PACKAGE: ["_collection/*.yml", "_collection/plugins/*.py", "_collection/plugins/plugin_utils/*.py",
+                            "_collection/plugins/module_utils/*.py",
                             "_collection/rules/knowledge/*", "_collection/rules/knowledge/runtime-acceptance/*",
                             "_collection/docs/rules/*.md"]},
     include_package_data=False,

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterable, List
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "docs" / "knowledge-table.md"
@@ -39,10 +38,14 @@ def _importable() -> None:
 
 
 _importable()
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))   # tests.kernels.truth: the committed per-kernel truth tables
 
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.atomic import atomic_write  # noqa: E402
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import runtime_verdicts  # noqa: E402
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import (  # noqa: E402
     Entry, Knowledge, Source, load_knowledge)
+from tests.kernels import truth  # noqa: E402
 
 CLASS_TEXT = [
     ("isolated", "per namespace; a new namespace starts at the kernel default"),
@@ -105,7 +108,16 @@ def runtimes_text(kb: Knowledge, entry: Entry) -> str:
     return "<br>".join(out)
 
 
-def entry_row(kb: Knowledge, entry: Entry) -> str:
+def measured_text(counts: Mapping[str, int], entry: Entry) -> str:
+    """The kernels whose truth table measured keys of this entry (how many, for a pattern)."""
+    if not counts:
+        return "-"
+    order = sorted(counts, key=truth.series_key)
+    exact = all("*" not in m for m in entry.match) and len(entry.match) == 1
+    return "<br>".join(s if exact else f"{s} ({counts[s]})" for s in order)
+
+
+def entry_row(kb: Knowledge, entry: Entry, measured: Optional[Mapping[str, int]] = None) -> str:
     flags = []
     if entry.per_device:
         flags.append("per device")
@@ -120,7 +132,45 @@ def entry_row(kb: Knowledge, entry: Entry) -> str:
     notes = cell(entry.notes) + (f" _({'; '.join(flags)})_" if flags else "")
     sources = "<br>".join(source_link(s) for s in entry.sources)
     return (f"| `{entry.id}` | {code_list(entry.match)} | {entry.namespace} | **{entry.klass}** | "
-            f"{gates_text(entry)} | {runtimes_text(kb, entry)} | {notes} | {sources} |")
+            f"{gates_text(entry)} | {measured_text(measured or {}, entry)} | {runtimes_text(kb, entry)} | "
+            f"{notes} | {sources} |")
+
+
+def tables_section(kb: Knowledge, tables: Sequence[Mapping[str, Any]]) -> List[str]:
+    """Which kernels were measured, and which gates the measurements cover on which side."""
+    lines = ["## Measured kernels", "",
+             "The truth tables in tests/kernels/truth are made by `make kernel-truth` only "
+             "([kernel-truth.md](kernel-truth.md)): this machine's kernel measured on it, Debian's kernels "
+             "booted in qemu. `make test` checks the classifier and the static judge against every one of them.", "",
+             "| table | kernel | package | keys measured | untested |", "|---|---|---|---|---|"]
+    for t in tables:
+        pkg = t.get("package") or {}
+        name = f"{pkg['package']} {pkg['version']}" if pkg else "this machine's kernel"
+        m = t.get("measurement") or {}
+        lines.append(f"| {truth.series_of(t['kernel'])} | `{cell(t['kernel'])}` | {cell(name)} | "
+                     f"{m.get('established', '-')} | {m.get('untested', '-')} |")
+    lines += ["", "### Kernel gates against the tables", "",
+              "A gate is measured on a side when a table of a kernel on that side established the class of a "
+              "key of its entry, and that class is the one the gate gives. A side no table reaches rests on the "
+              "sources alone.", "",
+              "| entry | gate | class before | measured before | measured from | status |", "|---|---|---|---|---|---|"]
+    for row in truth.gate_coverage(kb, tables):
+        if row["contradicted"]:
+            status = "CONTRADICTED on " + ", ".join(row["contradicted"])
+        elif row["before"] and row["after"]:
+            status = "measured on both sides"
+        elif row["after"]:
+            status = "after measured; before source-only"
+        elif row["before"]:
+            status = "before measured; after source-only"
+        else:
+            status = "source-only"
+        if row["unverified"]:
+            status += " (release unverified)"
+        lines.append(f"| `{row['entry']}` | {row['since']} | {row['class_before']} | {', '.join(row['before']) or '-'} | "
+                     f"{', '.join(row['after']) or '-'} | {status} |")
+    lines.append("")
+    return lines
 
 
 def runtime_section(kb: Knowledge) -> List[str]:
@@ -151,7 +201,10 @@ def runtime_section(kb: Knowledge) -> List[str]:
     return lines
 
 
-def render(kb: Knowledge) -> str:
+def render(kb: Knowledge, tables: Optional[Sequence[Mapping[str, Any]]] = None) -> str:
+    """The page; ``tables`` defaults to the committed truth tables (tests/kernels/truth)."""
+    tables = truth.load_tables() if tables is None else tables
+    measured: Dict[str, Dict[str, int]] = truth.measured_on(kb, tables)
     lines = [
         "<!-- Generated by scripts/gen_knowledge_doc.py from rules/knowledge/*.yml. Do not edit by hand. -->",
         "# The knowledge base, entry by entry",
@@ -172,29 +225,19 @@ def render(kb: Knowledge) -> str:
         by_file.setdefault(Path(entry.file).name, []).append(entry)
     lines.append(f"{len(kb)} entries in {len(by_file)} files. Source tags: [code] source file, [commit] kernel "
                  "commit, [doc] documentation, [mail] mailing list, [issue] issue or PR thread, [pages] web page, "
-                 "[emp] measured on Linux 6.18.44 (tests/integration/test_ground_truth.py re-measures every key).")
+                 "[emp] measured (on Linux 6.18.44 unless it names a truth table; tests/integration/test_ground_truth.py "
+                 "re-measures every key on this machine). The measured-on column names the kernels whose truth table "
+                 "established the class of keys this entry decides (with how many keys, for a pattern).")
     lines.append("")
     for name in sorted(by_file):
         lines += [f"## {name}", "",
-                  "| id | keys | namespace | class | kernel gates | runtimes | notes | sources |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [entry_row(kb, e) for e in sorted(by_file[name], key=lambda e: e.id)]
+                  "| id | keys | namespace | class | kernel gates | measured on | runtimes | notes | sources |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [entry_row(kb, e, measured.get(e.id)) for e in sorted(by_file[name], key=lambda e: e.id)]
         lines.append("")
+    lines += tables_section(kb, tables)
     lines += runtime_section(kb)
     return "\n".join(lines).rstrip() + "\n"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main(argv: List[str]) -> int:
@@ -209,7 +252,7 @@ def main(argv: List[str]) -> int:
             print(f"{args.output} is out of date: run python scripts/gen_knowledge_doc.py", file=sys.stderr)
             return 1
         return 0
-    write_atomically(args.output, text)
+    atomic_write(args.output, text, perms=0o644)
     print(f"wrote {args.output}")
     return 0
 

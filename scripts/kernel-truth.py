@@ -30,8 +30,14 @@ WORK = packages.CACHE / "work"
 
 def _harness(**extra) -> dict:
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    # The code that measured is the commit only when none of it is changed: the collection's code,
+    # the tests (the measurement and this harness; the tables are the output) and the scripts.
+    # Docs and rules/ do not go into a guest.
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "plugins", "tests", "scripts",
+                            "Makefile", ":!tests/kernels/truth"], capture_output=True, text=True).stdout.strip()
+    commit = (head.stdout.strip() + ("+changes" if dirty else "")) or None
     return dict({"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 "made_by": "scripts/kernel-truth.py", "commit": head.stdout.strip() or None}, **extra)
+                 "made_by": "scripts/kernel-truth.py", "commit": commit}, **extra)
 
 
 def measure_host() -> Path:
@@ -48,6 +54,11 @@ def measure_guest(series: str, offline: bool, limit_s: int) -> Path:
     built = initramfs.build(initrd, kp.modules, kp.release, guest_args="--meta " + _shell_quote(json.dumps(meta)))
     build_s = time.monotonic() - started
     run = boot.boot(kp.vmlinuz, initrd, work, limit_s=limit_s)
+    (work / "console.txt").write_text(run.console)
+    failed = [line.split(None, 1)[1] for line in run.console.splitlines() if line.startswith("NSGUARD-INSMOD-FAILED ")]
+    if failed:
+        # a module that did not load takes its keys out of the table: that is not this kernel's truth
+        raise boot.BootError(f"modules did not load in the guest: {', '.join(failed)} (console: {work / 'console.txt'})")
     table = truth.parse_output(run.data)
     if table["kernel"] != kp.release:
         raise SystemExit(f"the guest ran {table['kernel']}, not {kp.release}")
@@ -56,10 +67,6 @@ def measure_guest(series: str, offline: bool, limit_s: int) -> Path:
         "booted_at_uptime_s": run.marker_uptime("NSGUARD-BOOTED"),
         "modules_loaded_at_uptime_s": run.marker_uptime("NSGUARD-MODULES-LOADED")})
     table["harness"].update({"qemu": run.command[1:], "initramfs": built})
-    failed = [line for line in run.console.splitlines() if "NSGUARD-INSMOD-FAILED" in line]
-    if failed:
-        table["harness"]["insmod_failed"] = failed
-    (work / "console.txt").write_text(run.console)
     return truth.write_table(table)
 
 

@@ -26,16 +26,13 @@ if not _LINK.exists():
 
 if str(DEV_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(DEV_COLLECTIONS))
-# Import the collection's plain-Python code now, through sys.path. Tests that load Ansible in this
-# process (module unit tests, ansible-lint's testing helpers) install Ansible's collection finder,
-# which refuses a first import of any further ansible_collections.nsguard.sysctl submodule
-# ("collection metadata was not loaded"); the reports import their renderers lazily.
-import importlib  # noqa: E402
+# One import regime for the whole session: Ansible's own collection finder, installed before any
+# test imports the collection. Module unit tests and ansible-lint's helpers load Ansible in this
+# process, and a finder installed after the collection was imported from sys.path refuses its
+# further submodules ("collection metadata was not loaded"); installed first, it loads them all.
+from ansible.plugins.loader import init_plugin_loader  # noqa: E402
 
-for _kind in ("module_utils", "plugin_utils"):
-    for _path in sorted((REPO / "plugins" / _kind).glob("*.py")):
-        if _path.stem != "__init__":
-            importlib.import_module(f"ansible_collections.nsguard.sysctl.plugins.{_kind}.{_path.stem}")
+init_plugin_loader([str(DEV_COLLECTIONS)])
 
 # Subprocesses (ansible-playbook, ansible-doc, ansible-lint) find the collection here.
 os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(

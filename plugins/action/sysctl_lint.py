@@ -16,7 +16,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint, vocabulary
 
 display = Display()
 # loaded in Ansible's main process, before it forks a worker per host (plugin_utils.lint.preload)
@@ -35,7 +35,7 @@ _ARGSPEC: Dict[str, Any] = {
     "skip_rules": {"type": "list", "elements": "str", "default": []},
     "remediation": {"type": "dict", "default": {}},
     "host": {"type": "str"},
-    "fail_on": {"type": "str", "default": "never", "choices": list(lint.FAIL_ON)},
+    "fail_on": {"type": "str", "default": "never", "choices": list(vocabulary.FAIL_ON)},
     "strict": {"type": "bool", "default": False},
     "summary_lines": {"type": "int", "default": 0},
 }

@@ -39,7 +39,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint, renderers, report, report_inputs
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import lint, renderers, report, report_inputs, vocabulary
 
 display = Display()
 # registered by the role's first task (roles/audit/tasks/main.yml): Ansible's own error text for
@@ -55,7 +55,7 @@ _ARGSPEC = {
     "formats": {"type": "list", "elements": "str", "default": list(renderers.FORMATS),
                 "choices": list(renderers.FORMATS)},
     "hosts": {"type": "list", "elements": "str"},
-    "fail_on": {"type": "str", "choices": list(report.FAIL_ON)},
+    "fail_on": {"type": "str", "choices": list(vocabulary.FAIL_ON)},
     "lint_result_var": {"type": "str", "default": lint.LINT_RESULT_VAR},
     "reach_result_var": {"type": "str", "default": REACH_RESULT_VAR},
     "lint": {"type": "dict", "default": {}},
@@ -235,9 +235,9 @@ class ActionModule(ActionBase):
         dest = args["dest"] or task_vars.get("nsguard_sysctl_report_dir") or "reports"
         dest = os.path.abspath(os.path.expanduser(to_text(dest)))
         fail_on = args["fail_on"] or task_vars.get("nsguard_sysctl_fail_on") or "never"
-        if fail_on not in report.FAIL_ON:
+        if fail_on not in vocabulary.FAIL_ON:
             raise AnsibleActionFail("fail_on (or nsguard_sysctl_fail_on) must be one of %s, not %r"
-                                    % (", ".join(report.FAIL_ON), fail_on))
+                                    % (", ".join(vocabulary.FAIL_ON), fail_on))
         hosts = args["hosts"] or list(task_vars.get("ansible_play_hosts_all") or [])
         docs_base_url = (args["docs_base_url"] or task_vars.get("nsguard_sysctl_docs_base_url")
                          or report.DEFAULT_DOCS_BASE_URL)

@@ -517,34 +517,48 @@ class ParallelRun:
 
     def schedule(self, now):
         # type: (float) -> None
-        jobs, pending, workers, timeout, deadline = self.jobs, self.pending, self.workers, self.timeout, self.deadline
-        while pending:
-            if deadline is not None and now >= deadline:
-                for index in pending:
-                    self.results[jobs[index].name] = {
-                        "ok": False, "stage": "schedule",
-                        "error": "not started: the gather's overall time limit was reached"}
-                del pending[:]
+        """Hand pending jobs to idle workers, forking up to ``parallel`` of them; after the
+        deadline, report the rest as not started."""
+        while self.pending:
+            if self.deadline is not None and now >= self.deadline:
+                self._skip_pending()
                 break
-            worker = next((w for w in workers.values() if w.job is None and not w.leaving), None)
+            worker = self._idle_worker()
             if worker is None:
-                if sum(1 for w in workers.values() if not w.leaving) >= self.parallel:
-                    break
-                worker = _spawn_worker(jobs, workers)
-                workers[worker.res_r] = worker
-            index = pending.pop()
+                break
+            index = self.pending.pop()
             try:
                 _write_all(worker.cmd_w, b"%d\n" % index)
             except OSError:  # it died while idle: the job goes to another worker
-                _retire(worker, workers, kill=True)
-                pending.append(index)
+                _retire(worker, self.workers, kill=True)
+                self.pending.append(index)
                 continue
-            worker.job, worker.started = index, now
-            worker.limit = _timeout_of(jobs[index], timeout)
-            if deadline is not None:
-                # A job of several sets gets their time, but not beyond the run's deadline
-                # (at least the per-job timeout).
-                worker.limit = min(worker.limit, max(timeout, deadline - now))
+            self._started(worker, index, now)
+
+    def _skip_pending(self):
+        # type: () -> None
+        for index in self.pending:
+            self.results[self.jobs[index].name] = {
+                "ok": False, "stage": "schedule", "error": "not started: the gather's overall time limit was reached"}
+        del self.pending[:]
+
+    def _idle_worker(self):
+        # type: () -> object
+        """A worker without a job, a new one while the pool has room, else None."""
+        worker = next((w for w in self.workers.values() if w.job is None and not w.leaving), None)
+        if worker is None and sum(1 for w in self.workers.values() if not w.leaving) < self.parallel:
+            worker = _spawn_worker(self.jobs, self.workers)
+            self.workers[worker.res_r] = worker
+        return worker
+
+    def _started(self, worker, index, now):
+        # type: (_Worker, int, float) -> None
+        worker.job, worker.started = index, now
+        worker.limit = _timeout_of(self.jobs[index], self.timeout)
+        if self.deadline is not None:
+            # A job of several sets gets their time, but not beyond the run's deadline
+            # (at least the per-job timeout).
+            worker.limit = min(worker.limit, max(self.timeout, self.deadline - now))
 
     def wait(self):
         # type: () -> dict
@@ -560,47 +574,55 @@ class ParallelRun:
 
     def _step(self):
         # type: () -> None
-        jobs, workers, results = self.jobs, self.workers, self.results
-        busy = [w for w in workers.values() if w.job is not None]
+        """One round: wait for an answer or the nearest job timeout, take what arrived, kill
+        the workers whose job overran."""
+        busy = [w for w in self.workers.values() if w.job is not None]
         if not busy:
             self.done = True
             return
         wait = min(w.started + w.limit for w in busy) - time.monotonic()
         try:
-            ready = select.select(list(workers), [], [], max(0.0, wait))[0]
+            ready = select.select(list(self.workers), [], [], max(0.0, wait))[0]
         except InterruptedError:  # pragma: no cover - PEP 475 retries select on 3.5+
             ready = []
         for fd in ready:
-            worker = workers.get(fd)
-            if worker is None:
-                continue
-            try:
-                chunk = os.read(fd, 262144)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EINTR):
-                    continue
-                chunk = b""
-            if chunk:
-                worker.chunks.append(chunk)
-                if b"\n" in chunk and worker.job is not None:
-                    line, rest = b"".join(worker.chunks).split(b"\n", 1)
-                    worker.chunks = [rest] if rest else []
-                    answer = _decode([line], 0)
-                    worker.leaving = bool(answer.pop("last", False))
-                    results[jobs[worker.job].name] = answer
-                    worker.job = None
-                continue
-            # EOF: the worker exited, after its answer (a job it could not come back from)
-            # or without one (it died).
+            worker = self.workers.get(fd)
+            if worker is not None:
+                self._receive(worker)
+        self._kill_overdue(time.monotonic())
+
+    def _receive(self, worker):
+        # type: (_Worker) -> None
+        """Read what a worker sent: an answer line, or EOF (it exited)."""
+        try:
+            chunk = os.read(worker.res_r, 262144)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EINTR):
+                return
+            chunk = b""
+        if chunk:
+            worker.chunks.append(chunk)
+            if b"\n" in chunk and worker.job is not None:
+                line, rest = b"".join(worker.chunks).split(b"\n", 1)
+                worker.chunks = [rest] if rest else []
+                answer = _decode([line], 0)
+                worker.leaving = bool(answer.pop("last", False))
+                self.results[self.jobs[worker.job].name] = answer
+                worker.job = None
+            return
+        # EOF: the worker exited, after its answer (a job it could not come back from)
+        # or without one (it died).
+        index = worker.job
+        status = _retire(worker, self.workers)
+        if index is not None:
+            self.results[self.jobs[index].name] = _decode(worker.chunks, status)
+
+    def _kill_overdue(self, now):
+        # type: (float) -> None
+        for worker in [w for w in self.workers.values() if w.job is not None and now - w.started >= w.limit]:
             index = worker.job
-            status = _retire(worker, workers)
-            if index is not None:
-                results[jobs[index].name] = _decode(worker.chunks, status)
-        now = time.monotonic()
-        for worker in [w for w in workers.values() if w.job is not None and now - w.started >= w.limit]:
-            index = worker.job
-            _retire(worker, workers, kill=True)
-            results[jobs[index].name] = {
+            _retire(worker, self.workers, kill=True)
+            self.results[self.jobs[index].name] = {
                 "ok": False, "stage": "timeout",
                 "error": "no answer within %.1f s (namespace entry or read hung); the reader was killed"
                          % worker.limit}

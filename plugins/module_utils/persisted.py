@@ -18,23 +18,13 @@ import fnmatch
 import os
 import stat
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo, procsys, runtimes
+from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo, procsys, sysctl_names
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_paths import CONTAINER_FS_DIRS, DEFAULT_PATHS, state_dirs
 from ansible_collections.nsguard.sysctl.plugins.module_utils.safefile import UnsafeFile, read_regular, resolve_links
 
 SYSCTL_D_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 SYSCTL_CONF = "/etc/sysctl.conf"
 MAX_FILE_BYTES = 1024 * 1024
-
-
-def normalize_key(raw):
-    # type: (str) -> str
-    """sysctl.d accepts ``a.b.c`` and ``a/b/c``. With ``/`` as the first separator, dots are
-    literal (``net/ipv4/conf/eth0.100/rp_filter`` -> ``net.ipv4.conf.eth0/100.rp_filter``)."""
-    key = raw.strip()
-    slash, dot = key.find("/"), key.find(".")
-    if slash != -1 and (dot == -1 or slash < dot):
-        return ".".join(part.replace(".", "/") for part in key.split("/"))
-    return key
 
 
 def parse_sysctl_text(text, source):
@@ -52,7 +42,7 @@ def parse_sysctl_text(text, source):
             continue
         if "=" not in stripped and stripped.startswith("-") and stripped[1:].strip():
             # sysctl.d(5): "-key" alone excludes that key from the glob assignments.
-            assignments.append({"key": normalize_key(stripped[1:]), "value": None, "file": source,
+            assignments.append({"key": sysctl_names.normalize_key(stripped[1:]), "value": None, "file": source,
                                 "line": number, "ignore_errors": True, "pattern": False, "exclude": True})
             continue
         if "=" not in stripped:
@@ -68,7 +58,7 @@ def parse_sysctl_text(text, source):
             errors.append({"file": source, "line": number,
                            "message": "line %d of %s has an empty key" % (number, source)})
             continue
-        key = normalize_key(raw_key)
+        key = sysctl_names.normalize_key(raw_key)  # sysctl.d accepts a.b.c and a/b/c
         assignments.append({
             "key": key,
             "value": value.strip(),
@@ -86,15 +76,15 @@ def refused_roots(runtime_paths=None, proc="/proc"):
     """Where a sysctl.d link must not lead, because a container's filesystem lies there:
 
     - ``/proc``: ``/proc/PID/root/...`` is a container's filesystem as the host sees it;
-    - the runtimes' state directories (:func:`runtimes.state_dirs` of :data:`runtimes.DEFAULT_PATHS`
+    - the runtimes' state directories (:func:`runtime_paths.state_dirs` of :data:`runtime_paths.DEFAULT_PATHS`
       and of ``runtime_paths``, the module option of the same name) and
-      :data:`runtimes.CONTAINER_FS_DIRS`: ``/var/lib/docker/overlay2/*/merged``, containerd's task
+      :data:`runtime_paths.CONTAINER_FS_DIRS`: ``/var/lib/docker/overlay2/*/merged``, containerd's task
       bundles and snapshots, containers/storage, LXC's rootfs. Also as they resolve (a data root
       moved by a symbolic link is reached under its target's name);
     - the root directories of processes that run chrooted (:func:`procinfo.process_roots`): a
       container without a mount namespace of its own, wherever its files are.
     """
-    roots = ["/proc"] + runtimes.state_dirs(runtimes.DEFAULT_PATHS, runtime_paths) + list(runtimes.CONTAINER_FS_DIRS)
+    roots = ["/proc"] + state_dirs(DEFAULT_PATHS, runtime_paths) + list(CONTAINER_FS_DIRS)
     roots += [os.path.realpath(root) for root in roots]  # lstat/readlink only: nothing is opened
     roots += procinfo.process_roots(proc)
     return tuple(sorted(set(roots)))
@@ -183,7 +173,7 @@ def resolve(assignments, host_keys=()):
 def read_persisted(dirs=SYSCTL_D_DIRS, sysctl_conf=SYSCTL_CONF, host_keys=(), runtime_paths=None):
     # type: (tuple, str, object, object) -> dict
     """``{"files": [...], "keys": {...}, "errors": [...]}`` for the host facts. ``runtime_paths``:
-    more runtime directories, keyed as :data:`runtimes.DEFAULT_PATHS`, that no link may lead
+    more runtime directories, keyed as :data:`runtime_paths.DEFAULT_PATHS`, that no link may lead
     under (:func:`refused_roots`)."""
     assignments = []
     errors = []

@@ -15,6 +15,8 @@ import fnmatch
 import os
 import stat
 
+from ansible_collections.nsguard.sysctl.plugins.module_utils import sysctl_names
+
 PROC_SYS = "/proc/sys"
 
 # Not sysctls: binfmt_misc is its own filesystem mounted over fs/binfmt_misc.
@@ -61,7 +63,7 @@ def path_to_key(relpath):
     Undecodable bytes in a name come out escaped (:func:`text_safe`); such a key is read
     through the path the walk found, never through :func:`key_to_path`.
     """
-    return text_safe(".".join(part.replace(".", "/") for part in relpath.split("/")))
+    return text_safe(sysctl_names.path_to_key(relpath))
 
 
 def key_to_path(key, root=PROC_SYS):
@@ -71,11 +73,7 @@ def key_to_path(key, root=PROC_SYS):
     ``sysctl`` accepts both ``net.ipv4.ip_forward`` and ``net/ipv4/ip_forward``; in the dotted
     form a ``/`` stands for a literal dot inside one component (``eth0/100`` -> ``eth0.100``).
     """
-    if "." not in key.split("/")[0] and "/" in key:
-        rel = key
-    else:
-        rel = "/".join(part.replace("/", ".") for part in key.split("."))
-    return os.path.join(root, rel)
+    return os.path.join(root, key if sysctl_names.is_path_spelling(key) else sysctl_names.key_to_path(key))
 
 
 def format_value(raw):
@@ -182,7 +180,7 @@ def _walk(root, subdir):
                     if prefix + entry.name not in SKIP_DIRS:
                         stack.append(prefix + entry.name)
                 else:
-                    yield key_prefix + text_safe(entry.name.replace(".", "/")), dir_fd, entry
+                    yield key_prefix + text_safe(sysctl_names.path_to_key(entry.name)), dir_fd, entry
         finally:
             os.close(dir_fd)
 

@@ -16,7 +16,7 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils import nsenter, procsys
+from ansible_collections.nsguard.sysctl.plugins.module_utils import nsenter, procsys, sysctl_names
 
 # The UTS namespace's keys share one sysctl table with the host (same inode, and a fresh UTS
 # namespace copies the host's names), so the probe cannot attribute them; they are read by name.
@@ -168,7 +168,7 @@ def diff_view(keys, unreadable, host_keys, host_unreadable, scope, probe=None, r
             differs[key] = {"host": host["value"], "container": item["value"]}
     requested_values = {}
     for key in (requested or {}):
-        name = key.replace("/", ".") if "." not in key else key
+        name = sysctl_names.normalize_key(key)  # runtimes may write net/ipv4/ip_forward
         if name in keys:
             requested_values[key] = keys[name]["value"]
         elif name in unreadable:

@@ -237,8 +237,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nsguard.sysctl.plugins.module_utils import (
     nsenter, nsscan, persisted, probe as probe_mod, procsys)
 from ansible_collections.nsguard.sysctl.plugins.module_utils.procinfo import read_privileges
-from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import DEFAULT_PATHS as DEFAULT_RUNTIME_PATHS
-from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_paths import DEFAULT_PATHS as DEFAULT_RUNTIME_PATHS
 
 SCHEMA_VERSION = 1
 # An upper bound for timeout and gather_timeout (one day).
@@ -366,6 +365,9 @@ def _read_host_and_sets(params, wanted, host_ns, errors):
         errors.extend(scan_errors)
         mounts = nsscan.nsfs_mounts()
         sets.extend(nsscan.netns_only_sets(nsscan.named_netns(mounts), mounts, sets, host_ns))
+        # imported here: a host-only gather (containers off) pays for none of the runtime engines
+        from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex
+
         index = RuntimeIndex(use_cli=params["runtime_cli"], timeout=min(params["timeout"], 10.0),
                              paths=params.get("runtime_paths") or None)
         for ns_set in sets:

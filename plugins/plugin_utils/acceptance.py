@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .datafile import MAX_BYTES, read_bounded
+from .vocabulary import key_to_path
 
 SUBDIR = "runtime-acceptance"
-MODES = ("private", "host-net", "host-ipc", "host-uts")
+MODES = ("private", "host-net", "host-ipc", "host-uts", "host-net-path")
 STAGES = ("accepted", "client", "daemon", "runtime-validator", "container-init", "unrelated")
 # How a stage reads in a message.
 STAGE_WORDS = {
@@ -34,7 +35,7 @@ STAGE_WORDS = {
 # What the table's runtime is called in a message.
 LABELS = {"docker-api": "Docker Engine API", "docker-cli": "docker CLI", "podman-cli": "podman",
           "podman-api": "podman API", "runc": "runc", "crun": "crun", "containerd": "containerd",
-          "lxc": "LXC"}
+          "lxc": "LXC", "podman-crun": "podman with crun"}
 
 
 class AcceptanceError(ValueError):
@@ -63,7 +64,7 @@ class Row:
 
     def text(self, key: str, value: Optional[str]) -> str:
         """The message as it would read for ``key`` (the container's name left generic)."""
-        path = "/".join(part.replace("/", ".") for part in key.split(".")) if "/" not in key else key
+        path = key_to_path(key) if "/" not in key else key
         return (self.template.replace("{key}", key).replace("{path}", path)
                 .replace("{value}", value if value is not None else "VALUE")
                 .replace("{name}", "<container>").replace("{id}", "<id>").replace("{workdir}", "<dir>"))
@@ -139,8 +140,9 @@ def load_tables(directory: Path) -> Tables:
 
 
 def quote(rows: Sequence[Row], key: str, value: Optional[str]) -> str:
-    """``'"<text>" (docker CLI 28.2.2, measured …); "<other text>" (20.10.24, …)'``: every
-    version's words, newest first; versions that said the same are named together."""
+    """``'docker CLI 28.2.2 says "<text>" (measured …); docker CLI 20.10.24 says "<other text>" (…)'``:
+    every version's words, newest first; versions (and runtimes: podman and podman with crun)
+    that said the same are named together."""
     groups: List[Tuple[str, List[Row]]] = []
     for row in rows:
         text = row.text(key, value)
@@ -152,7 +154,10 @@ def quote(rows: Sequence[Row], key: str, value: Optional[str]) -> str:
             groups.append((text, [row]))
     parts = []
     for text, members in groups:
-        label = LABELS.get(members[0].runtime, members[0].runtime)
-        versions = " and ".join(m.version for m in members)
-        parts.append(f'{label} {versions} says "{text}" (measured {members[0].measured})')
+        by_runtime: Dict[str, List[str]] = {}
+        for member in members:  # one path measured with several OCI runtimes: name each
+            by_runtime.setdefault(member.runtime, []).append(member.version)
+        names = [f'{LABELS.get(runtime, runtime)} {" and ".join(versions)}' for runtime, versions in by_runtime.items()]
+        also = f"; {' and '.join(names[1:])} the same" if len(names) > 1 else ""
+        parts.append(f'{names[0]} says "{text}" (measured {members[0].measured}{also})')
     return "; ".join(parts)

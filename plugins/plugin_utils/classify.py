@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import acceptance
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import (
-    PER_NAMESPACE_CLASSES, Entry, Gate, Knowledge, RuntimeSpec)
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import (
-    KernelVersion, format_kernel, gate_reached, parse_kernel, try_parse_kernel)
+from . import acceptance
+from .knowledge import Entry, Gate, Knowledge, RuntimeSpec
+from .versions import KernelVersion, format_kernel, gate_reached, parse_kernel, try_parse_kernel
+from .vocabulary import PER_NAMESPACE_CLASSES, key_to_path, writable
 
 UNKNOWN_VALUE = "<value>"
 
@@ -68,11 +67,6 @@ def _fmt(template: Optional[str], key: str, value: Optional[str]) -> Optional[st
         return None
     return (template.replace("{key}", key).replace("{path}", key_to_path(key))
             .replace("{value}", value if value is not None else UNKNOWN_VALUE))
-
-
-def key_to_path(key: str) -> str:
-    """``net.ipv4.conf.eth0/100.rp_filter`` -> ``net/ipv4/conf/eth0.100/rp_filter`` (sysctl's own swap)."""
-    return "/".join(part.replace("/", ".") for part in key.split("."))
 
 
 def runtime_verdicts(kb: Knowledge, key: str, klass: str, entry: Optional[Entry],
@@ -184,15 +178,6 @@ def scope(kb: Knowledge, key: str, kernel: Optional[str] = None, value: Optional
 
 # --------------------------------------------------------------------------- with a host's facts
 
-def _writable(mode: Optional[str]) -> Optional[bool]:
-    if not mode:
-        return None
-    try:
-        return bool(int(str(mode), 8) & 0o222)
-    except ValueError:
-        return None
-
-
 def _conflict(knowledge: Tuple[str, str], probe: Tuple[str, str]) -> Optional[str]:
     if knowledge == probe:
         return None
@@ -239,8 +224,8 @@ def decide(known: Mapping[str, Any], entry: Optional[Entry], probe: Optional[Map
 
     owner = probe.get("owner")
     child_mode = probe.get("mode") or host_mode  # the compact probe omits a mode equal to the host's
-    host_w = _writable(host_mode)
-    child_w = _writable(child_mode)
+    host_w = writable(host_mode)
+    child_w = writable(child_mode)
     modes = f"mode {child_mode or '?'} in a fresh namespace, {host_mode or '?'} on the host"
 
     if owner is None:
@@ -332,7 +317,7 @@ def probe_reader(probe: Optional[Mapping[str, Any]]):
         return None
     if "keys" in probe:
         return _PerKeyProbe(probe)
-    from ansible_collections.nsguard.sysctl.plugins.module_utils.probe import ProbeIndex  # stdlib-only helper
+    from ..module_utils.probe_facts import ProbeIndex  # the compact facts' reader, no imports of its own
     return ProbeIndex(probe)
 
 

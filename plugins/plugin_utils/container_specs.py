@@ -11,9 +11,10 @@ Podman through its own checks (``podman``), a Pod through the kubelet and then t
 """
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 DOCKER_CONTAINER = frozenset({"community.docker.docker_container", "docker_container"})
 PODMAN_CONTAINER = frozenset({"containers.podman.podman_container", "podman_container"})
@@ -33,6 +34,23 @@ CONTAINER_CONNECTIONS = frozenset({
 CONTAINER_MODULES = DOCKER_CONTAINER | PODMAN_CONTAINER | PODMAN_POD | SWARM_SERVICE | COMPOSE_V2 | K8S
 K8S_DEFINITION_OPTIONS = ("definition", "resource_definition", "inline")
 
+# The modules remediation writes (fully qualified), and the option of each container module that
+# holds the container's whole sysctl map.
+DOCKER_MODULE = "community.docker.docker_container"
+PODMAN_MODULE = "containers.podman.podman_container"
+K8S_MODULE = "kubernetes.core.k8s"
+ENGINE_MODULES = {"docker": DOCKER_MODULE, "podman": PODMAN_MODULE}  # a running container's engine -> module
+SYSCTL_OPTIONS = {DOCKER_MODULE: "sysctls", PODMAN_MODULE: "sysctl"}
+
+
+def sysctl_option(module: str) -> Optional[str]:
+    """The option of a container ``module`` (any spelling) that holds its sysctls, or None."""
+    if module in DOCKER_CONTAINER or module in SWARM_SERVICE:
+        return "sysctls"
+    if module in PODMAN_CONTAINER or module in PODMAN_POD:
+        return "sysctl"
+    return None
+
 # Every workload kind that holds a pod template, and the path to its PodSpec.
 POD_SPEC_PATHS = {
     "Pod": ("spec",),
@@ -47,6 +65,10 @@ POD_SPEC_PATHS = {
     "DeploymentConfig": ("spec", "template", "spec"),  # OpenShift apps.openshift.io/v1
 }
 POD_HOST_NAMESPACES = (("net", "hostNetwork"), ("ipc", "hostIPC"))
+# The apiVersion a patch of each workload kind names.
+API_VERSIONS = {"Pod": "v1", "PodTemplate": "v1", "ReplicationController": "v1", "Deployment": "apps/v1",
+                "StatefulSet": "apps/v1", "DaemonSet": "apps/v1", "ReplicaSet": "apps/v1", "Job": "batch/v1",
+                "CronJob": "batch/v1", "DeploymentConfig": "apps.openshift.io/v1"}
 
 # The runtime path (knowledge base runtime names) of each kind of spec.
 PATH_DOCKER_API = ("docker-api",)
@@ -66,6 +88,16 @@ def is_host(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return any(is_host(v) for v in value)
     return False
+
+
+# Paths that name the host's network namespace from wherever podman runs: its own and init's.
+HOST_NETNS_PATHS = ("/proc/1/ns/net", "/proc/self/ns/net")
+
+
+def joins_host_netns(mode: Any) -> bool:
+    """A podman network mode that joins the host's network namespace *by path*
+    (``ns:/proc/1/ns/net``): crun does not notice it is the host's and writes there."""
+    return isinstance(mode, str) and mode.strip().startswith("ns:") and mode.strip()[3:] in HOST_NETNS_PATHS
 
 
 def docker_bridge(mode: Any) -> bool:
@@ -176,3 +208,70 @@ def pod_spec(doc: Mapping[str, Any]) -> Tuple[Optional[Sequence[str]], Any]:
     for part in path or ():
         node = node.get(part) if isinstance(node, Mapping) else None
     return (path, node) if path and isinstance(node, Mapping) else (None, None)
+
+
+def _kind_of(definition: Mapping[str, Any], kind: Optional[str]) -> str:
+    """``kind``, else the one the definition's shape says (a patch definition carries no kind):
+    a job template is a CronJob's, a template a workload's, anything else a Pod's."""
+    if isinstance(kind, str) and kind in POD_SPEC_PATHS:
+        return kind
+    spec = definition.get("spec") if isinstance(definition.get("spec"), Mapping) else {}
+    return "CronJob" if "jobTemplate" in spec else "Deployment" if "template" in spec else "Pod"
+
+
+def pod_spec_in(definition: Mapping[str, Any], kind: Optional[str] = None) -> Mapping[str, Any]:
+    """The PodSpec of a workload ``definition`` of ``kind`` (``{}`` where it has none yet)."""
+    node: Any = definition
+    for part in POD_SPEC_PATHS[_kind_of(definition, kind)]:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else {}
+
+
+def with_pod_spec(definition: Mapping[str, Any], pod: Mapping[str, Any], kind: Optional[str] = None) -> Dict[str, Any]:
+    """``definition`` with ``pod`` as the PodSpec of ``kind`` (every other field kept)."""
+    path = POD_SPEC_PATHS[_kind_of(definition, kind)]
+
+    def put(node: Any, rest: Sequence[str]) -> Dict[str, Any]:
+        node = dict(node) if isinstance(node, Mapping) else {}
+        node[rest[0]] = dict(pod) if len(rest) == 1 else put(node.get(rest[0]), rest[1:])
+        return node
+    return put(definition, path)
+
+
+# Kubernetes names generated suffixes with rand.SafeEncodeString: no vowels, no 0/1/3
+# (k8s.io/apimachinery/pkg/util/rand), so "node-exporter" is not mistaken for a hash.
+_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
+# A CronJob's Job is <cronjob>-<scheduled time in minutes> (pkg/controller/cronjob getJobName),
+# its pod <job>-<5 safe>; a run of 8+ digits with a 0, 1 or 3 is no pod-template hash.
+_CRONJOB_POD = re.compile(r"^(?P<owner>.+)-(?=\d*[013])\d{8,}-%s{5}$" % _SAFE)
+_CRONJOB_JOB = re.compile(r"^(?P<owner>.+)-\d{8,}$")
+_DEPLOYMENT_POD = re.compile(r"^(?P<owner>.+)-%s{6,10}-%s{5}$" % (_SAFE, _SAFE))
+_STATEFUL_POD = re.compile(r"^(?P<owner>.+)-\d+$")
+_DAEMONSET_POD = re.compile(r"^(?P<owner>.+)-%s{5}$" % _SAFE)
+# Labels a pod carries from its owner (OpenShift's deployer; the Job controller).
+_DC_LABELS = ("openshift.io/deployment-config.name", "deploymentconfig")
+_JOB_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+
+
+def _owner(kind: str, name: str) -> Dict[str, str]:
+    return {"api_version": API_VERSIONS[kind], "kind": kind, "name": name}
+
+
+def pod_owner(pod_name: str, labels: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:
+    """Guess the workload that owns a pod (pods themselves are immutable, so the fix goes into the
+    owner's pod template): from the owner's labels where the pod has them, else from the
+    generated name. A guess: check it."""
+    labels = labels if isinstance(labels, Mapping) else {}
+    for label in _DC_LABELS:
+        if isinstance(labels.get(label), str) and labels[label]:
+            return _owner("DeploymentConfig", labels[label])
+    for label in _JOB_LABELS:
+        match = _CRONJOB_JOB.match(str(labels.get(label) or ""))
+        if match:
+            return _owner("CronJob", match.group("owner"))
+    for regex, kind in ((_CRONJOB_POD, "CronJob"), (_DEPLOYMENT_POD, "Deployment"), (_STATEFUL_POD, "StatefulSet"),
+                        (_DAEMONSET_POD, "DaemonSet")):
+        match = regex.match(pod_name)
+        if match:
+            return _owner(kind, match.group("owner"))
+    return _owner("Pod", pod_name)

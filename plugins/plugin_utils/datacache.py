@@ -39,6 +39,7 @@ from typing import Any, Callable, Dict, Hashable, Iterable, Optional, Tuple, Uni
 
 from .atomic import atomic_write
 from .datafile import MAX_BYTES, DataFileError, parse_yaml, read_bounded
+from .vocabulary import data_dir
 
 __all__ = ["ENV", "Loaded", "cache_dir", "code_version", "load_data", "memoized", "signature"]
 
@@ -56,7 +57,7 @@ def code_version() -> str:
     global _CODE_VERSION
     if _CODE_VERSION is None:
         digest = hashlib.sha256(b"nsguard-datacache-%d\0" % FORMAT)
-        files = sorted(_HERE.glob("*.py")) + sorted((_HERE.parents[1] / "rules").glob("*/*.schema.json"))
+        files = sorted(_HERE.glob("*.py")) + sorted(data_dir("rules").glob("*/*.schema.json"))
         for path in files:
             digest.update(path.name.encode() + b"\0")
             try:
@@ -103,7 +104,8 @@ class Loaded:
         if self.cached or self._entry is None:
             return
         try:
-            body = json.dumps(self.document, sort_keys=True, separators=(",", ":"), allow_nan=False)
+            # the file's own key order: it is shown (a rule page lists message_vars as written)
+            body = json.dumps(self.document, separators=(",", ":"), allow_nan=False)
             if json.loads(body) != self.document:  # e.g. an integer key that JSON makes a string
                 return
         except (TypeError, ValueError, RecursionError):  # a timestamp, !!binary, a NaN...

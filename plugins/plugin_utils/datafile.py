@@ -56,9 +56,8 @@ def read_bounded(path: str, max_bytes: int) -> bytes:
 
     Opened non-blocking, so a FIFO named like a data file answers instead of blocking; a link
     the administrator made is followed, but only to a regular file (not ``/dev/zero``). This is
-    not ``module_utils.safefile``, which also refuses links on the way: ansible-lint loads this
-    module without the collection's module_utils (the pip package carries plugin_utils only, and
-    Ansible's collection finder refuses module_utils of a collection it did not load itself).
+    not ``module_utils.safefile``, which also refuses links on the way: a data file the
+    administrator links into place is theirs to link.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:

@@ -40,6 +40,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .datacache import load_data, memoized
 from .datafile import DataFileError
+from .vocabulary import as_number, data_dir, squash
 
 __all__ = [
     "Constraint",
@@ -47,7 +48,6 @@ __all__ = [
     "Expectation",
     "Selector",
     "PROFILES_DIR",
-    "SEVERITIES",
     "parse_constraint",
     "parse_constraints",
     "schema_errors",
@@ -56,12 +56,10 @@ __all__ = [
     "load_expectation_files",
     "expectations_from_data",
     "matching",
-    "set_label",
 ]
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "rules" / "profiles"
+PROFILES_DIR = data_dir("rules", "profiles")
 SCHEMA_FILE = PROFILES_DIR / "profile.schema.json"
-SEVERITIES = ("info", "warning", "error")
 _OPS = ("min", "max", "equals", "one_of", "not_equals")
 
 
@@ -69,19 +67,8 @@ class ConstraintError(ValueError):
     """A constraint that cannot be parsed."""
 
 
-def _number(text: Any) -> Optional[float]:
-    try:
-        return float(str(text).strip())
-    except (TypeError, ValueError):
-        return None
-
-
 def _fmt_number(value: Union[int, float]) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
-
-
-def _norm(value: Any) -> str:
-    return " ".join(str(value).split())
 
 
 @dataclass(frozen=True)
@@ -106,15 +93,15 @@ class Constraint:
         if got is None:
             return None
         if self.op in ("min", "max"):
-            number = _number(got)
+            number = as_number(got)
             if number is None:
                 return None
             return number >= self.value if self.op == "min" else number <= self.value
         if self.op == "equals":
-            return got == _norm(self.value)
+            return got == squash(self.value)
         if self.op == "not_equals":
-            return got != _norm(self.value)
-        return got in [_norm(v) for v in self.value]  # one_of
+            return got != squash(self.value)
+        return got in [squash(v) for v in self.value]  # one_of
 
     def describe(self) -> str:
         where = "" if self.field is None else "field %d " % self.field
@@ -123,19 +110,19 @@ class Constraint:
         if self.op == "max":
             return "%s<=%s" % (where, _fmt_number(self.value))
         if self.op == "equals":
-            return "%s==%s" % (where, _norm(self.value))
+            return "%s==%s" % (where, squash(self.value))
         if self.op == "not_equals":
-            return "%s!=%s" % (where, _norm(self.value))
-        return "%sone of %s" % (where, ", ".join(_norm(v) for v in self.value))
+            return "%s!=%s" % (where, squash(self.value))
+        return "%sone of %s" % (where, ", ".join(squash(v) for v in self.value))
 
     def target(self, current: Any = None) -> Optional[str]:
         """A value that satisfies the constraint, starting from ``current`` for multi-field values."""
         if self.op in ("min", "max"):
             wanted = _fmt_number(self.value)
         elif self.op == "equals":
-            wanted = _norm(self.value)
+            wanted = squash(self.value)
         elif self.op == "one_of":
-            wanted = _norm(self.value[0])
+            wanted = squash(self.value[0])
         else:
             return None
         if self.field is None:
@@ -163,7 +150,7 @@ def parse_constraint(spec: Any) -> List[Constraint]:
                 continue
             value = spec[op]
             if op in ("min", "max"):
-                number = _number(value)
+                number = as_number(value)
                 if number is None or isinstance(value, bool):
                     raise ConstraintError("%s must be a number, not %r" % (op, value))
                 value = number
@@ -182,11 +169,11 @@ def parse_constraint(spec: Any) -> List[Constraint]:
     text = str(spec)
     match = _SHORTHAND.match(text)
     if not match:
-        return [Constraint("equals", _norm(text))]
+        return [Constraint("equals", squash(text))]
     op, operand = match.groups()
     if op in ("==", "!="):
-        return [Constraint("equals" if op == "==" else "not_equals", _norm(operand))]
-    number = _number(operand)
+        return [Constraint("equals" if op == "==" else "not_equals", squash(operand))]
+    number = as_number(operand)
     if number is None:
         raise ConstraintError("%r: %s needs a number" % (text, op))
     if op == ">":
@@ -273,23 +260,6 @@ def _candidates(name: str, identity: Mapping[str, Any], init: Mapping[str, Any])
         return [str(init["cmdline"])] if init.get("cmdline") else []
     value = identity.get(name)
     return [str(value)] if value else []
-
-
-def set_label(nset: Mapping[str, Any]) -> str:
-    """A short human name for a namespace set. Facts come from the target: a field of the wrong
-    type (an ``identity`` list, an ``init`` string) names the set by what is left, never raises."""
-    identity = nset.get("identity") if isinstance(nset.get("identity"), Mapping) else {}
-    if identity.get("pod_name"):
-        return "%s/%s" % (identity.get("pod_namespace") or "default", identity["pod_name"])
-    for key in ("name", "netns_name"):
-        if identity.get(key):
-            return str(identity[key])
-    init = nset.get("init") if isinstance(nset.get("init"), Mapping) else {}
-    if identity.get("id"):
-        return str(identity["id"])[:12]
-    if init.get("comm"):
-        return "%s[%s]" % (init["comm"], init.get("pid", "?"))
-    return str(nset.get("id") or "?")
 
 
 # --------------------------------------------------------------------------- expectations

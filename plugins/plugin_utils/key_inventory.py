@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import FrozenSet, Optional, Tuple
 
 from .datafile import MAX_BYTES, read_bounded
+from .vocabulary import data_dir
 
-INVENTORY_DIR = Path(__file__).resolve().parents[2] / "rules" / "knowledge" / "key-inventory"
+INVENTORY_DIR = data_dir("rules", "knowledge", "key-inventory")
 _DEVICE_DIRS = {("net", p, d) for p in ("ipv4", "ipv6", "mpls") for d in ("conf", "neigh")}
 
 

@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 from . import acceptance
 from .datacache import load_data
 from .datafile import DataFileError, load_yaml
+from .vocabulary import data_dir
 
 
 CLASSES = ("isolated", "isolated-inherited", "mirror", "host-only", "global", "leaking")
@@ -31,10 +32,8 @@ NAMESPACES = ("net", "ipc", "uts", "user", "pid", "none")
 # A runtime here is a *path* a request takes: the Docker Engine API (docker_container, Compose)
 # and the docker CLI (docker run --sysctl) check different things, so they are two runtimes.
 RUNTIMES = ("runc", "crun", "docker-api", "docker-cli", "podman", "podman-api", "containerd", "kubelet", "lxc")
-PER_NAMESPACE_CLASSES = ("isolated", "isolated-inherited")
 
-COLLECTION_ROOT = Path(__file__).resolve().parents[2]
-KNOWLEDGE_DIR = COLLECTION_ROOT / "rules" / "knowledge"
+KNOWLEDGE_DIR = data_dir("rules", "knowledge")
 SCHEMA_FILE = KNOWLEDGE_DIR / "knowledge.schema.json"
 
 _WILDCARDS = re.compile(r"[*?\[]")
@@ -119,6 +118,8 @@ class RuntimeRule:
     unverified: bool = False            # neither measured nor read from the source
     rows: Tuple[Any, ...] = ()          # acceptance.Row of ``measured`` (every version, newest first)
     rows_host: Tuple[Any, ...] = ()     # acceptance.Row of ``measured_host``
+    # False where the runtime does not notice the host's namespace joined by path (crun).
+    refuses_host_by_path: bool = True
 
     @property
     def verified_by(self) -> str:
@@ -142,6 +143,14 @@ class RuntimeSpec:
     apply_errors: Mapping[str, Optional[str]] = field(default_factory=dict)
     measured_as: Optional[str] = None   # the acceptance tables' name of this path
     apply_rows: Mapping[str, Tuple[Any, ...]] = field(default_factory=dict)
+    # The same path with another OCI runtime underneath (podman with crun, a kubelet's runc or
+    # crun): their measured rows are quoted beside measured_as's.
+    measured_with: Tuple[str, ...] = ()
+
+    @property
+    def measured_tables(self) -> Tuple[str, ...]:
+        """Every acceptance-table name whose rows speak for this path, measured_as first."""
+        return ((self.measured_as,) if self.measured_as else ()) + self.measured_with
 
     def rule_for(self, key: str) -> Optional[RuntimeRule]:
         """The first rule whose ``match`` covers ``key`` (rules are ordered, first wins)."""
@@ -294,7 +303,7 @@ def _entry(raw: Mapping[str, Any], file: str) -> Entry:
         for g in raw.get("gates", ())
     )
     # Gates apply oldest first; the schema does not force an order, sorting here does.
-    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import parse_kernel
+    from .versions import parse_kernel
     gates = tuple(sorted(gates, key=lambda g: parse_kernel(g.since)))
     return Entry(
         id=raw["id"], match=tuple(raw["match"]), namespace=raw["namespace"], klass=raw["class"],
@@ -306,17 +315,18 @@ def _entry(raw: Mapping[str, Any], file: str) -> Entry:
     )
 
 
-def _measured_rows(tables: "acceptance.Tables", runtime: Optional[str], key: Optional[str], mode: str,
+def _measured_rows(tables: "acceptance.Tables", runtimes: Tuple[str, ...], key: Optional[str], mode: str,
                    file: str, where: str) -> Tuple[Any, ...]:
-    """The measured rows a rule points at; a pointer without a row is an error naming the rule."""
+    """The measured rows a rule points at (of every table name in ``runtimes``, in that order);
+    a pointer without a row is an error naming the rule."""
     if key is None:
         return ()
-    if runtime is None:
+    if not runtimes:
         raise KnowledgeError(file, where, "'measured' needs the runtime's 'measured_as' (its acceptance tables' name)")
-    rows = tuple(tables.rows(runtime, key, mode))
+    rows = tuple(row for runtime in runtimes for row in tables.rows(runtime, key, mode))
     if not rows:
-        raise KnowledgeError(file, where, f"no measured row for {key!r} ({mode}) in the {runtime} acceptance tables "
-                                          f"(rules/knowledge/{acceptance.SUBDIR}/; make runtime-acceptance)")
+        raise KnowledgeError(file, where, f"no measured row for {key!r} ({mode}) in the {', '.join(runtimes)} acceptance "
+                                          f"tables (rules/knowledge/{acceptance.SUBDIR}/; make runtime-acceptance)")
     return rows
 
 
@@ -335,26 +345,29 @@ def _runtime(name: str, raw: Mapping[str, Any], file: str,
              tables: Optional["acceptance.Tables"] = None) -> RuntimeSpec:
     tables = tables or acceptance.Tables([], [])
     measured_as = raw.get("measured_as")
+    measured_with = tuple(raw.get("measured_with") or ())
+    names = ((measured_as,) if measured_as else ()) + measured_with
     rules = []
     for position, r in enumerate(raw["rules"]):
         where = f"$.runtimes.{name}.rules[{position}]"
-        rows = _measured_rows(tables, measured_as, r.get("measured"), "private", file, where + ".measured")
+        rows = _measured_rows(tables, names, r.get("measured"), "private", file, where + ".measured")
         host_mode = _HOST_MODE.get(r.get("requires") or "", "host-net")
-        rows_host = _measured_rows(tables, measured_as, r.get("measured_host"), host_mode, file, where + ".measured_host")
+        rows_host = _measured_rows(tables, names, r.get("measured_host"), host_mode, file, where + ".measured_host")
         rules.append(RuntimeRule(
             match=tuple(r["match"]), accepts=r["accepts"], requires=r.get("requires"),
             error=None if r["accepts"] else _measured_text(rows, r.get("error")),
             error_host_namespace=_measured_text(rows_host, r.get("error_host_namespace")),
             note=r.get("note"), source=r.get("source"), unverified=bool(r.get("unverified", False)),
-            rows=rows, rows_host=rows_host))
-    apply_rows = {kind: _measured_rows(tables, measured_as, key, "private", file, f"$.runtimes.{name}.measured_apply.{kind}")
+            rows=rows, rows_host=rows_host,
+            refuses_host_by_path=r.get("host_joined_by_path", "refused") == "refused"))
+    apply_rows = {kind: _measured_rows(tables, names, key, "private", file, f"$.runtimes.{name}.measured_apply.{kind}")
                   for kind, key in (raw.get("measured_apply") or {}).items()}
     apply_errors = dict(raw.get("apply_errors") or {})
     for kind, rows in apply_rows.items():
         apply_errors[kind] = _measured_text(rows, apply_errors.get(kind))
     return RuntimeSpec(name=name, rules=tuple(rules), sources=_sources(raw["sources"]), file=file,
                        versions=raw.get("versions"), note=raw.get("note"), apply_errors=apply_errors,
-                       measured_as=measured_as, apply_rows=apply_rows)
+                       measured_as=measured_as, apply_rows=apply_rows, measured_with=measured_with)
 
 
 def _tables(directory: Path) -> "acceptance.Tables":

@@ -23,15 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import expectations as expect_mod
-from . import report
 from . import rules as rules_mod
 from .facts_schema import LINT_RESULT_VAR, facts_problem, partial_gather, shadowing_facts
 from .remediation import RemediationOptions
+from .vocabulary import fail_on_reached
 
-__all__ = ["FAIL_ON", "LINT_RESULT_VAR", "RESULT_MARK", "LintConfig", "load_config", "lint_host", "threshold_reached",
+__all__ = ["LINT_RESULT_VAR", "RESULT_MARK", "LintConfig", "load_config", "lint_host",
            "summary_lines", "result_is_current", "preload", "playbook_resolver"]
 
-FAIL_ON = report.FAIL_ON   # one vocabulary: the report's verdict and the host's use the same names
 # Key of the lint result that names what it was computed from: {"version", "gathered_at"}.
 RESULT_MARK = "nsguard_lint"
 RESULT_VERSION = 1
@@ -140,14 +139,6 @@ def load_config(args: Mapping[str, Any], resolve: Callable[[str], str] = lambda 
                       options=options, errors=errors)
 
 
-def threshold_reached(counts: Mapping[str, int], fail_on: str) -> bool:
-    if fail_on == "error":
-        return counts.get("error", 0) > 0
-    if fail_on == "warning":
-        return counts.get("error", 0) + counts.get("warning", 0) > 0
-    return False
-
-
 def summary_lines(findings: List[Mapping[str, Any]], width: int = 200) -> List[str]:
     lines = []
     for finding in findings:
@@ -161,7 +152,8 @@ def summary_lines(findings: List[Mapping[str, Any]], width: int = 200) -> List[s
 def _refused(host: str, message: str, fail_on: str) -> Dict[str, Any]:
     """A host whose facts cannot be linted: failed, whatever fail_on says (its state is unknown)."""
     return {"changed": False, "failed": True, "msg": "%s: %s" % (host, message), "findings": [],
-            "counts": {"error": 0, "warning": 0, "info": 0}, "worst": None, "threshold_reached": fail_on != "never",
+            "counts": {"error": 0, "warning": 0, "info": 0}, "worst": None,
+            "threshold_reached": fail_on_reached({}, fail_on, incomplete=True),
             "summary": [], "errors": [], "partial": None, "unlintable": message,
             RESULT_MARK: {"version": RESULT_VERSION, "gathered_at": None}}
 
@@ -202,7 +194,7 @@ def lint_host(facts: Any, host: str, config: LintConfig, *, ansible_facts: Optio
         "counts": counts,
         "worst": rules_mod.worst_severity(findings),
         # a partial gather counts like a finding at every threshold: what was not read is unknown
-        "threshold_reached": threshold_reached(counts, fail_on) or bool(partial and fail_on != "never"),
+        "threshold_reached": fail_on_reached(counts, fail_on, incomplete=bool(partial)),
         "summary": summary_lines(findings),
         "rules": [rule.id for rule in config.catalog],
         "expectations": len(config.expectations),

@@ -44,6 +44,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
+# The container-spec vocabulary (modules, their sysctl options, pod-template paths, pod owners)
+# is container_specs', shared with the ansible-lint rules and render_remediation.
+from .container_specs import ENGINE_MODULES, K8S_MODULE, SYSCTL_OPTIONS, pod_owner, pod_spec_in, with_pod_spec
+
 __all__ = [
     "CONTAINER_GUEST_TYPES",
     "HOST_GUARD",
@@ -203,23 +207,9 @@ def _label(identity: Mapping[str, Any]) -> str:
     return "unidentified"
 
 
-# Kubernetes names generated suffixes with rand.SafeEncodeString: no vowels, no 0/1/3
-# (k8s.io/apimachinery/pkg/util/rand), so "node-exporter" is not mistaken for a hash.
-_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
-_DEPLOYMENT_POD = re.compile(r"^(?P<owner>.+)-%s{6,10}-%s{5}$" % (_SAFE, _SAFE))
-_STATEFUL_POD = re.compile(r"^(?P<owner>.+)-\d+$")
-_DAEMONSET_POD = re.compile(r"^(?P<owner>.+)-%s{5}$" % _SAFE)
-
-
-def k8s_owner_guess(pod_name: str) -> Dict[str, str]:
-    """Guess the workload that owns a pod from the generated name (pods themselves are
-    immutable, so the fix goes into the owner's pod template). A guess: check it."""
-    for regex, kind in ((_DEPLOYMENT_POD, "Deployment"), (_STATEFUL_POD, "StatefulSet"),
-                        (_DAEMONSET_POD, "DaemonSet")):
-        match = regex.match(pod_name)
-        if match:
-            return {"api_version": "apps/v1", "kind": kind, "name": match.group("owner")}
-    return {"api_version": "v1", "kind": "Pod", "name": pod_name}
+def k8s_owner_guess(pod_name: str, labels: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:
+    """The workload that owns a pod, guessed (:func:`container_specs.pod_owner`)."""
+    return pod_owner(pod_name, labels)
 
 
 def _merged(requested: Optional[Mapping[str, Any]], set_to: Mapping[str, Any]) -> Dict[str, str]:
@@ -240,29 +230,18 @@ def _describe(set_to: Mapping[str, Any]) -> str:
 
 
 _K8S_RUNTIMES = ("containerd", "cri-o", "crio", "docker", "kubernetes")
-_ENGINE_MODULES = {"docker": "community.docker.docker_container", "podman": "containers.podman.podman_container"}
-# The option of each engine module that holds the container's whole sysctl map.
-SYSCTL_OPTIONS = {_ENGINE_MODULES["docker"]: "sysctls", _ENGINE_MODULES["podman"]: "sysctl"}
-K8S_MODULE = "kubernetes.core.k8s"
 
 
-def k8s_pod_spec(definition: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The pod spec a k8s patch ``definition`` sets: the template's for a workload, the spec
-    itself for a Pod."""
-    spec = definition.get("spec") or {}
-    if "template" in spec:
-        return (spec.get("template") or {}).get("spec") or {}
-    return spec
+def k8s_pod_spec(definition: Mapping[str, Any], kind: Optional[str] = None) -> Mapping[str, Any]:
+    """The pod spec a k8s patch ``definition`` of ``kind`` sets (a CronJob's job template's, a
+    workload's template's, a Pod's own spec; without a kind, the definition's shape says)."""
+    return pod_spec_in(definition, kind)
 
 
-def k8s_with_pod_spec(definition: Mapping[str, Any], pod_spec: Mapping[str, Any]) -> Dict[str, Any]:
+def k8s_with_pod_spec(definition: Mapping[str, Any], pod_spec: Mapping[str, Any],
+                      kind: Optional[str] = None) -> Dict[str, Any]:
     """``definition`` with ``pod_spec`` where :func:`k8s_pod_spec` finds it; its other fields kept."""
-    spec = dict(definition.get("spec") or {})
-    if "template" in spec:
-        spec = dict(spec, template=dict(spec["template"] or {}, spec=dict(pod_spec)))
-    else:
-        spec = dict(pod_spec)
-    return dict(definition, spec=spec)
+    return with_pod_spec(definition, pod_spec, kind)
 
 
 def _is_pod(identity: Mapping[str, Any]) -> bool:
@@ -272,9 +251,9 @@ def _is_pod(identity: Mapping[str, Any]) -> bool:
 
 def _k8s_patch_task(rule: str, identity: Mapping[str, Any], pod_spec: Mapping[str, Any], what: str) -> Dict[str, Any]:
     """A strategic-merge patch of the pod template of the pod's (guessed) owner."""
-    owner = k8s_owner_guess(str(identity["pod_name"]))
+    owner = k8s_owner_guess(str(identity["pod_name"]), identity.get("labels"))
     namespace = identity.get("pod_namespace") or "default"
-    definition = k8s_with_pod_spec({} if owner["kind"] == "Pod" else {"spec": {"template": {}}}, pod_spec)
+    definition = k8s_with_pod_spec({}, pod_spec, owner["kind"])
     return {
         "name": "%s %s in the pod template of %s %s/%s" % (rule, what, owner["kind"], namespace, owner["name"]),
         K8S_MODULE: {
@@ -301,7 +280,7 @@ def _engine_task(rule: str, identity: Mapping[str, Any], runtime: str, what: str
     module_args.update(options)
     return {
         "name": "%s %s in the spec of %s container %s" % (rule, what, runtime, _label(identity)),
-        _ENGINE_MODULES[runtime]: module_args,
+        ENGINE_MODULES[runtime]: module_args,
         "when": SPEC_GUARD,
         "tags": _tags(rule, "container-spec"),
     }
@@ -340,8 +319,8 @@ def container_sysctl_tasks(rule: str, identity: Mapping[str, Any], set_to: Mappi
     if _is_pod(identity):
         sysctls = [{"name": k, "value": v} for k, v in merged.items()]
         return [_k8s_patch_task(rule, identity, {"securityContext": {"sysctls": sysctls}}, what)]
-    if runtime in _ENGINE_MODULES and identity.get("name"):
-        return [_engine_task(rule, identity, runtime, what, {SYSCTL_OPTIONS[_ENGINE_MODULES[runtime]]: merged})]
+    if runtime in ENGINE_MODULES and identity.get("name"):
+        return [_engine_task(rule, identity, runtime, what, {SYSCTL_OPTIONS[ENGINE_MODULES[runtime]]: merged})]
     if runtime == "lxc" and identity.get("name"):
         path = os.path.join(options.lxc_path, str(identity["name"]), "config")
         tasks = []
@@ -406,7 +385,7 @@ def container_privilege_tasks(rule: str, identity: Mapping[str, Any], *, privile
         container_name = (identity.get("labels") or {}).get("io.kubernetes.container.name") or identity.get("name")
         return [_k8s_patch_task(rule, identity, {"containers": [{"name": container_name, "securityContext": ctx}]},
                                 "unprivileged container %s" % container_name)]
-    if runtime in _ENGINE_MODULES and identity.get("name"):
+    if runtime in ENGINE_MODULES and identity.get("name"):
         options_: Dict[str, Any] = {"privileged": False}
         if caps:
             options_["cap_drop"] = caps

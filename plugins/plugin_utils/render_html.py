@@ -24,7 +24,8 @@ from __future__ import annotations
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .render_common import clean_text, html_escape, json_for_script, short, values_text
-from .report import SEVERITY_RANK, finding_where
+from .report import finding_where
+from .vocabulary import SEVERITY_RANK
 
 __all__ = ["render_html"]
 

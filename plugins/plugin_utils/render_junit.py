@@ -15,7 +15,8 @@ from typing import IO, Any, Dict, List, Mapping
 from xml.sax.saxutils import escape, quoteattr
 
 from .render_common import clean_text, values_text
-from .report import SEVERITY_RANK, finding_where, iter_findings_by_host
+from .report import finding_where, iter_findings_by_host
+from .vocabulary import SEVERITY_RANK
 
 __all__ = ["render_junit"]
 

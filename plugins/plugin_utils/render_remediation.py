@@ -44,8 +44,8 @@ from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Tuple
 import yaml
 
 from . import remediation as rem
-from .remediation import (K8S_MODULE, NS_STAT_VAR, PROC_PID_INIT_INO, PROC_USER_INIT_INO, SYSCTL_OPTIONS,
-                          k8s_pod_spec, k8s_with_pod_spec, where_tag)
+from .container_specs import K8S_MODULE, POD_SPEC_PATHS, SYSCTL_OPTIONS, pod_spec_in, with_pod_spec
+from .remediation import NS_STAT_VAR, PROC_PID_INIT_INO, PROC_USER_INIT_INO, where_tag
 from .render_common import clean_text
 from .report import iter_findings_by_host
 
@@ -78,17 +78,17 @@ _MODULE_ARGS: Dict[str, Dict[str, str]] = {
                              "sysctl_set": _SCALAR, "reload": _SCALAR},
     "ansible.builtin.lineinfile": {"path": _SCALAR, "regexp": _SCALAR, "line": _SCALAR, "state": _SCALAR},
     "ansible.builtin.command": {"argv": _STRINGS},
-    "community.docker.docker_container": {"name": _SCALAR, "state": _SCALAR, "image": _SCALAR, "sysctls": _MAP,
-                                          "privileged": _SCALAR, "cap_drop": _STRINGS},
-    "containers.podman.podman_container": {"name": _SCALAR, "state": _SCALAR, "image": _SCALAR, "sysctl": _MAP,
-                                           "privileged": _SCALAR, "cap_drop": _STRINGS},
+    **{module: {"name": _SCALAR, "state": _SCALAR, "image": _SCALAR, option: _MAP, "privileged": _SCALAR,
+                "cap_drop": _STRINGS} for module, option in SYSCTL_OPTIONS.items()},
     K8S_MODULE: {"state": _SCALAR, "api_version": _SCALAR, "kind": _SCALAR, "name": _SCALAR,
                  "namespace": _SCALAR, "definition": _DEFINITION},
 }
-# The keys a k8s patch definition may hold at any depth (pod template sysctls and a container's
-# securityContext, remediation._k8s_patch_task and container_privilege_tasks).
-_DEFINITION_KEYS = frozenset({"spec", "template", "securityContext", "sysctls", "name", "value", "containers",
-                              "privileged", "allowPrivilegeEscalation", "capabilities", "drop", "procMount"})
+# The keys a k8s patch definition may hold at any depth: the way to the pod template of every
+# workload kind (a CronJob's jobTemplate included), its sysctls and a container's securityContext
+# (remediation._k8s_patch_task and container_privilege_tasks).
+_DEFINITION_KEYS = frozenset({part for path in POD_SPEC_PATHS.values() for part in path}) | frozenset({
+    "securityContext", "sysctls", "name", "value", "containers", "privileged", "allowPrivilegeEscalation",
+    "capabilities", "drop", "procMount"})
 # The diff preview's own registered results and conditions (renderer constants).
 _PREVIEW_FOUND = "nsguard_sysctl_preview_found"
 _PREVIEW_SHOWN = "nsguard_sysctl_preview_shown"
@@ -279,7 +279,8 @@ def _sysctl_map(task: Mapping[str, Any], target: Any) -> Optional[Dict[str, Any]
     if target[0] in SYSCTL_OPTIONS:
         found = task[target[0]].get(SYSCTL_OPTIONS[target[0]])
         return dict(found) if isinstance(found, Mapping) else None
-    found = (k8s_pod_spec(task[K8S_MODULE].get("definition") or {}).get("securityContext") or {}).get("sysctls")
+    args = task[K8S_MODULE]
+    found = (pod_spec_in(args.get("definition") or {}, args.get("kind")).get("securityContext") or {}).get("sysctls")
     if not isinstance(found, list):
         return None
     return {str(s.get("name")): s.get("value") for s in found if isinstance(s, Mapping)}
@@ -290,10 +291,10 @@ def _with_sysctls(module: str, args: Mapping[str, Any], sysctls: Mapping[str, An
     if module in SYSCTL_OPTIONS:
         return dict(args, **{SYSCTL_OPTIONS[module]: dict(sysctls)})
     definition = args.get("definition") or {}
-    pod = dict(k8s_pod_spec(definition))
+    pod = dict(pod_spec_in(definition, args.get("kind")))
     pod["securityContext"] = dict(pod.get("securityContext") or {},
                                   sysctls=[{"name": k, "value": v} for k, v in sysctls.items()])
-    return dict(args, definition=k8s_with_pod_spec(definition, pod))
+    return dict(args, definition=with_pod_spec(definition, pod, args.get("kind")))
 
 
 def _named_items(value: Any) -> bool:

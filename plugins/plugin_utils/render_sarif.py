@@ -28,7 +28,8 @@ from typing import IO, Any, Dict, List, Mapping, Optional
 from urllib.parse import quote
 
 from .render_common import clean_text, values_text
-from .report import SEVERITY_RANK, finding_where
+from .report import finding_where
+from .vocabulary import SEVERITY_RANK
 
 __all__ = ["render_sarif", "SARIF_SCHEMA_URI", "LEVELS", "MAX_RESULTS", "SRCROOT"]
 

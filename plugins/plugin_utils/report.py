@@ -29,23 +29,20 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from .expectations import set_label
+from .vocabulary import (COLLECTION_ROOT, FAIL_ON, SEVERITIES, SEVERITY_RANK, container_label, fail_on_reached,
+                         finding_sort_key, set_label)
 
 __all__ = [
-    "REPORT_VERSION", "SEVERITIES", "STATUSES", "FAIL_ON", "DEFAULT_DOCS_BASE_URL", "DOCS_BASE_ENV", "docs_base_url",
-    "build_fleet", "FleetBuilder", "trim_facts", "should_fail", "summary_line", "rule_help_uri", "container_label", "finding_where",
+    "REPORT_VERSION", "STATUSES", "DEFAULT_DOCS_BASE_URL", "DOCS_BASE_ENV", "docs_base_url",
+    "build_fleet", "FleetBuilder", "trim_facts", "should_fail", "summary_line", "rule_help_uri", "finding_where",
 ]
 
 REPORT_VERSION = 1
-SEVERITIES = ("error", "warning", "info")            # worst first
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 STATUSES = ("ok", "unreachable", "failed")
-FAIL_ON = ("never", "warning", "error")
 # Base URL of the collection's sources; rule docs live at <base>docs/rules/<id>.md.
 # The one docs base of the collection: links are <base>docs/rules/<id>.md in fleet.sarif
 # (helpUri), fleet.html, fleet.md and the ansible-lint rules' url (and so their SARIF helpUri).
 DOCS_BASE_ENV = "NSGUARD_SYSCTL_DOCS_BASE_URL"
-COLLECTION_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def docs_base_url(root: Optional[Path] = None) -> str:
@@ -78,25 +75,6 @@ def _str_or_none(value: Any) -> Optional[str]:
     if value is None:
         return None
     return value if isinstance(value, str) else str(value)
-
-
-def container_label(identity: Optional[Mapping[str, Any]], set_id: Optional[str] = None) -> str:
-    """The short human name of a finding's namespace set: the ``label`` the rule engine put in
-    ``finding.container`` (expectations.set_label, the name its messages use), else the best of
-    the identity fields."""
-    identity = identity or {}
-    if identity.get("label"):
-        return str(identity["label"])
-    if identity.get("pod_name"):
-        return "%s/%s" % (identity.get("pod_namespace") or "default", identity["pod_name"])
-    for candidate in (identity.get("name"), identity.get("netns_name")):
-        if candidate:
-            return str(candidate)
-    if identity.get("id"):
-        return str(identity["id"])[:12]
-    if identity.get("pid"):
-        return "pid %s" % identity["pid"]
-    return set_id or "(host)"
 
 
 def finding_where(finding: Mapping[str, Any]) -> str:
@@ -402,8 +380,7 @@ class FleetBuilder:
         rule_rows = self._rule_rows()
         host_rows, findings = self.host_rows, self.findings
         # one stable order for every renderer: host, worst first, rule, container, key
-        findings.sort(key=lambda f: (f["host"], SEVERITY_RANK[f["severity"]], f["rule"],
-                                     str(f.get("set_id") or ""), str(f.get("key") or "")))
+        findings.sort(key=finding_sort_key)
         totals = _zero_counts()
         for row in host_rows:
             for k in totals:
@@ -450,15 +427,11 @@ def should_fail(model: Mapping[str, Any], fail_on: str) -> bool:
     """The pipeline verdict. ``never``: never. ``warning``/``error``: a finding at or above that
     severity, or a host that was not audited (unreachable/failed: its state is unknown) or only
     in part (a partial gather: what it did not read is unknown too)."""
-    if fail_on not in FAIL_ON:
-        raise ValueError("fail_on must be one of %s, not %r" % (", ".join(FAIL_ON), fail_on))
-    if fail_on == "never":
-        return False
-    summary = model["summary"]
-    if summary["hosts"]["unreachable"] or summary["hosts"]["failed"] or summary["hosts"].get("partial"):
-        return True
-    counts = summary["findings"]
-    return bool(counts["error"] or (fail_on == "warning" and counts["warning"]))
+    if fail_on not in FAIL_ON or fail_on == "never":
+        return fail_on_reached({}, fail_on)  # raises for an unknown value, False for never
+    hosts = model["summary"]["hosts"]
+    return fail_on_reached(model["summary"]["findings"], fail_on,
+                           incomplete=bool(hosts["unreachable"] or hosts["failed"] or hosts.get("partial")))
 
 
 def summary_line(model: Mapping[str, Any]) -> str:

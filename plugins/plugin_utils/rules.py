@@ -36,12 +36,11 @@ import yaml
 from . import remediation as rem
 from .datacache import load_data, memoized
 from .datafile import DataFileError
-from .expectations import (SEVERITIES, ConstraintError, Expectation, Selector, load_json_schema, parse_constraint,
-                           schema_errors, set_label)
+from .expectations import ConstraintError, Expectation, Selector, load_json_schema, parse_constraint, schema_errors
+from .vocabulary import GLOBAL_CLASSES, SEVERITIES, data_dir, finding_sort_key, set_label, worst_of
 
 __all__ = [
     "CATALOG_DIR",
-    "SEVERITY_RANK",
     "Catalog",
     "Context",
     "Rule",
@@ -55,11 +54,8 @@ __all__ = [
     "rule_markdown",
 ]
 
-CATALOG_DIR = Path(__file__).resolve().parents[2] / "rules" / "catalog"
+CATALOG_DIR = data_dir("rules", "catalog")
 SCHEMA_FILE = CATALOG_DIR / "catalog.schema.json"
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
-GLOBALISH = ("global", "mirror", "host-only", "leaking")
-PER_NAMESPACE = ("isolated", "isolated-inherited")
 _NS_TYPES = ("net", "ipc", "uts", "user", "pid")
 
 
@@ -302,17 +298,6 @@ def _build_catalog(extra_dirs: Sequence[Union[str, Path]], include_builtin: bool
 
 # --------------------------------------------------------------------------- evaluation context
 
-def _norm(value: Any) -> Optional[str]:
-    return None if value is None else " ".join(str(value).split())
-
-
-def _writable(mode: Optional[str]) -> bool:
-    try:
-        return bool(int(str(mode), 8) & 0o222)
-    except (TypeError, ValueError):
-        return False
-
-
 # identity.runtime -> the runtime name in the knowledge base (rules/knowledge/runtimes.yml).
 # A running Docker container came through the Engine API (docker run's client check already
 # passed), so what it meets again on re-create is the daemon's path: runc's validator.
@@ -388,11 +373,14 @@ class Context:
         return {"class": "unknown", "namespace": None, "evidence": "not on this host and no knowledge base given",
                 "conflict": None}
 
+    def runtime_name(self, nset: Mapping[str, Any]) -> Optional[str]:
+        """The knowledge base's name of the path the set's sysctls took (``kubelet`` for a pod)."""
+        identity = nset.get("identity") or {}
+        return "kubelet" if identity.get("pod_name") else _RUNTIME_KB.get((identity.get("runtime") or "").lower())
+
     def runtime_verdict(self, key: str, nset: Mapping[str, Any], value: Optional[str] = None) -> Dict[str, Any]:
         """What the set's runtime does with ``key`` (knowledge base), or {} when unknown."""
-        identity = nset.get("identity") or {}
-        runtime = (identity.get("runtime") or "").lower()
-        name = "kubelet" if identity.get("pod_name") else _RUNTIME_KB.get(runtime)
+        name = self.runtime_name(nset)
         scoped = self.scope(key, value)
         if not scoped or not name:
             return {}
@@ -525,23 +513,14 @@ def make_finding(ctx: Context, rule: Rule, *, message_vars: Mapping[str, Any], s
 
 
 def worst_severity(findings: Iterable[Mapping[str, Any]]) -> Optional[str]:
-    worst = None
-    for finding in findings:
-        if worst is None or SEVERITY_RANK.get(finding["severity"], 0) > SEVERITY_RANK[worst]:
-            worst = finding["severity"]
-    return worst
+    return worst_of(finding["severity"] for finding in findings)
 
 
 def count_by_severity(findings: Iterable[Mapping[str, Any]]) -> Dict[str, int]:
-    counts = {name: 0 for name in reversed(SEVERITIES)}
+    counts = {name: 0 for name in SEVERITIES}
     for finding in findings:
         counts[finding["severity"]] = counts.get(finding["severity"], 0) + 1
     return counts
-
-
-def _sort_key(finding: Mapping[str, Any]) -> Tuple[Any, ...]:
-    return (-SEVERITY_RANK.get(finding["severity"], 0), finding["rule"], str(finding.get("set_id") or ""),
-            str(finding.get("key") or ""), finding["message"])
 
 
 Check = Callable[[Context, Rule, Mapping[str, Any]], List[Dict[str, Any]]]
@@ -610,7 +589,7 @@ def evaluate(facts: Mapping[str, Any], classification: Mapping[str, Mapping[str,
             if severity is not None:
                 finding["severity"] = severity
             findings.append(finding)
-    findings.sort(key=_sort_key)
+    findings.sort(key=finding_sort_key)
     return findings
 
 
@@ -689,7 +668,7 @@ def example_classification(classes: Optional[Mapping[str, Any]]) -> Dict[str, Di
     out = {}
     for key, spec in (classes or {}).items():
         spec = {"class": spec} if isinstance(spec, str) else dict(spec)
-        namespace = spec.get("namespace") or ("none" if spec["class"] in GLOBALISH else key.split(".", 1)[0])
+        namespace = spec.get("namespace") or ("none" if spec["class"] in GLOBAL_CLASSES else key.split(".", 1)[0])
         out[key] = {"class": spec["class"], "namespace": namespace, "evidence": "example", "decided_by": "knowledge",
                     "conflict": None}
     return out
@@ -769,7 +748,4 @@ def rule_markdown(rule: Rule) -> str:
 # to the worker was paid again in every fork (classify, knowledge, the checks: about 10 ms a host).
 from . import classify as _classify  # noqa: E402,F401  pylint: disable=wrong-import-position
 from . import rules_builtin as _rules_builtin  # noqa: E402,F401  pylint: disable=wrong-import-position
-try:  # the probe reader of classify and NSG004; absent where only plugin_utils ships (ansible-lint)
-    from ansible_collections.nsguard.sysctl.plugins.module_utils import probe as _probe  # noqa: E402,F401
-except ImportError:  # pragma: no cover - imported where it is used, as before
-    pass
+from ..module_utils import probe_facts as _probe_facts  # noqa: E402,F401  the probe reader of classify and NSG004

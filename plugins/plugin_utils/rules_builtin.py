@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from . import consequence
 from . import remediation as rem
-from .expectations import Constraint, Expectation, Selector, parse_constraint, set_label
-from .rules import (GLOBALISH, PER_NAMESPACE, SEVERITY_RANK, Context, Rule, _norm, _writable, ceil_to,
-                    glob_any, make_finding)
+from . import container_specs as specs
+from . import static_judge
+from .expectations import Constraint, Expectation, Selector, parse_constraint
+from .rules import Context, Rule, ceil_to, glob_any, make_finding
+from .vocabulary import (GLOBAL_CLASSES, PER_NAMESPACE_CLASSES, as_number, key_to_path, set_label, squash, worst_of,
+                         writable)
 
 __all__ = ["BUILTIN_CHECKS", "DECLARATIVE_CHECKS", "combined_target"]
 
@@ -25,34 +29,13 @@ def _quote(text: Optional[str]) -> str:
     return '"%s"' % text if text else ""
 
 
-def _said(verdict: Mapping[str, Any], host: bool = False) -> str:
-    """What the runtime prints, as measured (every version, with the date), else the knowledge
-    base's text marked unverified when neither a measurement nor the source backs it."""
-    measured = verdict.get("quote_host" if host else "quote")
-    if measured:
-        return measured
-    error = verdict.get("error_host_namespace" if host else "error")
-    if not error:
-        return ""
-    if verdict.get("verified") == "unverified":
-        return "%s (unverified: neither measured nor read from the runtime's source)" % _quote(error)
-    return _quote(error)
-
-
-def _numeric(value: Optional[str]) -> Optional[float]:
-    try:
-        return float(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
 def _host_task_unless_lower(ctx: Context, rule: Rule, key: str, wanted: Any, why: str) -> Tuple[List[Dict[str, Any]], str]:
     """The host task setting ``key`` to ``wanted``, unless the host already has it or a higher
     number (a request for less than the host has must not lower it for everybody)."""
     host_value = ctx.host_value(key)
-    if _norm(host_value) == _norm(wanted):
-        return [], "the host already has %s=%s: only the container's spec needs the change" % (key, _norm(wanted))
-    got, want = _numeric(host_value), _numeric(wanted)
+    if squash(host_value) == squash(wanted):
+        return [], "the host already has %s=%s: only the container's spec needs the change" % (key, squash(wanted))
+    got, want = as_number(host_value), as_number(wanted)
     if got is not None and want is not None and got > want:
         return [], ("the host already has a higher value (%s): lowering a global key changes it for every "
                     "container, so no host task is proposed" % host_value)
@@ -63,7 +46,7 @@ def _host_owned_reason(ctx: Context, nset: Mapping[str, Any], key: str) -> str:
     """Why ``key`` is the host's and no container spec may set it, or '' when it is the set's own:
     global on this host, or of a namespace the set shares with the host."""
     info = ctx.klass(key)
-    if info["class"] in GLOBALISH:
+    if info["class"] in GLOBAL_CLASSES:
         return "%s is %s on this host: a container's spec must not set it; set it on the host" % (key, info["class"])
     if info["namespace"] in ctx.shared_namespaces(nset):
         return ("%s belongs to the %s namespace this container shares with the host: its value is the host's; "
@@ -71,11 +54,20 @@ def _host_owned_reason(ctx: Context, nset: Mapping[str, Any], key: str) -> str:
     return ""
 
 
+def _requests(nset: Mapping[str, Any]) -> List[Tuple[str, Any]]:
+    """The set's requested sysctls by their dotted names: a '/'-spelled request
+    (``net/ipv4/ip_forward``) is the key sysctl(8), runc and the kubelet read it as
+    (NSG010 judges the spelling itself)."""
+    named = {static_judge.normalize_key(raw) or raw: value for raw, value in (nset.get("requested") or {}).items()}
+    return sorted(named.items())
+
+
 def _spec_tasks(ctx: Context, rule: Rule, nset: Mapping[str, Any], set_to: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """Container-spec tasks for ``nset``, keeping its own requests (not its engine's defaults)
     except keys that are the host's (:func:`_host_owned_reason`)."""
-    never = [k for k in set(nset.get("requested") or {}) | set(set_to) if _host_owned_reason(ctx, nset, k)]
-    return rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, set_to, requested=nset.get("requested"),
+    requested = dict(_requests(nset))
+    never = [k for k in set(requested) | set(set_to) if _host_owned_reason(ctx, nset, k)]
+    return rem.container_sysctl_tasks(rule.id, nset.get("identity") or {}, set_to, requested=requested,
                                       options=ctx.options, engine_defaults=nset.get("requested_defaults") or (),
                                       never=never)
 
@@ -110,35 +102,15 @@ def _container_where(tasks: List[Dict[str, Any]], nset: Mapping[str, Any], note:
 
 def _requested_consequence(ctx: Context, nset: Mapping[str, Any], key: str, requested: str,
                            klass: str) -> Tuple[str, Optional[str]]:
-    """What happens when this set's runtime is asked for ``key``: (sentence, quoted error)."""
+    """What happens when this set's runtime is asked for ``key``: (sentence, quoted error), in
+    the words both judges use (:func:`consequence.requested_effect`)."""
     verdict = ctx.runtime_verdict(key, nset, requested)
     signals = ctx.write_signals(nset)
     runtime = ((nset.get("identity") or {}).get("runtime") or "unknown").lower()
-    error = verdict.get("error")
-    if klass == "leaking":
-        head = "a write from the container's own namespace changes the host's value (the key leaks on this kernel)"
-    elif klass == "mirror":
-        head = ("the container's namespace shows the host's live value read-only, so the write fails%s"
-                % (": " + _said(verdict) if error else " (EACCES, permission denied)"))
-        return head + ".", error
-    else:
-        head = ""
-    if runtime == "lxc" or (verdict and verdict.get("accepts") and verdict.get("applies") is not False):
-        lxc = ("LXC does not validate sysctls: with /proc/sys writable (proc:rw) it sets the host's value for "
-               "every container; with the default proc:mixed the start fails (Read-only file system)")
-        text = lxc if runtime == "lxc" else "%s accepts it and the write changes the host for every container" % (
-            verdict.get("runtime") or runtime)
-        return ("%s; %s." % (head, text) if head else text + "."), error
-    if signals["privileged"] or signals["proc_sys_rw"]:
-        text = ("this container can write it (%s): a write changes the host for every container"
-                % ", ".join(signals["signals"]))
-        return ("%s; %s." % (head, text) if head else text + "."), error
-    if verdict and verdict.get("accepts") is False:
-        text = "the runtime (%s) rejects it: %s" % (verdict.get("runtime"), _said(verdict) or "not namespaced")
-        return ("%s; %s." % (head, text) if head else text + "."), error
-    text = ("a runtime that validates sysctls (runc, crun, Docker, Podman, the kubelet) rejects it; one that "
-            "does not (LXC), or a privileged write, changes it for the whole host")
-    return ("%s; %s." % (head, text) if head else text + "."), error
+    writes = signals["signals"] if signals["privileged"] or signals["proc_sys_rw"] else ()
+    text = consequence.requested_effect(klass, [(verdict["runtime"], verdict)] if verdict else [],
+                                        can_write=writes, lxc=runtime == "lxc")
+    return text + ".", verdict.get("error")
 
 
 def _request_finding(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str, requested: str,
@@ -147,7 +119,7 @@ def _request_finding(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str
     """A finding about a requested global key: fix it on the host, drop it from the spec."""
     tasks, note = _host_task_unless_lower(ctx, rule, key, requested, "%s asks for it" % set_label(nset))
     tasks += _spec_removal(ctx, rule, nset, key)
-    variables = {"requested": _norm(requested), "host_value": ctx.host_value(key)}
+    variables = {"requested": squash(requested), "host_value": ctx.host_value(key)}
     variables.update(message_vars)
     return make_finding(
         ctx, rule, nset=nset, key=key, klass=info,
@@ -163,7 +135,7 @@ def check_global_key_requested(ctx: Context, rule: Rule, params: Mapping[str, An
     classes = tuple(params.get("classes") or ("global", "mirror", "leaking"))
     out = []
     for nset in ctx.sets:
-        for key, requested in sorted((nset.get("requested") or {}).items()):
+        for key, requested in _requests(nset):
             info = ctx.klass(key)
             if info["class"] not in classes:
                 continue
@@ -177,17 +149,52 @@ def check_global_key_requested(ctx: Context, rule: Rule, params: Mapping[str, An
 def check_host_only_key_requested(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     out = []
     for nset in ctx.sets:
-        for key, requested in sorted((nset.get("requested") or {}).items()):
+        for key, requested in _requests(nset):
             info = ctx.klass(key)
             dummy, state = ctx.set_value(nset, key)
-            if info["class"] != "host-only" and not (state == "absent" and info["class"] not in GLOBALISH):
+            if info["class"] != "host-only" and not (state == "absent" and info["class"] not in GLOBAL_CLASSES):
                 continue
             verdict = ctx.runtime_verdict(key, nset, requested)
             error = verdict.get("error")
             if not error:
-                error = "open /proc/sys/%s: no such file or directory" % key.replace(".", "/")
+                error = "open /proc/sys/%s: no such file or directory" % key_to_path(key)
             out.append(_request_finding(ctx, rule, nset, key, requested, info, None, error,
                                         {"error": _quote(error)}))
+    return out
+
+
+# --------------------------------------------------------------------------- NSG010
+
+def _spec_context(ctx: Context, nset: Mapping[str, Any]) -> static_judge.SpecContext:
+    """The set as the static judge sees a spec: the path its sysctls took, its host namespaces."""
+    name = ctx.runtime_name(nset)
+    pod = name == "kubelet"
+    return static_judge.SpecContext(runtimes=(name,) if name else (), kubelet=pod,
+                                    oci=specs.KUBELET_OCI if pod else (),
+                                    host_namespaces=frozenset(ctx.shared_namespaces(nset)),
+                                    where="the spec of %s" % set_label(nset))
+
+
+def check_requested_key_name(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """A request whose *name* no runtime on the set's path can write (a dotted interface name, a
+    '/' spelling the path refuses, a name in no kernel): the static judge's decision
+    (:func:`static_judge.name_verdicts`) over what the set's runtime was given."""
+    if ctx.kb is None:
+        return []
+    out = []
+    for nset in ctx.sets:
+        spec = _spec_context(ctx, nset)
+        for raw, requested in sorted((nset.get("requested") or {}).items()):
+            for verdict in static_judge.name_verdicts(ctx.kb, raw, spec, requested):
+                drop = verdict.reason in (static_judge.UNSETTABLE, static_judge.UNKNOWN)
+                tasks = _spec_tasks(ctx, rule, nset, {verdict.key: None if drop else requested})
+                out.append(make_finding(
+                    ctx, rule, severity=verdict.level, nset=nset, key=verdict.key, klass=ctx.klass(verdict.key),
+                    values={"host": ctx.host_value(verdict.key), "requested": requested},
+                    message_vars={"requested": requested, "problem": verdict.message},
+                    remediation=_container_where(tasks, nset),
+                    details={"reason": verdict.reason, "as_written": raw, "runtime": spec.runtimes[0] if spec.runtimes else None},
+                ))
     return out
 
 
@@ -202,7 +209,7 @@ def combined_target(constraints: Sequence[Constraint], current: Optional[str]) -
         return None
     parts = str(current).split() if current is not None else []
     for index, group in by_field.items():
-        equals = {_norm(c.value) for c in group if c.op == "equals"}
+        equals = {squash(c.value) for c in group if c.op == "equals"}
         mins = [c.value for c in group if c.op == "min"]
         maxes = [c.value for c in group if c.op == "max"]
         if len(equals) > 1:
@@ -215,7 +222,7 @@ def combined_target(constraints: Sequence[Constraint], current: Optional[str]) -
             candidate = Constraint("max", min(maxes)).target()
         else:
             one_of = [c for c in group if c.op == "one_of"]
-            candidate = _norm(one_of[0].value[0]) if one_of else None
+            candidate = squash(one_of[0].value[0]) if one_of else None
         if candidate is None or not all(Constraint(c.op, c.value).check(candidate) for c in group):
             return None
         if index is None:
@@ -244,7 +251,7 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
             by_key_all.setdefault(exp.key, []).append((nset, exp))
     for key in sorted(by_key_all):
         info = ctx.klass(key)
-        if (info["class"] in PER_NAMESPACE) != per_namespace:
+        if (info["class"] in PER_NAMESPACE_CLASSES) != per_namespace:
             continue
         host_value = ctx.host_value(key)
         all_constraints = [c for dummy, exp in by_key_all[key] for c in exp.constraints]
@@ -257,7 +264,7 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
             failing = [(exp, c) for exp in exps for c in exp.constraints if c.check(observed) is not True]
             if not failing:
                 continue
-            severity = max((exp.severity for exp, dummy in failing), key=lambda s: SEVERITY_RANK.get(s, 0))
+            severity = worst_of(exp.severity for exp, dummy in failing)
             expected = " and ".join(dict.fromkeys(c.describe() for dummy, c in failing))
             own = [c for exp in exps for c in exp.constraints]
             target = combined_target(own, observed)
@@ -284,7 +291,7 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
                 values={"host": host_value, "container": observed if per_namespace else host_value,
                         "expected": expected, "persisted": (ctx.persisted_entry(key) or {}).get("value")},
                 message_vars={"profiles": _profiles([e for e, dummy in failing]), "expected": expected,
-                              "observed": _norm(shown), "host_value": host_value, "why": why,
+                              "observed": squash(shown), "host_value": host_value, "why": why,
                               "target": target},
                 remediation=remediation,
                 details={"expectations": [{"profile": e.profile, "constraint": c.describe(), "severity": e.severity,
@@ -309,7 +316,7 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
     namespaces = set(params.get("namespaces") or ("net", "ipc"))
     ignore = list(params.get("ignore_keys") or [])
     probe = ctx.facts.get("probe") or {}
-    from ansible_collections.nsguard.sysctl.plugins.module_utils.probe import value_differs_keys  # stdlib-only
+    from ..module_utils.probe_facts import value_differs_keys  # the compact facts' reader, no imports of its own
     # Per namespace type since the probe reports it so (a fresh user namespace reads some net
     # keys differently); the older flat list still reads.
     fresh_differs = value_differs_keys(probe, namespaces)
@@ -318,14 +325,14 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
     candidates = set((ctx.persisted.get("keys") or {})) | fresh_differs
     for key in sorted(candidates):
         info = ctx.klass(key)
-        if info["class"] not in PER_NAMESPACE or info["namespace"] not in namespaces or glob_any(ignore, key):
+        if info["class"] not in PER_NAMESPACE_CLASSES or info["namespace"] not in namespaces or glob_any(ignore, key):
             continue
         host_value = ctx.host_value(key)
-        if host_value is None or not _writable(ctx.host_mode(key)):
+        if host_value is None or not writable(ctx.host_mode(key)):
             continue
         why = []
         entry = ctx.persisted_entry(key)
-        if entry and _norm(entry.get("value")) == _norm(host_value):
+        if entry and squash(entry.get("value")) == squash(host_value):
             why.append("persisted in %s:%s" % (entry.get("file"), entry.get("line")))
         by_probe = info["class"] == "isolated" and key in fresh_differs
         if by_probe:
@@ -342,7 +349,7 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
             if probe_only and "user" in own:
                 continue  # read through another user namespace, some values print differently
             value, state = ctx.set_value(nset, key)
-            if state != "differs" or _norm(value) == _norm(ctx.host_value(key)):
+            if state != "differs" or squash(value) == squash(ctx.host_value(key)):
                 continue
             inherited = info["class"] == "isolated-inherited"
             host_value = ctx.host_value(key)
@@ -354,7 +361,7 @@ def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[st
                 ctx, rule, severity="info" if inherited else None, nset=nset, key=key, klass=info,
                 values={"host": host_value, "container": value,
                         "persisted": (ctx.persisted_entry(key) or {}).get("value")},
-                message_vars={"host_value": _norm(host_value), "container_value": _norm(value),
+                message_vars={"host_value": squash(host_value), "container_value": squash(value),
                               "tuned_by": "; ".join(why), "how": how},
                 remediation=_container_where(tasks, nset, ctx=ctx, keys=[key]),
                 details={"tuned_by": why},
@@ -490,7 +497,7 @@ def _exposed_keys(ctx: Context) -> Tuple[List[str], List[str]]:
         klass = (info or {}).get("class")
         if klass == "leaking":
             leaking.append(key)
-        if klass in ("global", "leaking") and _writable(ctx.host_mode(key)):
+        if klass in ("global", "leaking") and writable(ctx.host_mode(key)):
             exposed.append(key)
     return exposed, leaking
 
@@ -525,7 +532,7 @@ def check_container_can_change_global(ctx: Context, rule: Rule, params: Mapping[
                      "--private-network)")
         for kind in shared:
             shared_keys = [k for k, i in ctx.classification.items()
-                           if (i or {}).get("namespace") == kind and _writable(ctx.host_mode(k))]
+                           if (i or {}).get("namespace") == kind and writable(ctx.host_mode(k))]
             if shared_keys and (full or kind == "net"):
                 keys.extend(shared_keys)
                 reach += "; the host's own %s namespace (shared), %d keys" % (kind, len(shared_keys))
@@ -559,23 +566,21 @@ def check_shared_namespace_sysctl(ctx: Context, rule: Rule, params: Mapping[str,
         shared = ctx.shared_namespaces(nset)
         if not shared:
             continue
-        for key, requested in sorted((nset.get("requested") or {}).items()):
+        for key, requested in _requests(nset):
             info = ctx.klass(key)
             verdict = ctx.runtime_verdict(key, nset, requested)
-            needs = verdict.get("requires") or (info["namespace"] if info["class"] in PER_NAMESPACE else None)
-            if needs not in shared or info["class"] in GLOBALISH:
+            needs = verdict.get("requires") or (info["namespace"] if info["class"] in PER_NAMESPACE_CLASSES else None)
+            if needs not in shared or info["class"] in GLOBAL_CLASSES:
                 continue
             error = verdict.get("error_host_namespace")
-            what = ("the runtime refuses to start it: %s" % _said(verdict, host=True) if error else
-                    "a runtime that checks (runc, crun, Docker, Podman, the kubelet) refuses to start it; one that "
-                    "does not (LXC) writes the host's own value")
+            what = consequence.host_namespace_effect([(verdict.get("runtime") or "", verdict)] if error else [])
             tasks, note = _host_task_unless_lower(ctx, rule, key, requested,
                                                   "%s shares the host's %s namespace" % (set_label(nset), needs))
             tasks += _spec_removal(ctx, rule, nset, key)
             out.append(make_finding(
                 ctx, rule, nset=nset, key=key, klass=dict(info, namespace=needs),
                 values={"host": ctx.host_value(key), "container": ctx.host_value(key), "requested": requested},
-                message_vars={"requested": _norm(requested), "host_value": ctx.host_value(key), "what": what,
+                message_vars={"requested": squash(requested), "host_value": ctx.host_value(key), "what": what,
                               "shared": needs},
                 remediation=rem.remediation("host", tasks, note),
                 details={"runtime_error": error, "shared_namespaces": shared},
@@ -586,9 +591,9 @@ def check_shared_namespace_sysctl(ctx: Context, rule: Rule, params: Mapping[str,
 # --------------------------------------------------------------------------- NSG008
 
 def check_persisted_drift(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
-    classes = set(GLOBALISH)
+    classes = set(GLOBAL_CLASSES)
     if params.get("include_isolated"):
-        classes |= set(PER_NAMESPACE)
+        classes |= set(PER_NAMESPACE_CLASSES)
     out = []
     writers = []
     for nset in ctx.sets:
@@ -604,7 +609,7 @@ def check_persisted_drift(ctx: Context, rule: Rule, params: Mapping[str, Any]) -
         if info["class"] not in classes:
             continue
         runtime = ctx.host_value(key)
-        if runtime is None or _norm(runtime) == _norm(entry.get("value")):
+        if runtime is None or squash(runtime) == squash(entry.get("value")):
             continue
         able = [set_label(n) for n, reach in writers
                 if reach == "global" or info["class"] == "leaking" or (info["namespace"] == "net" and reach == "net")]
@@ -615,10 +620,10 @@ def check_persisted_drift(ctx: Context, rule: Rule, params: Mapping[str, Any]) -
         out.append(make_finding(
             ctx, rule, key=key, klass=info,
             values={"host": runtime, "persisted": entry.get("value")},
-            message_vars={"runtime": _norm(runtime), "persisted": _norm(entry.get("value")),
+            message_vars={"runtime": squash(runtime), "persisted": squash(entry.get("value")),
                           "file": entry.get("file"), "line": entry.get("line"), "who": who},
             remediation=rem.remediation("host", [task], "if the running value is the one you want, persist it "
-                                        "instead (set value to %s)" % _norm(runtime)),
+                                        "instead (set value to %s)" % squash(runtime)),
             details={"file": entry.get("file"), "line": entry.get("line"), "writers": able},
         ))
     return out
@@ -663,7 +668,7 @@ def check_set_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List
         if all(c.check(value) is True for c in constraints):
             continue
         target = combined_target(constraints, value)
-        if info["class"] in PER_NAMESPACE:
+        if info["class"] in PER_NAMESPACE_CLASSES:
             tasks = _spec_tasks(ctx, rule, nset, {key: target}) if target else []
             remediation = _container_where(tasks, nset, ctx=ctx, keys=[key] if target else [])
         else:
@@ -681,7 +686,7 @@ def check_requested_key(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> 
     classes = set(rule.check.get("classes") or [])
     out = []
     for nset in ctx.sets:
-        for key, requested in sorted((nset.get("requested") or {}).items()):
+        for key, requested in _requests(nset):
             if not glob_any(patterns, key):
                 continue
             info = ctx.klass(key)
@@ -704,6 +709,7 @@ BUILTIN_CHECKS = {
     "shared-namespace-sysctl": check_shared_namespace_sysctl,
     "persisted-drift": check_persisted_drift,
     "expected-namespaced-not-met": check_expected_namespaced,
+    "requested-key-name": check_requested_key_name,
 }
 
 DECLARATIVE_CHECKS = {

@@ -30,10 +30,11 @@ import yaml
 
 # Imported here, not lazily: a lazy import of a sibling can run under another import regime
 # (ansible's collection finder installed after this package was imported from sys.path) and fail.
-from . import acceptance, key_inventory
-from .classify import key_to_path, scope as knowledge_scope
+from . import acceptance, consequence, key_inventory
+from .classify import scope as knowledge_scope
 from .remediation import host_sysctl_task
 from .versions import KernelVersionError, format_kernel, parse_kernel
+from .vocabulary import PER_NAMESPACE_CLASSES, is_path_spelling, key_to_path, path_to_key
 
 DEFAULT_FLOOR = "4.18"
 # Environment variables, because ansible-lint's config schema refuses per-rule options.
@@ -49,8 +50,6 @@ CASE_SLASH = "net/ipv4/ip_forward"
 CASE_VLAN = "net.ipv4.conf.eth0.100.rp_filter"
 CASE_UNKNOWN = "net.ipv4.foo_bar"
 
-NAMESPACED = frozenset({"isolated", "isolated-inherited"})
-NOT_NAMESPACED = frozenset({"global", "mirror", "host-only", "leaking"})
 
 # Reasons a verdict can carry; each ansible-lint rule reports a subset.
 GLOBAL = "global"                  # global / mirror / leaking on every kernel since the floor
@@ -126,6 +125,8 @@ class SpecContext:
     oci: Tuple[str, ...] = ()
     # A Docker API container on a bridge or user-defined network (moby's handleSysctlBC applies).
     docker_bridge: bool = False
+    # Host namespaces joined by path (podman --network ns:/proc/1/ns/net), not left out of the spec.
+    joined_by_path: frozenset = frozenset()
 
 
 def is_templated(value: Any) -> bool:
@@ -145,9 +146,8 @@ def normalize_key(name: Any) -> Optional[str]:
     text = name.strip()
     if not text or is_templated(text) or any(c.isspace() for c in text):
         return None
-    slash, dot = text.find("/"), text.find(".")
-    if slash != -1 and (dot == -1 or slash < dot):
-        text = text.translate(str.maketrans("/.", "./"))
+    if is_path_spelling(text):
+        text = path_to_key(text)
     return text if "." in text.strip(".") else None
 
 
@@ -187,26 +187,11 @@ def _measured_quote(kb: Any, runtime: str, case: str, key: str, value: Optional[
     """What ``runtime`` printed for the acceptance case ``case``, as it reads for ``key``."""
     spec = (getattr(kb, "runtimes", None) or {}).get(runtime)
     tables = getattr(kb, "tables", None)
-    if spec is None or tables is None or not spec.measured_as:
+    if spec is None or tables is None or not spec.measured_tables:
         return None
-    rows = [r for r in tables.rows(spec.measured_as, case, mode) if not (refused_only and r.accepted)]
+    rows = [r for name in spec.measured_tables for r in tables.rows(name, case, mode)
+            if not (refused_only and r.accepted)]
     return acceptance.quote(rows, key, value) if rows else None
-
-
-def _said(info: Mapping[str, Any], host: bool = False, runtime: str = "") -> Optional[str]:
-    """A runtime verdict's words: measured (with version and date), else its text with the
-    source it was read from, marked unverified when neither backs it."""
-    measured = info.get("quote_host" if host else "quote")
-    if measured:
-        return measured
-    error = info.get("error_host_namespace" if host else "error")
-    if not error:
-        return None
-    who = f"{runtime} says " if runtime else ""
-    verified = info.get("verified") or "unverified"
-    if verified == "unverified":
-        return f'{who}"{error}" (unverified: neither measured nor read from the runtime\'s source)'
-    return f'{who}"{error}" (from {verified.replace("source: ", "", 1)})'
 
 
 _VLAN = re.compile(r"^net\.(ipv4|ipv6|mpls)\.(conf|neigh)\.(?P<dev>[^.]+(\.[^.]+)+)\.(?P<leaf>[^.]+)$")
@@ -238,7 +223,7 @@ def is_unknown(kb: Any, name: str) -> bool:
 
 
 def _is_ns(klass: Optional[str]) -> bool:
-    return klass in NAMESPACED
+    return klass in PER_NAMESPACE_CLASSES
 
 
 def _describe(klass: Optional[str]) -> str:
@@ -262,39 +247,37 @@ def _flip(kb: Any, name: str, floor: str, at_floor: Mapping[str, Any],
     return (str(gate["since"]) if gate.get("since") else None), tuple(gate.get("backports") or ())
 
 
+def _verdicts(sc: Mapping[str, Any], runtimes: Sequence[str]) -> List[Tuple[str, Mapping[str, Any]]]:
+    """``[(runtime, verdict)]`` of the scope ``sc`` for ``runtimes`` (``{}`` where it has none)."""
+    known = sc.get("runtimes") or {}
+    return [(rt, known.get(rt) or {}) for rt in runtimes]
+
+
 def _runtime_refusals(sc: Mapping[str, Any], runtimes: Sequence[str]) -> List[Tuple[str, Optional[str]]]:
     """``[(runtime, error)]`` when *every* listed runtime refuses the key, else ``[]``."""
-    known = sc.get("runtimes") or {}
-    refusals = []
-    for rt in runtimes:
-        info = known.get(rt)
-        if not isinstance(info, Mapping) or info.get("accepts", True):
-            return []
-        refusals.append((rt, info.get("error")))
-    return refusals
+    return consequence.refusals(_verdicts(sc, runtimes))
 
 
 def _effect(ctx: SpecContext, sc: Mapping[str, Any], klass: Optional[str]) -> str:
     """What happens when a spec like ``ctx`` asks for a key the container cannot own."""
-    writable = klass in ("global", "leaking")
-    if ctx.direct_write:
-        return ("writing it from inside the container fails (read-only /proc/sys)"
-                + (", or, in a privileged container, changes it for the whole host" if writable else ""))
-    infos = [(rt, (sc.get("runtimes") or {}).get(rt) or {}) for rt in ctx.runtimes]
-    refusing = [(rt, _said(info, runtime=rt)) for rt, info in infos if info and not info.get("accepts", True)]
-    failing = [(rt, _said(info, runtime=rt)) for rt, info in infos
-               if info and info.get("accepts", True) and info.get("applies") is False]
-    if infos and len(refusing) == len(infos):
-        text = "the runtime rejects it at deploy time: " + "; ".join(
-            said or f"{rt} refuses it" for rt, said in refusing)
-    elif failing:
-        text = "the runtime accepts the name, but the container fails to start: " + "; ".join(
-            said or f"{rt} cannot write it" for rt, said in failing)
-    else:
-        text = "the container cannot own it"
-    if writable:
-        text += "; a privileged container that writes it changes it for every container on the host"
-    return text
+    return consequence.requested_effect(klass, _verdicts(sc, ctx.runtimes), direct_write=ctx.direct_write)
+
+
+def _joined_by_path(kb: Any, runtimes: Sequence[str], name: str, value: Optional[str]) -> Optional[str]:
+    """What each runtime did, measured, with the host's network namespace joined by path (the
+    acceptance tables' ``host-net-path`` rows of the case that speaks for ``name``)."""
+    parts = []
+    for rt in runtimes:
+        spec = (getattr(kb, "runtimes", None) or {}).get(rt)
+        rule = spec.rule_for(name) if spec is not None else None
+        case = rule.rows_host[0].key if rule is not None and rule.rows_host else None
+        rows = [r for t in (spec.measured_tables if spec else ()) for r in kb.tables.rows(t, case, "host-net-path")] if case else []
+        refused = [r for r in rows if not r.accepted]
+        if refused:
+            parts.append(acceptance.quote(refused, name, value))
+        parts += [f"{acceptance.LABELS.get(r.runtime, r.runtime)} {r.version} accepts it and writes the host's own "
+                  f"value (measured {r.measured})" for r in rows if r.accepted]
+    return "; ".join(parts) if parts else None
 
 
 def _label(runtime: str, kb: Any) -> str:
@@ -334,14 +317,54 @@ def _spelling_verdicts(kb: Any, raw: str, name: str, ctx: SpecContext, value: Op
     return []
 
 
-def _kubelet_safe_since(kb: Any, name: str) -> Tuple[Optional[str], Optional[str], bool]:
-    """``(since_k8s, commit, unverified)`` of the key's kubelet safe-set entry, if any."""
+def _name_verdicts(kb: Any, raw: Any, name: str, ctx: SpecContext, value: Optional[str],
+                   base: Mapping[str, Any]) -> List[Verdict]:
+    """Problems of the key's *name*, whatever its class: the spelling (:func:`_spelling_verdicts`),
+    then a name no kernel has (never "allow it": the container fails at start)."""
+    spelled = _spelling_verdicts(kb, raw, name, ctx, value, base)
+    if spelled or not is_unknown(kb, name):
+        return spelled
+    runtimes = ctx.oci or ctx.runtimes or ("runc",)
+    quotes = [q for q in (_measured_quote(kb, rt, CASE_UNKNOWN, name, value) for rt in runtimes) if q]
+    kernels = ", ".join(key_inventory.load().kernels)
+    msg = (f"{name} is not a sysctl of any kernel the knowledge covers (no knowledge entry names it and "
+           f"Linux {kernels} has no such key): check the spelling."
+           + (f" Runtimes accept the name and the container fails to start: {'; '.join(quotes)}." if quotes
+              and not ctx.direct_write else ""))
+    return [Verdict(name, UNKNOWN, "warning", msg, **base)]
+
+
+def name_verdicts(kb: Any, key: Any, ctx: SpecContext = SpecContext(), value: Any = None,
+                  scope: Optional[Callable[..., Mapping[str, Any]]] = None) -> List[Verdict]:
+    """The problems of how ``key`` is named for a spec like ``ctx`` (no kernel floor involved):
+    a dotted interface name no runtime can write, a '/' spelling the spec's runtimes refuse, a
+    name in no kernel. The facts rules (rules_builtin, a running container's requests) and
+    :func:`assess` decide these alike through it. ``[]`` for a well-named or unjudgeable key."""
+    name = normalize_key(key)
+    if name is None:
+        return []
+    text = None if value is None or isinstance(value, (Mapping, list)) else str(value)
+    try:
+        latest = (scope or knowledge_scope)(kb, name, kernel=None, value=text)
+    except (KeyError, ValueError, TypeError):
+        return []
+    base = dict(klass=latest.get("class"), namespace=latest.get("namespace"), evidence=latest.get("evidence"),
+                scope=latest)
+    return _name_verdicts(kb, key, name, ctx, text, base)
+
+
+def _kubelet_safe_since(kb: Any, name: str) -> Tuple[Optional[str], str, bool]:
+    """``(since_k8s, citation, unverified)`` of the key's kubelet safe-set entry, if any: the
+    pull request that added it and a commit at which the file lists it."""
     found = kb.lookup(name) if hasattr(kb, "lookup") else None
     entry = found[0] if found else None
     safe = getattr(entry, "kubelet_safe", None) or {}
     if not safe:
-        return None, None, False
-    return str(safe.get("since_k8s")), safe.get("commit"), bool(safe.get("unverified"))
+        return None, "", False
+    cite = ", ".join(part for part in (
+        f"listed there at {safe['commit']}" if safe.get("commit") else "",
+        f"added by kubernetes/kubernetes#{safe['pr']}" if safe.get("pr") else "") if part)
+    return str(safe.get("since_k8s")), cite, bool(safe.get("unverified"))
 
 
 def _version_of(text: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -387,31 +410,23 @@ def assess(
     since, backports = _flip(kb, name, floor, at_floor, scope) if k_floor != k_latest else (None, ())
     also = f" (stable backports: {', '.join(backports)})" if backports else ""
 
-    # 0. The spelling: unsettable on every runtime, or refused by the spec's client.
-    spelled = _spelling_verdicts(kb, key, name, ctx, text, base)
-    if spelled:
-        return spelled
-
-    # 0b. A name no kernel has: say so (never "allow it"): the container fails at start.
-    if is_unknown(kb, name):
-        runtimes = ctx.oci or ctx.runtimes or ("runc",)
-        quotes = [q for q in (_measured_quote(kb, rt, CASE_UNKNOWN, name, text) for rt in runtimes) if q]
-        kernels = ", ".join(key_inventory.load().kernels)
-        msg = (f"{name} is not a sysctl of any kernel the knowledge covers (no knowledge entry names it and "
-               f"Linux {kernels} has no such key): check the spelling."
-               + (f" Runtimes accept the name and the container fails to start: {'; '.join(quotes)}." if quotes
-                  and not ctx.direct_write else ""))
-        return [Verdict(name, UNKNOWN, "warning", msg, **base)]
+    # 0. How the key is named: unsettable, refused as spelled, or in no kernel.
+    named = _name_verdicts(kb, key, name, ctx, text, base)
+    if named:
+        return named
 
     # 1. A namespace the spec shares with the host: the key would be the host's own setting.
     shared = ctx.host_namespaces & {at_floor.get("namespace"), latest.get("namespace")}
     if shared and (_is_ns(k_floor) or _is_ns(k_latest)):
         ns = sorted(shared)[0]
-        said = [(rt, _said((latest.get("runtimes") or {}).get(rt) or {}, host=True, runtime=rt)) for rt in ctx.runtimes]
-        said = [(rt, q) for rt, q in said if q]
-        rt_err = said[0][1] if said else None
-        refused = ("the runtime refuses it: " + "; ".join(q for dummy, q in said)) if said else "the runtime refuses it"
-        msg = (f"{name} is per {ns} namespace, but {ctx.where} shares the host's {ns} namespace: "
+        verdicts = _verdicts(latest, ctx.runtimes)
+        said = [q for q in (consequence.said(info, host=True, runtime=rt) for rt, info in verdicts) if q]
+        rt_err = said[0] if said else None
+        refused = consequence.host_namespace_effect(verdicts)
+        if ns in ctx.joined_by_path:
+            refused = _joined_by_path(kb, ctx.runtimes, name, text) or refused
+        how = "joins the host's %s namespace by path" % ns if ns in ctx.joined_by_path else "shares the host's %s namespace" % ns
+        msg = (f"{name} is per {ns} namespace, but {ctx.where} {how}: "
                f"{refused}, and the setting would be the host's own. Set it on the host, "
                f"or give the container {_NAMESPACE_FIELD.get(ns, 'its own namespace')}.")
         return [Verdict(name, HOST_NAMESPACE, "error", msg, runtime_error=rt_err, **base)]
@@ -436,7 +451,7 @@ def assess(
         if not refusals:
             continue
         rt = refusals[0][0]
-        quoted = "; ".join(q for q in (_said((latest.get("runtimes") or {}).get(r) or {}, runtime=r)
+        quoted = "; ".join(q for q in (consequence.said((latest.get("runtimes") or {}).get(r) or {}, runtime=r)
                                        for r, dummy in refusals) if q)
         err = refusals[0][1]
         fix = ("set it through the runtime's own option (hostname, domainname)" if namespace == "uts"
@@ -480,13 +495,13 @@ def assess(
     # 5. The kubelet's safe set (of the kernel floor, and of the Kubernetes version given).
     if ctx.kubelet:
         kubelet = (at_floor.get("runtimes") or {}).get("kubelet") or {}
-        since_k8s, commit, unverified = _kubelet_safe_since(kb, name)
+        since_k8s, safe_cite, unverified = _kubelet_safe_since(kb, name)
         too_old = (k8s_version is not None and kubelet.get("safe", False) and since_k8s is not None
                    and _version_of(since_k8s) is not None and k8s_version < _version_of(since_k8s))
         if kubelet and kubelet.get("accepts", True) and (not kubelet.get("safe", False) or too_old):
             err = kubelet.get("error") or f'forbidden sysctl: "{name}" not allowlisted'
             if too_old:
-                cite = (f"{SAFE_SYSCTLS_SOURCE}" + (f", listed there at {commit}" if commit else "")
+                cite = (f"{SAFE_SYSCTLS_SOURCE}" + (f", {safe_cite}" if safe_cite else "")
                         + (" (unverified: the knowledge's since_k8s is not backed by a source commit)" if unverified else ""))
                 msg = (f"{name} is in the kubelet's safe set only since Kubernetes {since_k8s} ({cite}): a kubelet "
                        f"{_k8s_text(k8s_version)} ({K8S_ENV}) rejects the pod (SysctlForbidden: {err}) unless it "

@@ -6,9 +6,10 @@ stem no other module on ``sys.path`` is likely to have. It does three jobs:
 1. **Find the collection's engine.** The rules read the same knowledge base as the audit,
    through ``plugins/plugin_utils/static_judge.py`` of the collection they ship with. That
    collection is ``../..`` from this file (``<collection>/rules/ansible_lint/``), or
-   ``./_collection`` in the pip package (``ansiblelint.rules.custom.nsguard_sysctl``). It is made
-   importable under its canonical name ``ansible_collections.nsguard.sysctl`` even when the
-   directory is a git checkout not named ``ansible_collections/nsguard/sysctl``.
+   ``./_collection`` in the pip package (``ansiblelint.rules.custom.nsguard_sysctl``). Its
+   ``plugins/`` directory is loaded once as the package ``nsguard_sysctl_engine`` (the engine's
+   imports are relative), whatever the directory is named and whatever Ansible's collection
+   finder does with ``ansible_collections.*`` in the same process.
 2. **Extract** the sysctls a task, a Compose file or a Kubernetes manifest asks for, with the
    context a verdict needs (runtimes, namespaces shared with the host, where to fix it).
 3. **Report**: a base rule that turns verdicts into ansible-lint matches (message, remediation
@@ -25,8 +26,6 @@ from __future__ import annotations
 import collections
 import functools
 import importlib
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -39,7 +38,7 @@ from typing import Any, Iterator, List, Mapping, MutableMapping, MutableSequence
 from ansiblelint.errors import MatchError, RuleMatchTransformMeta
 from ansiblelint.rules import AnsibleLintRule, TransformMixin
 
-PREFIX = "ansible_collections.nsguard.sysctl"
+ENGINE = "nsguard_sysctl_engine"  # the collection's plugins/ directory, under a name of its own
 HERE = Path(__file__).resolve().parent
 # Where SARIF helpUri and the rule's url point: <base><rule-id>.md (docs/rules/ of this collection).
 KNOWLEDGE_DIRS_ENV = "NSGUARD_SYSCTL_KNOWLEDGE_DIRS"
@@ -57,87 +56,34 @@ def collection_root() -> Path:
     return HERE.parent.parent
 
 
-class _RootFinder(importlib.abc.MetaPathFinder):
-    """Serves ``ansible_collections.nsguard.sysctl.*`` from one directory, by file path."""
+def _engine_package() -> types.ModuleType:
+    """``<collection>/plugins`` as the package :data:`ENGINE`, loaded once from its file.
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
-        if fullname != PREFIX and not fullname.startswith(PREFIX + "."):
-            return None
-        parts = fullname[len(PREFIX) + 1:].split(".") if fullname != PREFIX else []
-        base = self.root.joinpath(*parts)
-        if base.is_dir():
-            spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
-            spec.submodule_search_locations = [str(base)]
-            return spec
-        source = base.parent / (base.name + ".py")
-        if parts and source.is_file():
-            return importlib.util.spec_from_file_location(fullname, source)
-        return None
+    The engine imports only itself (relative imports within ``plugins/``: plugin_utils and the
+    two import-free module_utils readers it shares with the target), so any package name serves,
+    and one of its own keeps it clear of ``ansible_collections.*``, which Ansible's collection
+    finder owns inside ansible-lint. Its submodules are then plain imports.
+    """
+    package = sys.modules.get(ENGINE)
+    if package is None:
+        init = collection_root() / "plugins" / "__init__.py"
+        spec = importlib.util.spec_from_file_location(ENGINE, init, submodule_search_locations=[str(init.parent)])
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[ENGINE] = package
+        spec.loader.exec_module(package)
+    return package
 
 
-def _ensure_namespace(name: str) -> None:
-    """``ansible_collections`` and ``ansible_collections.nsguard`` as empty packages if missing."""
-    if name in sys.modules:
-        return
-    try:
-        importlib.import_module(name)
-        return
-    except ImportError:
-        pass
-    module = types.ModuleType(name)
-    module.__path__ = []  # type: ignore[attr-defined]
-    module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    sys.modules[name] = module
-    parent, dummy, child = name.rpartition(".")
-    if parent:
-        setattr(sys.modules[parent], child, module)
-
-
-def _same_dir(spec: Optional[importlib.machinery.ModuleSpec], root: Path) -> bool:
-    locations = list(getattr(spec, "submodule_search_locations", None) or [])
-    return any(Path(loc).resolve() == root.resolve() for loc in locations)
+def engine_module(name: str) -> types.ModuleType:
+    """``plugin_utils.<name>`` of this collection's engine."""
+    _engine_package()
+    return importlib.import_module("%s.plugin_utils.%s" % (ENGINE, name))
 
 
 @functools.lru_cache(maxsize=None)
 def engine() -> types.ModuleType:
-    """``static_judge`` of this collection, importable under its canonical name.
-
-    If ``ansible_collections.nsguard.sysctl`` already resolves to this very directory (an
-    installed collection, or the test suite's dev link), the normal import is used; otherwise a
-    finder for exactly that prefix serves this directory first (a git checkout such as
-    ``/work/main``, the pip package's bundled copy, or a checkout next to an older installed copy).
-    """
-    root = collection_root()
-    target = PREFIX + ".plugins.plugin_utils.static_judge"
-    if PREFIX not in sys.modules:
-        try:
-            found = importlib.util.find_spec(PREFIX)
-        except (ImportError, ValueError):
-            found = None
-        if not _same_dir(found, root):
-            _serve_from(root)
-    try:
-        return importlib.import_module(target)
-    except (ImportError, ValueError):
-        # The package was imported from sys.path and ansible's collection finder came later:
-        # that finder refuses submodules of a collection it did not load ("collection metadata
-        # was not loaded"). Serve the rest of this collection by path.
-        _serve_from(root, evict=False)
-        return importlib.import_module(target)
-
-
-def _serve_from(root: Path, evict: bool = True) -> None:
-    """Put a finder for this collection's prefix first; optionally forget copies from elsewhere."""
-    if evict:
-        for name in [m for m in sys.modules if m == PREFIX or m.startswith(PREFIX + ".")]:
-            del sys.modules[name]
-    if not any(isinstance(f, _RootFinder) and f.root == root for f in sys.meta_path):
-        sys.meta_path.insert(0, _RootFinder(root))
-    _ensure_namespace("ansible_collections")
-    _ensure_namespace("ansible_collections.nsguard")
+    """``static_judge`` of the collection these rules ship with (:func:`collection_root`)."""
+    return engine_module("static_judge")
 
 
 @dataclass(frozen=True)
@@ -155,7 +101,7 @@ def setup() -> Setup:
     """Load the knowledge base once per process; a bad file or option becomes ``Setup.error``."""
     try:
         judge = engine()
-        knowledge = importlib.import_module(PREFIX + ".plugins.plugin_utils.knowledge")
+        knowledge = engine_module("knowledge")
         floor = judge.parse_floor()
         k8s = judge.parse_k8s()
         extra = [p for p in os.environ.get(KNOWLEDGE_DIRS_ENV, "").split(os.pathsep) if p]
@@ -172,8 +118,7 @@ def docs_url(rule_id: str) -> str:
     (``report.docs_base_url``: ``$NSGUARD_SYSCTL_DOCS_BASE_URL``, else this collection's own
     ``docs/`` as a ``file://`` URL), the same link the fleet reports give."""
     try:
-        engine()  # makes this collection importable under its canonical name
-        report = importlib.import_module(PREFIX + ".plugins.plugin_utils.report")
+        report = engine_module("report")
         return report.rule_help_uri(rule_id, report.docs_base_url(collection_root()))
     except Exception:  # the engine's own error is reported by the rules' setup match
         return collection_root().as_uri() + "/docs/rules/" + rule_id + ".md"
@@ -193,9 +138,8 @@ BLOCK_LISTS = ("block", "rescue", "always")
 
 @functools.lru_cache(maxsize=None)
 def specs() -> types.ModuleType:
-    """``container_specs`` of this collection (found the way :func:`engine` finds the judge)."""
-    engine()
-    return importlib.import_module(PREFIX + ".plugins.plugin_utils.container_specs")
+    """``container_specs`` of this collection's engine."""
+    return engine_module("container_specs")
 
 
 def __getattr__(name: str) -> Any:  # the vocabulary, for code that read it from here
@@ -276,15 +220,18 @@ def task_items(action: Mapping[str, Any]) -> List[Item]:
         kind = "docker_container" if module in sp.DOCKER_CONTAINER else "docker_swarm_service"
         ctx = judge.SpecContext(runtimes=sp.PATH_DOCKER_API, host_namespaces=frozenset(hostns),
                                 where=f"the {_label(kind, name)} task", docker_bridge=bridge)
-        return _items(args.get("sysctls"), ("sysctls",), ctx)
+        option = sp.sysctl_option(module)
+        return _items(args.get(option), (option,), ctx)
     if module in sp.PODMAN_CONTAINER or module in sp.PODMAN_POD:
         network = next((args[o] for o in ("network", "net", "network_mode") if o in args), None)
         ipc = next((args[o] for o in ("ipc", "ipc_mode") if o in args), None)
         hostns = {ns for ns, val in (("net", network), ("ipc", ipc), ("uts", args.get("uts"))) if _is_host(val)}
+        joined = frozenset({"net"} if sp.joins_host_netns(network) else ())
         kind = "podman_container" if module in sp.PODMAN_CONTAINER else "podman_pod"
-        ctx = judge.SpecContext(runtimes=sp.PATH_PODMAN, host_namespaces=frozenset(hostns),
-                                where=f"the {_label(kind, name)} task")
-        return _items(args.get("sysctl"), ("sysctl",), ctx)
+        ctx = judge.SpecContext(runtimes=sp.PATH_PODMAN, host_namespaces=frozenset(hostns) | joined,
+                                where=f"the {_label(kind, name)} task", joined_by_path=joined)
+        option = sp.sysctl_option(module)
+        return _items(args.get(option), (option,), ctx)
     if module in sp.COMPOSE_V2:
         return compose_items(args.get("definition"), ("definition",), runtimes=sp.PATH_DOCKER_API)
     for option in sp.K8S_DEFINITION_OPTIONS:

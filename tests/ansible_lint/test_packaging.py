@@ -47,6 +47,10 @@ def minimal_checkout(target: Path) -> Path:
     for part in ("rules/ansible_lint", "rules/knowledge", "plugins/plugin_utils", "lint-package", "docs/rules"):
         shutil.copytree(REPO / part, target / part, ignore=shutil.ignore_patterns(
             "__pycache__", "_staged", "build", "dist", "*.egg-info"))
+    # the engine's package and the two import-free target readers it imports (docs/architecture.md)
+    for part in ("plugins/__init__.py", "plugins/module_utils/sysctl_names.py", "plugins/module_utils/probe_facts.py"):
+        (target / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / part, target / part)
     shutil.copy2(REPO / "galaxy.yml", target / "galaxy.yml")
     return target
 

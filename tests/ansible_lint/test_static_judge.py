@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import static_judge as sj
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import scope
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.vocabulary import PER_NAMESPACE_CLASSES
 
 DOCKER = sj.SpecContext(runtimes=("docker-api",))
 CLI = sj.SpecContext(runtimes=("docker-cli",))
@@ -65,7 +66,7 @@ def test_gate_before_the_floor_is_fine(kb):
 
 
 def test_runtime_refusal_is_an_error_even_where_the_kernel_namespaces_the_key(kb):
-    assert scope(kb, "kernel.pid_max", kernel="6.14")["class"] in sj.NAMESPACED
+    assert scope(kb, "kernel.pid_max", kernel="6.14")["class"] in PER_NAMESPACE_CLASSES
     [v] = sj.assess(kb, "kernel.pid_max", DOCKER, floor="6.14")
     assert (v.reason, v.level, v.runtime) == ("runtime-rejected", "error", "docker-api")
     assert v.runtime_error and "kernel.pid_max" in v.runtime_error
@@ -179,9 +180,9 @@ def test_every_exact_key_of_the_knowledge_base(kb):
         at_floor, latest = scope(kb, key, kernel="4.18"), scope(kb, key, kernel=None)
         verdicts = sj.assess(kb, key, sj.SpecContext(), floor="4.18")  # no runtime, no host mode
         got = {v.reason for v in verdicts}
-        if at_floor["class"] not in sj.NAMESPACED and latest["class"] not in sj.NAMESPACED:
+        if at_floor["class"] not in PER_NAMESPACE_CLASSES and latest["class"] not in PER_NAMESPACE_CLASSES:
             assert got <= {"global", "host-only"} and got, key
-        elif (at_floor["class"] in sj.NAMESPACED) != (latest["class"] in sj.NAMESPACED):
+        elif (at_floor["class"] in PER_NAMESPACE_CLASSES) != (latest["class"] in PER_NAMESPACE_CLASSES):
             assert got == {"kernel-gated"}, key
         else:
             assert got == set(), key
@@ -297,3 +298,14 @@ def test_docker_per_interface_keys_are_version_gated_on_a_bridge(kb):
     assert "container_routes.go" in v.message
     assert "net.ipv4.conf.IFNAME.rp_filter=2" in sj.remediation(v, "2", "sysctl-runtime-version-gated")
     assert sj.assess(kb, "net.ipv4.conf.eth0.rp_filter", DOCKER, floor="4.18") == []  # network none/host
+
+
+def test_podman_joining_the_host_netns_by_path(kb):
+    """podman --network ns:/proc/1/ns/net: crun does not notice the host's namespace and
+    writes there (measured, host-net-path rows); the verdict says what each path did."""
+    joined = frozenset({"net"})
+    ctx = sj.SpecContext(runtimes=("podman",), host_namespaces=joined, joined_by_path=joined, where="t")
+    [v] = sj.assess(kb, "net.core.somaxconn", ctx, floor="4.18", value="4096")
+    assert v.reason == sj.HOST_NAMESPACE and v.level == "error"
+    assert "joins the host's net namespace by path" in v.message
+    assert "podman with crun 4.3.1 accepts it and writes the host's own value (measured 20" in v.message

@@ -20,7 +20,7 @@ import pytest
 from tests.integration.runtime_acceptance import measure as ms
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
-RUNTIMES = ("docker-api", "docker-cli", "podman-cli", "podman-api", "runc", "crun", "containerd", "lxc")
+RUNTIMES = ("docker-api", "docker-cli", "podman-cli", "podman-api", "podman-crun", "runc", "crun", "containerd", "lxc")
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from tests.integration.harness.fixtures import (  # noqa: F401 pylint: disable=u
 )
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import nsscan, procinfo
-from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex, docker_api_get
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_cli import docker_api_get
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

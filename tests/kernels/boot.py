@@ -48,7 +48,7 @@ def qemu_path() -> Optional[str]:
 def command(kernel: Path, initrd: Path, console: Path, data: Path, memory_mb: int = 1536, cpus: int = 1) -> List[str]:
     qemu = qemu_path()
     if qemu is None:
-        raise BootError(f"{QEMU} is not installed (scripts/install-test-host.sh installs qemu-system-x86)")
+        raise BootError(f"{QEMU} is not installed: package qemu-system-x86 (make kernel-truth-host installs it)")
     return [qemu, "-accel", "tcg", "-cpu", "max", "-m", str(memory_mb), "-smp", str(cpus),
             "-nic", "none", "-display", "none", "-monitor", "none", "-no-reboot",
             "-serial", f"file:{console}", "-serial", f"file:{data}",

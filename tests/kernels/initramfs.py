@@ -35,8 +35,12 @@ DATA_PORT = "/dev/ttyS1"                      # the second serial port: the resu
 
 # Modules whose sysctls or functions the measurement uses (the host kernel has them built in):
 # conntrack and its keys, nf_tables and the ct expression (step 6's conntrack rule), veth (step 5),
-# ifb (the host's ifb0/ifb1 devices), br_netfilter (net.bridge.*), xfs and fuse (fs.xfs.*, fs.fuse.*).
-MODULES = ("nf_conntrack", "nf_tables", "nft_ct", "veth", "ifb", "bridge", "br_netfilter", "xfs", "fuse")
+# nf_log_syslog and nfnetlink_log (the loggers net.netfilter.nf_log.<family> is set to; nfnetlink_log
+# serves every family), ifb (the host's ifb0/ifb1 devices),
+# br_netfilter (net.bridge.*), xfs and fuse (fs.xfs.*, fs.fuse.*). ip_vs is not on the host: its keys
+# (net.ipv4.vs.*, kube-proxy's IPVS mode) are measured in the guests only.
+MODULES = ("nf_conntrack", "nf_tables", "nft_ct", "nf_log_syslog", "nfnetlink_log", "veth", "ifb", "bridge", "br_netfilter",
+           "xfs", "fuse", "ip_vs")
 TOOLS = ("/usr/sbin/ip", "/usr/sbin/nft")
 BUSYBOX = "/bin/busybox"
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "site-packages",
@@ -57,7 +61,7 @@ for m in $(cat /modules.order); do
 done
 echo "NSGUARD-MODULES-LOADED uptime=$(cut -d' ' -f1 /proc/uptime)"
 ip link set lo up
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LANG=C.UTF-8 NSGUARD_THROWAWAY_HOST=1
 {python} -E -s {collection}/tests/kernels/guest.py --out {data} {args}
 echo "NSGUARD-GUEST-EXIT rc=$? uptime=$(cut -d' ' -f1 /proc/uptime)"
 sync
@@ -190,8 +194,11 @@ def _is_elf(path: Path) -> bool:
 def module_order(modules_dir: Path, wanted: Iterable[str] = MODULES) -> List[str]:
     """Paths (relative to ``modules_dir``) of ``wanted`` and their dependencies, dependencies first.
 
-    A module built into this kernel (``modules.builtin``) needs no loading; one neither built in
-    nor shipped is an error.
+    Dependencies are the hard ones of ``modules.dep`` and the ``pre:`` soft ones of
+    ``modules.softdep`` (libcrc32c's init fails without a crc32c provider loaded first: modprobe
+    loads it, busybox insmod does not), a soft dependency named by an alias resolved through
+    ``modules.alias`` to every module that provides it, as modprobe does. A module built into
+    this kernel (``modules.builtin``) needs no loading; one neither built in nor shipped is an error.
     """
     deps: Dict[str, List[str]] = {}
     by_name: Dict[str, str] = {}
@@ -202,11 +209,36 @@ def module_order(modules_dir: Path, wanted: Iterable[str] = MODULES) -> List[str
     builtin = set()
     if (modules_dir / "modules.builtin").exists():
         builtin = {_module_name(p) for p in (modules_dir / "modules.builtin").read_text().split()}
+    aliases: Dict[str, List[str]] = {}
+    if (modules_dir / "modules.alias").exists():
+        for line in (modules_dir / "modules.alias").read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "alias":
+                aliases.setdefault(parts[1].replace("-", "_"), []).append(parts[2].replace("-", "_"))
+    soft: Dict[str, List[str]] = {}
+    if (modules_dir / "modules.softdep").exists():
+        for line in (modules_dir / "modules.softdep").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "softdep" and parts[2] == "pre:":
+                names = []
+                for word in parts[3:]:
+                    if word == "post:":
+                        break
+                    names.append(word.replace("-", "_"))
+                soft.setdefault(parts[1].replace("-", "_"), []).extend(names)
     order: List[str] = []
+
+    def providers(name: str) -> List[str]:
+        if name in by_name:
+            return [by_name[name]]
+        return [by_name[m] for m in aliases.get(name, []) if m in by_name]
 
     def visit(path: str) -> None:
         if path in order:
             return
+        for name in soft.get(_module_name(path), []):
+            for dep in providers(name):
+                visit(dep)
         for dep in deps.get(path, []):
             visit(dep)
         order.append(path)
@@ -253,9 +285,14 @@ def _ansible_package() -> Path:
 def build(out: Path, modules_dir: Path, release: str, guest_args: str = "") -> Dict[str, object]:
     """Write the initramfs for kernel ``release`` to ``out``; returns what went in."""
     tree = Tree()
-    tree.add("bin/busybox", Path(BUSYBOX))
+    if not Path(BUSYBOX).exists():
+        raise BuildError(f"{BUSYBOX} is missing: package busybox-static (make kernel-truth-host installs it)")
     if _is_elf(Path(BUSYBOX)) and subprocess.run(["ldd", BUSYBOX], capture_output=True).returncode == 0:
-        raise BuildError(f"{BUSYBOX} is not static: install busybox-static")
+        raise BuildError(f"{BUSYBOX} is not static: package busybox-static (make kernel-truth-host installs it)")
+    tree.add("bin/busybox", Path(BUSYBOX))
+    for tool in TOOLS:
+        if not Path(tool).exists():
+            raise BuildError(f"{tool} is missing: packages iproute2 and nftables (make kernel-truth-host installs them)")
     prefix = Path(sys.base_prefix)
     exe = Path(os.path.realpath(sys.executable))
     if not str(exe).startswith(str(prefix)):
@@ -269,6 +306,8 @@ def build(out: Path, modules_dir: Path, release: str, guest_args: str = "") -> D
     ansible = _ansible_package()
     tree.add(f"{GUEST_ROOT}/ansible/__init__.py".lstrip("/"), ansible / "__init__.py")
     tree.add(f"{GUEST_ROOT}/ansible/release.py".lstrip("/"), ansible / "release.py")
+    # ansible/__init__.py imports ansible._vendor (which puts bundled packages on sys.path)
+    tree.add(f"{GUEST_ROOT}/ansible/_vendor/__init__.py".lstrip("/"), ansible / "_vendor" / "__init__.py")
     tree.add_tree(f"{GUEST_ROOT}/ansible/module_utils".lstrip("/"), ansible / "module_utils", skip={"__pycache__"})
     col = GUEST_COLLECTION.lstrip("/")
     tree.add_tree(f"{col}/plugins/module_utils", REPO / "plugins" / "module_utils", skip={"__pycache__"})

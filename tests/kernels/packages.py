@@ -10,9 +10,11 @@ is used, and the table records where it came from.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import subprocess
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -21,14 +23,19 @@ CACHE = Path(os.environ.get("NSGUARD_KERNEL_CACHE", Path.home() / ".cache" / "ns
 HOST_ARCHIVES = Path("/var/cache/apt/archives")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 MIRROR = "http://deb.debian.org/debian"
+SECURITY = "http://deb.debian.org/debian-security"
 
-# One kernel series per entry: the Debian suite that ships it and the metapackage that names
-# the current ABI there. The image package (linux-image-<abi>-amd64[-unsigned]) is what is used.
+# One kernel series per entry: the Debian suite that ships it (with its security suite: a kept-up
+# Debian machine runs the kernel from there) and the metapackage that names the current ABI. The
+# image package (linux-image-<release>[-unsigned]) is what is used; apt picks the newest version
+# the suites offer.
 SERIES: Dict[str, Dict[str, str]] = {
     "6.1": {"suite": "bookworm", "meta": "linux-image-amd64"},
     "6.12": {"suite": "trixie", "meta": "linux-image-amd64"},
 }
-IMAGE = re.compile(r"^linux-image-(?P<release>(?P<series>\d+\.\d+)\.\d+-\d+(?:\+bpo)?-(?:cloud-)?amd64)(?:-unsigned)?$")
+# Debian 12 names an image by ABI (linux-image-6.1.0-50-amd64), Debian 13 by the upstream version
+# (linux-image-6.12.117+deb13-amd64); the release is what `uname -r` prints in the guest.
+IMAGE = re.compile(r"^linux-image-(?P<release>(?P<series>\d+\.\d+)\.\d+\S*?-(?:cloud-)?amd64)(?:-unsigned)?$")
 
 
 class PackageError(RuntimeError):
@@ -42,8 +49,9 @@ class KernelPackage:
     version: str
     source: str          # the Debian source package and version (dpkg-deb Source field)
     suite: str
-    origin: str          # "apt-get download" or the path of the cached .deb used
+    origin: str          # "apt-get download", or the cached .deb used and why
     deb: str
+    sha256: str          # of the .deb: the exact package, whichever way it came
     release: str         # the kernel release (uname -r) the package installs
     tree: str            # where dpkg -x unpacked it
 
@@ -79,7 +87,8 @@ def _prepare_apt(suite: str) -> None:
     root = _apt_dir(suite)
     for sub in ("lists/partial", "cache/archives/partial"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    (root / "sources.list").write_text(f"deb [signed-by={KEYRING}] {MIRROR} {suite} main\n")
+    (root / "sources.list").write_text(f"deb [signed-by={KEYRING}] {MIRROR} {suite} main\n"
+                                       f"deb [signed-by={KEYRING}] {SECURITY} {suite}-security main\n")
     (root / "status").touch()
 
 
@@ -104,9 +113,15 @@ def _resolve_image(series: str) -> str:
 def _download(series: str) -> Path:
     spec = SERIES[series]
     _prepare_apt(spec["suite"])
-    update = _run(["apt-get", *_apt_options(spec["suite"]), "update"])
-    failed = [line for line in update.stderr.splitlines() if line.startswith(("W: Failed", "E:"))]
-    if update.returncode != 0 or failed:
+    for attempt in range(3):
+        # This machine's resolver fails now and then for a few seconds ("Temporary failure
+        # resolving"): try again before falling back to a cached .deb.
+        update = _run(["apt-get", *_apt_options(spec["suite"]), "update"])
+        failed = [line for line in update.stderr.splitlines() if line.startswith(("W: Failed", "E:"))]
+        if update.returncode == 0 and not failed:
+            break
+        time.sleep(5 * (attempt + 1))
+    else:
         raise PackageError(f"apt-get update for {spec['suite']} failed: {'; '.join(failed) or update.stderr.strip()}")
     package = _resolve_image(series)
     debs = CACHE / "debs"
@@ -153,17 +168,20 @@ def unpack(series: str, deb: Path, origin: str) -> KernelPackage:
             raise PackageError(f"dpkg -x {deb}: {proc.stderr.strip()}")
         marker.write_text(version + "\n")
     kp = KernelPackage(series=series, package=package, version=version, source=_field(deb, "Source"),
-                       suite=SERIES[series]["suite"], origin=origin, deb=deb.name, release=release, tree=str(tree))
+                       suite=SERIES[series]["suite"], origin=origin, deb=deb.name, sha256=_sha256(deb),
+                       release=release, tree=str(tree))
     if not kp.vmlinuz.exists():
         raise PackageError(f"{package}: no {kp.vmlinuz}")
     modules = kp.modules  # raises when the package has no modules tree
     if not (modules / "modules.dep").exists():
         # The package ships no modules.dep (its postinst runs depmod): made here, in the tree.
-        base = modules.parents[2] if modules.parts[-3] == "lib" and modules.parts[-4] != "usr" else modules.parents[3]
+        # depmod -b BASE reads BASE/lib/modules/<release>: BASE is the tree, or its usr/ when the
+        # package is merged-/usr (Debian 13) and dpkg -x made no /lib link.
+        base = modules.parents[2]
         try:
             proc = _run(["depmod", "-b", str(base), release])
         except FileNotFoundError as exc:
-            raise PackageError("depmod is not installed (apt-get install kmod)") from exc
+            raise PackageError("depmod is not installed: package kmod (make kernel-truth-host installs it)") from exc
         if proc.returncode != 0 or not (modules / "modules.dep").exists():
             raise PackageError(f"depmod -b {base} {release}: {proc.stderr.strip()}")
     return kp
@@ -184,4 +202,12 @@ def fetch(series: str, offline: bool = False) -> KernelPackage:
     if deb is None:
         raise PackageError(f"no linux-image-{series}.* package: {problem}; none cached in {CACHE / 'debs'} "
                            f"or {HOST_ARCHIVES}")
-    return unpack(series, deb, str(deb))
+    return unpack(series, deb, f"cached {deb} ({problem})")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

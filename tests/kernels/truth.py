@@ -78,6 +78,12 @@ def series_of(release: str) -> str:
     return f"{match.group(1)}.{match.group(2)}"
 
 
+def series_key(release: str) -> Tuple[int, int]:
+    """(major, minor) of a release, for ordering tables."""
+    major, minor = series_of(release).split(".")
+    return int(major), int(minor)
+
+
 def write_table(table: Mapping[str, Any], folder: Path = TRUTH_DIR) -> Path:
     """``<folder>/<series>.json``, written atomically (sorted keys, one key per line)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,7 +96,7 @@ def write_table(table: Mapping[str, Any], folder: Path = TRUTH_DIR) -> Path:
 
 def load_tables(folder: Path = TRUTH_DIR) -> List[Dict[str, Any]]:
     tables = []
-    for path in sorted(folder.glob("*.json"), key=lambda p: tuple(int(x) for x in p.stem.split("."))):
+    for path in sorted(folder.glob("*.json"), key=lambda p: series_key(p.stem)):
         try:
             table = json.loads(path.read_text())
         except ValueError as exc:
@@ -195,4 +201,58 @@ def judge_disagreements(kb: Any, table: Mapping[str, Any], floor: str,
             if (here["class"] in NAMESPACED) != ns:
                 out.append((key, measured, f"judge: kernel-gated at {verdicts[static_judge.KERNEL_GATED].since}; "
                                            f"on {table['kernel']} the knowledge says {here['class']}"))
+    return out
+
+
+# --------------------------------------------------------------------------- what the tables cover
+
+def measured_on(kb: Any, tables: Iterable[Mapping[str, Any]]) -> Dict[str, Dict[str, int]]:
+    """Knowledge entry id -> {series: how many keys that entry decides the series' table measured}.
+
+    A key counts for the entry that decides it (``Knowledge.lookup``, the most specific match)
+    when the table established its class; an untested key does not count.
+    """
+    out: Dict[str, Dict[str, int]] = {}
+    for table in tables:
+        series = series_of(table["kernel"])
+        for key, rec in table["keys"].items():
+            if rec.get("klass") is None:
+                continue
+            entry = kb.entry(key)
+            if entry is not None:
+                counts = out.setdefault(entry.id, {})
+                counts[series] = counts.get(series, 0) + 1
+    return out
+
+
+def gate_coverage(kb: Any, tables: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """Every kernel gate of the knowledge and the tables that measured each side of it.
+
+    A table is on the ``before`` side of a gate when its kernel has not reached it (backports
+    counted), else on the ``after`` side; it measured that side when it established the class of
+    at least one key the gate's entry decides and the class is the one the knowledge gives that
+    kernel (``scope``). ``contradicted`` lists the tables where a measured class differs from it.
+    """
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import scope
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import gate_reached, parse_kernel
+
+    tables = list(tables)
+    out = []
+    for entry in kb:
+        for gate in entry.gates:
+            row = {"entry": entry.id, "since": gate.since, "class_before": gate.class_before,
+                   "unverified": gate.unverified, "before": [], "after": [], "contradicted": []}
+            for table in tables:
+                keys = [k for k, rec in table["keys"].items()
+                        if rec.get("klass") is not None and kb.entry(k) is entry]
+                if not keys:
+                    continue
+                series = series_of(table["kernel"])
+                wrong = [k for k in keys if scope(kb, k, kernel=table["kernel"])["class"] != table["keys"][k]["klass"]]
+                if wrong:
+                    row["contradicted"].append(series)
+                    continue
+                side = "after" if gate_reached(parse_kernel(table["kernel"]), gate.since, gate.backports) else "before"
+                row[side].append(series)
+            out.append(row)
     return out

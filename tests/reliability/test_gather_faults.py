@@ -57,10 +57,24 @@ def _ppid(pid) -> int:
         return 0
 
 
+def _ours(pid) -> bool:
+    """Started (through ansible-playbook) by this test process: a gather of somebody else's on
+    the same machine (another test run, a bench) is never stopped or killed by these tests."""
+    me = os.getpid()
+    for dummy in range(64):  # a parent chain is a few levels deep; bounded in case of a loop
+        pid = _ppid(pid)
+        if pid == me:
+            return True
+        if pid <= 1:
+            return False
+    return False
+
+
 def module_pids() -> list:
-    """The sysctl_facts module process (the AnsiballZ python, not the shell that starts it and
-    not its own forked readers)."""
-    return [int(n) for n in os.listdir("/proc") if n.isdigit() and _is_module(n) and not _is_module(_ppid(n))]
+    """This test's sysctl_facts module process (the AnsiballZ python, not the shell that starts
+    it and not its own forked readers)."""
+    return [int(n) for n in os.listdir("/proc")
+            if n.isdigit() and _is_module(n) and not _is_module(_ppid(n)) and _ours(n)]
 
 
 def children(pid: int) -> list:

@@ -29,11 +29,12 @@ import pytest
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations as ex
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as R
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.vocabulary import GLOBAL_CLASSES
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import scope
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.remediation import RemediationOptions
 
-GLOBALISH = set(R.GLOBALISH)
+GLOBALISH = set(GLOBAL_CLASSES)
 KERNELS = (os.uname().release.split("-")[0], "5.10", "4.18")
 ANCHOR = "net.core.somaxconn"          # a per-namespace key every set also asks for
 

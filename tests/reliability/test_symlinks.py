@@ -1,7 +1,7 @@
 """Symbolic links, FIFOs, devices and huge files planted where the module reads host metadata
 (issue 7, part 3), under ``strace -f -y``.
 
-Every runtime search path of ``runtimes.DEFAULT_PATHS`` (Docker data root, containerd task
+Every runtime search path of ``runtime_paths.DEFAULT_PATHS`` (Docker data root, containerd task
 dirs, runc roots, containers/storage root and runroot, LXC paths, machined's directory, Docker's
 daemon.json, lxc.conf) and the ``sysctl_d_dirs`` option point at test-made directories holding:
 links into a running container's rootfs and through ``/proc/PID/root``, directory links, links to
@@ -42,9 +42,9 @@ DRIVER = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     conf = json.loads(open(sys.argv[2]).read())
     from ansible_collections.nsguard.sysctl.plugins.modules import sysctl_facts
-    from ansible_collections.nsguard.sysctl.plugins.module_utils import persisted, runtimes
-    runtimes.DEFAULT_PATHS.clear()
-    runtimes.DEFAULT_PATHS.update(conf["paths"])
+    from ansible_collections.nsguard.sysctl.plugins.module_utils import persisted, runtime_paths, runtimes
+    runtime_paths.DEFAULT_PATHS.clear()
+    runtime_paths.DEFAULT_PATHS.update(conf["paths"])
     started = time.monotonic()
     params = dict(containers=True, probe=False, view="diff", include=[], exclude=[], timeout=10.0,
                   gather_timeout=60.0, parallel=0, max_pids_per_set=20, runtime_cli=False,
@@ -310,14 +310,14 @@ def test_a_linked_docker_socket_is_not_asked(tmp_path):
     the index does not connect, and says why, naming the path."""
     import socket
 
-    from ansible_collections.nsguard.sysctl.plugins.module_utils import runtimes
+    from ansible_collections.nsguard.sysctl.plugins.module_utils import runtime_paths, runtimes
     served = tmp_path / "container.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(served))
     server.listen(1)
     server.settimeout(0.5)
     link = _link(tmp_path / "run" / "docker.sock", served)
-    empty = {k: [] for k in runtimes.DEFAULT_PATHS}
+    empty = {k: [] for k in runtime_paths.DEFAULT_PATHS}
     index = runtimes.RuntimeIndex(use_cli=True, timeout=1.0, paths=dict(empty, docker_sockets=[str(link)]),
                                   discover=False)
     index._ask_cli("docker", "0" * 64)  # what identify() does for a docker cgroup without files

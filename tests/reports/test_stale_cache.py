@@ -32,8 +32,10 @@ def test_report_from_the_cache_lints_the_facts_it_shows(tmp_path):
     try:
         gather = tmp_path / "gather.yml"
         gather.write_text(json.dumps([{"name": "gather", "hosts": "localhost", "gather_facts": True, "tasks": []}]))
+        # Ansible's gather_timeout (10 s by default) bounds each facts module: on a loaded 2-core
+        # machine the gather has taken 14.7 s, so give it the module's own default deadline
         run_playbook(gather, env=dict(env, ANSIBLE_FACTS_MODULES="ansible.builtin.setup,nsguard.sysctl.sysctl_facts",
-                                      ANSIBLE_GATHER_SUBSET="min"), check=True)
+                                      ANSIBLE_GATHER_SUBSET="min", ANSIBLE_GATHER_TIMEOUT="120"), check=True)
         run_playbook("nsguard.sysctl.report", "-e", "nsguard_sysctl_report_dir=%s" % (tmp_path / "again"),
                      env=env, check=True)
     finally:

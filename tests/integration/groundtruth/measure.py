@@ -635,12 +635,14 @@ def _shared_truth(t: KeyTruth, key: str, mode: str, rec: Dict[str, Any], shared_
              "as it is on the host")
         return
     _set(t, "global", "none", "global", "same table entry as the host and writable from a fresh set "
-         "(open for write works); value write not made: " + _why_not_written(key))
+         "(open for write works); value write not made: " + _why_not_written(key, rec))
 
 
-def _why_not_written(key: str) -> str:
+def _why_not_written(key: str, rec: Dict[str, Any]) -> str:
     if policy.matches(key, policy.NEVER_WRITE):
         return "an action or a one-way switch"
+    if key in policy.HARMLESS_GLOBAL:
+        return f"every value tried was refused {rec.get('errors')}"
     return "a shared key not on the harmless list (the write would be the host's)"
 
 

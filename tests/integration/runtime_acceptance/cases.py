@@ -1,9 +1,12 @@
 """What the acceptance harness asks every runtime for: one key per class, per namespace mode.
 
 A case is (key, mode). ``mode`` is ``private`` (new net/ipc/uts namespaces: how a container runs
-by default) or ``host-net`` / ``host-ipc`` / ``host-uts`` (that one namespace is the host's).
-Host modes only ask for the keys of the namespace they share: the other keys behave as in
-``private``.
+by default) or ``host-net`` / ``host-ipc`` / ``host-uts`` (that one namespace is the host's: the
+spec has no entry for it). ``host-net-path`` is the host's network namespace *joined by path*
+(an OCI ``network`` entry whose ``path`` is the host's ``/proc/PID/ns/net``: what ``podman
+--network ns:PATH`` and a CRI runtime joining a pod's netns write), asked only of the paths that
+can express it (:data:`PATH_MODES`). Host modes only ask for the keys of the namespace they
+share: the other keys behave as in ``private``.
 
 Safety: a runtime that does not validate (LXC), or a check that turns out weaker than expected,
 writes the requested value. Every key that is not the container's own in the case's namespaces
@@ -52,13 +55,18 @@ KEYS: Tuple[Key, ...] = (
 BY_NAME = {k.key: k for k in KEYS}
 
 MODES = ("private", "host-net", "host-ipc", "host-uts")
-MODE_NAMESPACE = {"host-net": "net", "host-ipc": "ipc", "host-uts": "uts"}
+MODE_NAMESPACE = {"host-net": "net", "host-ipc": "ipc", "host-uts": "uts", "host-net-path": "net"}
+# Modes only some paths can express: asked of a driver that lists them in its ``extra_modes``.
+PATH_MODES = ("host-net-path",)
 
 
-def cases() -> Tuple[Tuple[Key, str], ...]:
-    """Every (key, mode): each key privately; each namespaced key also with that namespace shared."""
+def cases(extra_modes: Tuple[str, ...] = ()) -> Tuple[Tuple[Key, str], ...]:
+    """Every (key, mode): each key privately; each namespaced key also with that namespace shared
+    (and, for ``extra_modes``, shared the way that mode shares it)."""
     out = [(k, "private") for k in KEYS]
     for mode, ns in MODE_NAMESPACE.items():
+        if mode in PATH_MODES and mode not in extra_modes:
+            continue
         out += [(k, mode) for k in KEYS if k.namespace == ns]
     return tuple(out)
 

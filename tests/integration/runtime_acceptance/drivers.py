@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -87,6 +88,7 @@ class Driver:
     name = ""
     path = ""  # who takes this path (the table's "path")
     unavailable: Optional[str] = None
+    extra_modes: tuple = ()  # cases.PATH_MODES this path can express
 
     def start(self) -> None:
         pass
@@ -307,6 +309,7 @@ class PodmanCLI(DockerCLI):
 
     name = "podman-cli"
     path = "podman CLI: containers.podman.podman_container / podman_pod, podman run --sysctl"
+    extra_modes = ("host-net-path",)  # --network ns:/proc/PID/ns/net
 
     def __init__(self, podman: ct.Podman, image: str):
         self.podman, self.image = podman, image
@@ -318,12 +321,24 @@ class PodmanCLI(DockerCLI):
     def version(self) -> Dict[str, str]:
         return {"podman": _cmd_version(["podman", "--version"]).split()[-1], "oci_runtime": "runc " + runc_version()}
 
-    def cli(self, *args) -> subprocess.CompletedProcess:
-        return _run(self.podman.global_args() + list(args))
+    def cli(self, *args, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+        return _run(self.podman.global_args() + list(args), env=env)
+
+    def case_env(self, mode: str) -> Optional[Dict[str, str]]:
+        """For ``host-net-path``: podman believes a netns joined by path is the container's own
+        and adds its default sysctls (net.ipv4.ping_group_range=0 0), which crun then writes to
+        the host. A private containers.conf without default sysctls keeps the case to its key."""
+        if mode != "host-net-path":
+            return None
+        conf = self.podman.workdir / "no-default-sysctls.conf"
+        if not conf.exists():
+            conf.write_text("[containers]\ndefault_sysctls = []\n")
+        return dict(os.environ, CONTAINERS_CONF=str(conf))
 
     def flags(self, mode: str) -> List[str]:
         ns = MODE_NAMESPACE.get(mode)
-        return ["--network", "host" if ns == "net" else "none", "--ipc", "host" if ns == "ipc" else "private",
+        network = "ns:" + host_netns_path() if mode == "host-net-path" else "host" if ns == "net" else "none"
+        return ["--network", network, "--ipc", "host" if ns == "ipc" else "private",
                 "--uts", "host" if ns == "uts" else "private",
                 "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
 
@@ -331,7 +346,7 @@ class PodmanCLI(DockerCLI):
         name = "nsg-acc-podman-%d" % index
         try:
             proc = self.cli("run", "-d", "--name", name, "--label", "nsguard.test=acceptance", *self.flags(mode),
-                            "--sysctl", "%s=%s" % (key.key, value), self.image, *ct.SLEEP)
+                            "--sysctl", "%s=%s" % (key.key, value), self.image, *ct.SLEEP, env=self.case_env(mode))
             if proc.returncode != 0:
                 message = first_line_error(proc.stderr)
                 return Outcome(False, stage_of(message, client_check=True), message)
@@ -341,13 +356,57 @@ class PodmanCLI(DockerCLI):
             self.cli("rm", "-f", "-t", "0", name)
 
 
+class PodmanCrun(PodmanCLI):
+    """``podman --runtime crun run --sysctl``: podman's own checks, then crun's (podman's default
+    OCI runtime on Fedora and RHEL). crun refuses this host's hybrid cgroup layout, so each case
+    runs in a private mount namespace without the unified mount (as :class:`Crun`), in one
+    ``podman run --rm`` that prints the value from inside: the container's mounts never outlive
+    the namespace they were made in. ``host-net-path`` joins the host's netns with ``--network
+    ns:PATH``."""
+
+    name = "podman-crun"
+    path = "podman CLI with crun (--runtime crun): podman_container / podman_pod where crun is the OCI runtime"
+
+    def start(self) -> None:
+        if shutil.which("crun") is None:
+            raise ct.RuntimeUnavailable("crun is not installed (apt-get install crun)")
+
+    def version(self) -> Dict[str, str]:
+        return {"podman": _cmd_version(["podman", "--version"]).split()[-1], "oci_runtime": "crun " + runc_version("crun")}
+
+    def cli(self, *args, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+        argv = self.podman.global_args()
+        argv[argv.index("--runtime") + 1] = "crun"
+        inner = " ".join(shlex.quote(a) for a in argv + list(args))
+        return _run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                     "umount /sys/fs/cgroup/unified 2>/dev/null; exec %s" % inner], env=env)
+
+    def try_case(self, index: int, key: Key, mode: str, value: str) -> Outcome:
+        name = "nsg-acc-podman-crun-%d" % index
+        proc = self.cli("run", "--rm", "--name", name, "--label", "nsguard.test=acceptance", *self.flags(mode),
+                        "--sysctl", "%s=%s" % (key.key, value), self.image, "cat", "/proc/sys/" + proc_path(key.key),
+                        env=self.case_env(mode))
+        if proc.returncode != 0:
+            message = first_line_error(proc.stderr)
+            return Outcome(False, stage_of(message, client_check=True), message)
+        return Outcome(True, "accepted", "", proc.stdout.strip())
+
+
 # --------------------------------------------------------------------------------- OCI runtimes
+def host_netns_path() -> str:
+    """The host's network namespace as a path: the harness's own (it runs in the host's)."""
+    return "/proc/%d/ns/net" % os.getpid()
+
+
 def oci_spec(template: dict, rootfs: Path, mode: str, key: Key, value: str, hostname: str) -> dict:
     """``template`` (``runc spec``'s default) with the case's namespaces and sysctl."""
     spec = json.loads(json.dumps(template))
     ns = MODE_NAMESPACE.get(mode)
     shared = {"net": "network", "ipc": "ipc", "uts": "uts"}.get(ns)
     spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != shared]
+    if mode == "host-net-path":
+        # The host's network namespace, joined by path (runc compares it with its own: isHostNetNS).
+        spec["linux"]["namespaces"].append({"type": "network", "path": host_netns_path()})
     spec["root"] = {"path": str(rootfs), "readonly": True}
     spec["process"]["terminal"] = False
     spec["process"]["args"] = list(ct.SLEEP)
@@ -374,6 +433,7 @@ class Runc(Driver):
     path = "runc with an OCI bundle (linux.sysctl): under containerd, CRI-O, docker, podman"
     binary = "runc"
     prefix = "nsg-acc-runc"
+    extra_modes = ("host-net-path",)
 
     def __init__(self, workdir: Path, rootfs: Path):
         self.workdir, self.rootfs = workdir, rootfs
@@ -423,6 +483,7 @@ class Crun(Runc):
     the documented workaround runs it in a private mount namespace without the unified mount."""
 
     name = "crun"
+    path = "crun with an OCI bundle (linux.sysctl): under CRI-O and podman (the default on Fedora and RHEL)"
     binary = "crun"
     prefix = "nsg-acc-crun"
 
@@ -439,6 +500,7 @@ class Ctr(Runc):
     name = "containerd"
     path = "containerd (ctr run --config; the CRI plugin under the kubelet passes a Pod's sysctls the same way)"
     prefix = "nsg-acc-ctr"
+    extra_modes = ()  # a Pod's containers join the sandbox's netns by path, never the host's
     NAMESPACE = "nsguard-acceptance"
 
     def __init__(self, workdir: Path, rootfs: Path, engine: ct.DockerEngine):

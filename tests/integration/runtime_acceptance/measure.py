@@ -69,6 +69,7 @@ def template(message: str, key: str, value: str, name: str, workdir: str) -> str
 
 def short_version(version: Dict[str, str], name: str) -> str:
     field = {"docker-api": "daemon", "docker-cli": "client", "podman-cli": "podman", "podman-api": "podman",
+             "podman-crun": "podman",
              "runc": "runc", "crun": "crun", "containerd": "containerd", "lxc": "lxc"}[name]
     text = version.get(field, "")
     match = re.search(r"\d+\.\d+(\.\d+)?", text)
@@ -86,11 +87,13 @@ def run_driver(driver: dv.Driver, workdir: Path, out: List[Dict[str, Any]], name
     try:
         version = driver.version()
         results = []
-        for index, (key, mode) in enumerate(cases()):
+        for index, (key, mode) in enumerate(cases(driver.extra_modes)):
             before = host_value(key.key)
+            defaults = {k: host_value(k) for k in ENGINE_DEFAULT_KEYS}
             value = case_value(key, mode, before)
             outcome = driver.try_case(index, key, mode, value)
             after = host_value(key.key)
+            changed = _restore_defaults(defaults)
             name = _case_name(driver, index)
             names.append(name)
             row = {"key": key.key, "class": key.klass, "mode": mode, "value": value,
@@ -104,6 +107,8 @@ def run_driver(driver: dv.Driver, workdir: Path, out: List[Dict[str, Any]], name
                 row["observed"] = outcome.observed
             if after != before:
                 row["host_changed"] = {"before": before, "after": after}
+            if changed:
+                row.setdefault("host_changed", {})["engine_defaults"] = changed
             results.append(row)
         table = {
             "schema_version": SCHEMA_VERSION, "runtime": driver.name, "path": driver.path,
@@ -117,7 +122,25 @@ def run_driver(driver: dv.Driver, workdir: Path, out: List[Dict[str, Any]], name
         driver.stop()
 
 
+# Keys an engine adds to every container it believes has its own netns (Docker and Podman's
+# default sysctls): a runtime that writes them into a joined host netns changes the host.
+ENGINE_DEFAULT_KEYS = ("net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start")
+
+
+def _restore_defaults(before: Dict[str, Optional[str]]) -> Dict[str, Any]:
+    """Put back any engine-default key a case changed on the host; what was changed."""
+    changed = {}
+    for key, old in before.items():
+        now = host_value(key)
+        if old is not None and now != old:
+            (Path("/proc/sys") / proc_path(key)).write_text(old + "\n")
+            changed[key] = {"before": old, "after": now}
+    return changed
+
+
 def _case_name(driver: dv.Driver, index: int) -> str:
+    if isinstance(driver, dv.PodmanCrun):
+        return "nsg-acc-podman-crun-%d" % index
     if isinstance(driver, dv.PodmanCLI):
         return "nsg-acc-podman-%d" % index
     if isinstance(driver, dv.DockerCLI):
@@ -163,7 +186,7 @@ def measure(only: Tuple[str, ...] = (), workdir: Optional[Path] = None) -> Dict[
                 for n in ("docker-api", "docker-cli", "containerd"):
                     if want(n):
                         skipped[n] = "dockerd cannot run here: %s" % exc
-        if want("podman-cli") or want("podman-api"):
+        if want("podman-cli") or want("podman-api") or want("podman-crun"):
             try:
                 podman.start()
                 podman.import_image(tarball)
@@ -172,8 +195,10 @@ def measure(only: Tuple[str, ...] = (), workdir: Optional[Path] = None) -> Dict[
                     groups.append([dv.PodmanCLI(podman, podman.IMAGE)])
                 if want("podman-api"):
                     groups.append([dv.PodmanAPI(podman, podman.IMAGE, workdir / "podman-api")])
+                if want("podman-crun"):
+                    groups.append([dv.PodmanCrun(podman, podman.IMAGE)])
             except ct.RuntimeUnavailable as exc:
-                for n in ("podman-cli", "podman-api"):
+                for n in ("podman-cli", "podman-api", "podman-crun"):
                     if want(n):
                         skipped[n] = "podman cannot run here: %s" % exc
         for name, make in (("runc", lambda: dv.Runc(workdir / "runc", root)),
@@ -227,7 +252,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--only", default="", help="comma-separated runtimes (docker-api, docker-cli, podman-cli, "
-                                                    "podman-api, runc, crun, containerd, lxc)")
+                                                    "podman-api, podman-crun, runc, crun, containerd, lxc)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     result = measure(tuple(n for n in args.only.split(",") if n))

@@ -58,6 +58,16 @@ def test_a_second_load_comes_from_the_cache_and_equals_a_parse(cache, monkeypatc
     assert _everything() == cold
 
 
+def test_a_cached_file_keeps_the_order_of_its_mappings(cache):
+    """Dicts compare equal in any order, but order is shown: a rule page lists message_vars in
+    the file's order, and a catalog read back from the cache printed them sorted."""
+    cold = [list(r.message_vars) for r in R.load_catalog()]
+    datacache.clear_memo()
+    assert datacache.load_data(next(Path(R.CATALOG_DIR).glob("NSG001*.yml")), "rule-builtin").cached
+    assert [list(r.message_vars) for r in R.load_catalog()] == cold
+    assert cold[0] == ["requested", "host_value", "consequence"]  # NSG001's, not sorted
+
+
 def test_a_changed_file_is_parsed_again(cache, tmp_path):
     site = tmp_path / "site"
     site.mkdir()

@@ -11,11 +11,12 @@ from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as R
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules_builtin
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.vocabulary import SEVERITY_RANK
 
 CATALOG = R.load_catalog()
 KB = load_knowledge()
 PROFILES, PROFILE_ERRORS = ex.load_profiles()
-ISSUE_RULES = ["NSG00%d" % i for i in range(1, 10)]
+ISSUE_RULES = ["NSG%03d" % i for i in range(1, 11)]  # NSG010: issue 13 (request names no runtime can write)
 
 
 def run_example(rule, example):
@@ -136,12 +137,12 @@ def test_broken_user_rules_are_reported_and_skipped(tmp_path):
     assert "must start with the rule id" in by_file["WRONG-name.yml"]["message"]
     assert "not valid YAML" in by_file["SITE005-broken.yml"]["message"]
     assert by_file["SITE005-broken.yml"]["path"] == "line 2 column 1"
-    assert len(catalog) == 10
+    assert len(catalog) == len(ISSUE_RULES) + 1  # the built-ins and SITE001
 
 
 def test_missing_user_dir_is_an_error_not_a_crash(tmp_path):
     catalog = R.load_catalog([tmp_path / "nope"])
-    assert len(catalog) == 9 and catalog.errors[0]["message"] == "not a directory"
+    assert len(catalog) == len(ISSUE_RULES) and catalog.errors[0]["message"] == "not a directory"
 
 
 FACTS_CONNTRACK = R.example_facts({
@@ -199,7 +200,7 @@ def test_findings_sorted_worst_first_and_counted():
     found = R.evaluate(facts, R.example_classification({"vm.max_map_count": "global"}), CATALOG,
                        params={"NSG005": {"max_per_core": 0}})
     severities = [f["severity"] for f in found]
-    assert severities == sorted(severities, key=lambda s: -R.SEVERITY_RANK[s])
+    assert severities == sorted(severities, key=lambda s: SEVERITY_RANK[s])
     assert R.count_by_severity(found)["error"] >= 1 and R.worst_severity(found) == "error"
     assert R.worst_severity([]) is None
 

@@ -80,6 +80,17 @@ def test_nsg002_from_the_view_when_the_class_is_unknown():
     assert "already has net.ipv4.tcp_syncookies=1" in found[0]["remediation"]["note"]
 
 
+def test_nsg002_names_the_real_path_of_a_vlan_interface_key():
+    """``eth0/100`` in a key is the interface ``eth0.100``: the path the kernel does not have is
+    ``/proc/sys/net/ipv4/conf/eth0.100/rp_filter``, not ``.../eth0/100/rp_filter``."""
+    key = "net.ipv4.conf.eth0/100.rp_filter"
+    found = lint({"host": {"keys": {key: {"value": "1", "mode": "0644"}}}, "namespace_sets": [
+        {"identity": {"runtime": "unknown", "name": "v"}, "requested": {key: "2"}, "view": {"absent": [key]}}]},
+        {key: {"class": "isolated", "namespace": "net"}}, rule="NSG002")
+    assert len(found) == 1
+    assert "open /proc/sys/net/ipv4/conf/eth0.100/rp_filter: no such file or directory" in found[0]["message"]
+
+
 # --------------------------------------------------------------------------- NSG003
 def sets_es_and_sonar():
     return [{"id": "es", "identity": {"runtime": "docker", "name": "es", "image": "elasticsearch:8.15.0"}},
@@ -279,3 +290,52 @@ def test_nsg009_on_the_hosts_network_says_to_set_it_on_the_host():
     assert remediation["tasks"] == []
     assert "shares with the host" in remediation["note"] and "set it on the host" in remediation["note"]
     assert "no Ansible module edits" not in remediation["note"]
+
+
+# --------------------------------------------------------------------------- NSG010
+def test_nsg010_and_the_static_judge_decide_a_name_alike():
+    """The facts rule quotes the static judge's decision for the same key on the same path."""
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils import static_judge as sj
+    requested = {"net.ipv4.conf.eth0.100.rp_filter": "2", "net.ipv4.foo_bar": "1"}
+    found = lint({"host": {"keys": {}}, "namespace_sets": [
+        {"identity": {"runtime": "podman", "name": "gw"}, "requested": requested}]}, rule="NSG010")
+    by_key = {f["key"]: f for f in found}
+    assert set(by_key) == set(requested)
+    for key, value in requested.items():
+        [verdict] = sj.assess(KB, key, sj.SpecContext(runtimes=("podman",), where="the spec of gw"), value=value)
+        assert verdict.message in by_key[key]["message"] and by_key[key]["severity"] == verdict.level
+    assert by_key["net.ipv4.foo_bar"]["details"]["reason"] == "unknown"
+    # podman, measured with runc and with crun: both failures quoted
+    assert 'podman with crun 4.3.1 says "Error: crun: open /proc/sys/net/ipv4/foo_bar' in by_key["net.ipv4.foo_bar"]["message"]
+    assert "no runtime can set this key" in by_key["net.ipv4.conf.eth0.100.rp_filter"]["message"]
+    # the spec task drops the key no runtime can write
+    [task] = by_key["net.ipv4.conf.eth0.100.rp_filter"]["remediation"]["tasks"]
+    assert task["containers.podman.podman_container"]["sysctl"] == {"net.ipv4.foo_bar": "1"}
+
+
+def test_a_slash_spelled_request_is_judged_by_its_dotted_name():
+    """Bug (issue 13): net/ipv4/ip_forward, accepted by the Docker Engine API and runc, was
+    classified as an unknown global key and reported as refused (NSG001)."""
+    found = lint({"host": {"keys": {"net.ipv4.ip_forward": {"value": "1", "mode": "0644"}}}, "namespace_sets": [
+        {"identity": {"runtime": "docker", "name": "vpn"}, "requested": {"net/ipv4/ip_forward": "1"}}]},
+        {"net.ipv4.ip_forward": {"class": "isolated", "namespace": "net"}})
+    assert [f["rule"] for f in found if f.get("key") in ("net/ipv4/ip_forward", "net.ipv4.ip_forward")] == []
+    # podman refuses the '/' spelling itself: the facts rule says so, and the fix is the dotted name
+    found = lint({"host": {"keys": {"net.ipv4.ip_forward": {"value": "1", "mode": "0644"}}}, "namespace_sets": [
+        {"identity": {"runtime": "podman", "name": "vpn"}, "requested": {"net/ipv4/ip_forward": "1"}}]},
+        {"net.ipv4.ip_forward": {"class": "isolated", "namespace": "net"}}, rule="NSG010")
+    [finding] = found
+    assert "Error: sysctl 'net/ipv4/ip_forward' is not allowed" in finding["message"]
+    [task] = finding["remediation"]["tasks"]
+    assert task["containers.podman.podman_container"]["sysctl"] == {"net.ipv4.ip_forward": "1"}
+
+
+def test_both_judges_word_a_refused_global_key_alike():
+    """One place for the runtime-consequence prose (plugin_utils/consequence.py)."""
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils import static_judge as sj
+    [finding] = lint({"host": HOST_65530, "namespace_sets": [
+        {"identity": {"runtime": "docker", "name": "es"}, "requested": {"vm.max_map_count": "262144"}}]},
+        {"vm.max_map_count": "global"}, rule="NSG001")
+    [verdict] = sj.assess(KB, "vm.max_map_count", sj.SpecContext(runtimes=("docker-api",)), value="262144")
+    phrase = "the runtime rejects it at deploy time: Docker Engine API 20.10.24 says"
+    assert phrase in finding["message"] and phrase in verdict.message

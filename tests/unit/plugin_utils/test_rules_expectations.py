@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations as ex
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.rules_builtin import combined_target
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.vocabulary import set_label
 
 
 @pytest.mark.parametrize("spec,value,ok,text", [
@@ -104,7 +105,7 @@ def test_selector_fields():
     assert exp.matches(nset(name="x", labels={"tier": "index"}))      # any selector
     # an unidentified set is matched by its init's command name
     assert exp.matches(nset(runtime="podman", comm="search-node"))
-    assert ex.set_label(nset(runtime="unknown", comm="search-node")) == "search-node[9]"
+    assert set_label(nset(runtime="unknown", comm="search-node")) == "search-node[9]"
 
 
 def test_user_documents_report_file_and_path(tmp_path):

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import DEFAULT_PATHS, RuntimeIndex
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_paths import DEFAULT_PATHS
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "runtimes" / "host"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "runtimes" / "host"
 EXPECTED = json.loads((FIX / "expected.json").read_text())
 LIVE = json.loads((FIX / "live.json").read_text())
 CONTAINERS = [c for c in EXPECTED if c["runtime"] != "netns"]
@@ -284,3 +285,47 @@ def test_host_daemon_needs_the_hosts_mount_and_user_namespaces_and_root():
     assert index._host_daemon(os.getpid()) is (os.geteuid() == 0)
     index._host_ns.pop("mnt")  # unknown: not trusted
     assert index._host_daemon(os.getpid()) is False
+
+
+ACME_ENGINE = '''
+"""acme: a made-up runtime that writes /run/acme/ID.json (docs/architecture.md's worked example)."""
+import os
+
+RANKS = {"acme": 4}
+
+
+def scan(index):
+    for directory in index.paths["acme_dirs"]:
+        for path in index._glob(directory.rstrip("/") + "/*.json"):
+            errors = []
+            fields = index._parse_once(path, lambda doc: {
+                "runtime": "acme", "id": doc["id"], "name": doc["name"], "pid": int(doc["pid"]),
+                "requested": dict(doc.get("sysctls") or {})}, errors, owner=os.path.basename(path)[:-5])
+            if fields is not None:
+                fields["requested_source"] = path
+                index._add(fields["id"], "file:" + path, fields, errors)
+'''
+
+
+def test_a_new_runtime_is_one_engine_module_and_one_registry_row(tmp_path, monkeypatch):
+    """The worked example of docs/architecture.md, run: the engine module above, one more row in
+    ENGINES, and the index names the set, takes its sysctls and reports its malformed file."""
+    import types
+
+    from ansible_collections.nsguard.sysctl.plugins.module_utils import runtime_engines
+    acme = types.ModuleType("runtime_acme")
+    exec(compile(ACME_ENGINE, "runtime_acme.py", "exec"), acme.__dict__)
+    monkeypatch.setattr(runtime_engines, "ENGINES", runtime_engines.ENGINES + (acme,))
+    state = tmp_path / "root" / "run" / "acme"
+    state.mkdir(parents=True)
+    (tmp_path / "proc").mkdir()
+    (state / "c1.json").write_text(json.dumps({"id": "c1", "name": "web", "pid": 4242,
+                                               "sysctls": {"net.core.somaxconn": "1024"}}))
+    (state / "c2.json").write_text("{not json")
+    index = RuntimeIndex(use_cli=False, root=str(tmp_path / "root"), proc=str(tmp_path / "proc"), discover=False,
+                         paths=dict({k: [] for k in DEFAULT_PATHS}, acme_dirs=["/run/acme"]))
+    found = index.identify(pids=[4242], init_pid=4242)
+    assert (found["identity"]["runtime"], found["identity"]["name"]) == ("acme", "web")
+    assert found["requested"] == {"net.core.somaxconn": "1024"}
+    assert found["requested_source"] == "/run/acme/c1.json"
+    assert [e["file"] for e in index.unreported_errors()] == ["/run/acme/c2.json"]

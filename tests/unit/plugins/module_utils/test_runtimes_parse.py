@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo
 from ansible_collections.nsguard.sysctl.plugins.module_utils import runtimes_parse as rp
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "runtimes" / "host"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "runtimes" / "host"
 ROOT = FIX / "root"
 EXPECTED = {(c["runtime"], c["name"]): c for c in json.loads((FIX / "expected.json").read_text())}
 ID64 = "0123456789abcdef" * 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.nsguard.sysctl.plugins.module_utils import persisted, runtimes
+from ansible_collections.nsguard.sysctl.plugins.module_utils import persisted, runtime_paths
 
 
 def test_refused_roots_hold_the_runtimes_default_directories():
@@ -44,4 +44,31 @@ def test_a_link_into_a_registered_runtime_root_is_refused(tmp_path):
 def test_kinds_that_name_files_are_not_refused(tmp_path):
     # daemon.json, lxc.conf and sockets are files, not directories of container state.
     paths = {"docker_daemon_json": [str(tmp_path / "daemon.json")], "lxc_paths": [str(tmp_path / "lxc") + "/"]}
-    assert runtimes.state_dirs(paths) == [str(tmp_path / "lxc")]
+    assert runtime_paths.state_dirs(paths) == [str(tmp_path / "lxc")]
+
+
+def test_sysctl_d_syntax_and_systemd_order(tmp_path):
+    etc, usr = tmp_path / "etc", tmp_path / "usr"
+    etc.mkdir(), usr.mkdir()
+    (usr / "10-base.conf").write_text("vm.swappiness = 10\nnet.core.somaxconn=512\n")
+    (usr / "50-masked.conf").write_text("vm.max_map_count = 1\n")
+    (etc / "50-masked.conf").write_text("# masks the /usr file of the same name\nvm.max_map_count = 262144\n")
+    (etc / "60-more.conf").write_text(
+        "; comment\n-kernel.does_not_exist = 1\nnet/ipv4/conf/eth0.100/rp_filter = 2\n"
+        "net.ipv4.conf.*.forwarding = 1\n-net.ipv4.conf.lo.forwarding\nnot a line\nnet.core.somaxconn = 1024\n")
+    conf = tmp_path / "sysctl.conf"
+    conf.write_text("vm.swappiness=60\n")
+    result = persisted.read_persisted((str(etc), str(usr)), str(conf),
+                                      ["net.ipv4.conf.all.forwarding", "net.ipv4.conf.lo.forwarding"])
+    assert [p.rsplit("/", 1)[1] for p in result["files"]] == ["10-base.conf", "50-masked.conf", "60-more.conf", "sysctl.conf"]
+    keys = result["keys"]
+    assert keys["vm.max_map_count"]["value"] == "262144"           # /etc masks /usr
+    assert keys["vm.swappiness"]["value"] == "60"                  # sysctl.conf last
+    assert keys["net.core.somaxconn"] == {"value": "1024", "file": str(etc / "60-more.conf"), "line": 7,
+                                          "ignore_errors": False}
+    assert keys["kernel.does_not_exist"]["ignore_errors"] is True
+    assert keys["net.ipv4.conf.eth0/100.rp_filter"]["value"] == "2"
+    assert keys["net.ipv4.conf.all.forwarding"]["pattern"] == "net.ipv4.conf.*.forwarding"
+    assert "net.ipv4.conf.lo.forwarding" not in keys             # "-key" alone: out of the glob
+    assert [e["line"] for e in result["errors"]] == [6]
+    assert "60-more.conf" in result["errors"][0]["message"]

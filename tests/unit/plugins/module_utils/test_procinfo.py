@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "runtimes" / "host"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "runtimes" / "host"
 EXPECTED = [c for c in json.loads((FIX / "expected.json").read_text()) if c.get("pid")]
 HOST_BOUNDING = 0x000001fffeffffff  # the recording host: every capability but CAP_SYS_RESOURCE
 DOCKER_DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
