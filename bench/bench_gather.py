@@ -58,6 +58,7 @@ sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
 
+from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex  # noqa: E402
 from ansible_collections.nsguard.sysctl.plugins.modules import sysctl_facts  # noqa: E402
 from tests.integration.nsfixtures import NsSet, read_ns  # noqa: E402
 
@@ -303,7 +304,7 @@ def run(args: argparse.Namespace, summary: dict) -> int:
     repeat = args.repeat
     print("gather benchmark: %d CPU(s) usable, kernel %s, python %s, median of %d run(s) each"
           % (sysctl_facts.cpu_count(), os.uname().release, sys.version.split()[0], repeat))
-    print("runtimes module: %s (the real one)" % sysctl_facts.RuntimeIndex.__module__)
+    print("runtimes module: %s (the real one)" % RuntimeIndex.__module__)
     print("start: %s" % load_note())
     print("columns: median wall time (median CPU time of this process + reaped children) [each run's wall]")
     ok_found = True
