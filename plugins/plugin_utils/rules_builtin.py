@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The checks behind the built-in rules (rules/catalog/NSG0xx-*.yml) and the declarative
 checks user rules may use. Each check is ``check(ctx, rule, params) -> [finding]``, reads only
-the :class:`~.rules.Context` and never raises on missing facts: a set whose facts lack a
+the :class:`~.rule_context.Context` and never raises on missing facts: a set whose facts lack a
 field is judged on what it has. Every check looks at every namespace set, identified as a
 container or not.
 
@@ -18,7 +18,7 @@ from . import remediation as rem
 from . import container_specs as specs
 from . import static_judge
 from .expectations import Constraint, Expectation, Selector, parse_constraint
-from .rules import Context, Rule, ceil_to, glob_any, make_finding
+from .rule_context import Context, RuleLike, ceil_to, glob_any, make_finding
 from .vocabulary import (GLOBAL_CLASSES, PER_NAMESPACE_CLASSES, as_number, key_to_path, set_label, squash, worst_of,
                          writable)
 
@@ -29,7 +29,7 @@ def _quote(text: Optional[str]) -> str:
     return '"%s"' % text if text else ""
 
 
-def _host_task_unless_lower(ctx: Context, rule: Rule, key: str, wanted: Any, why: str) -> Tuple[List[Dict[str, Any]], str]:
+def _host_task_unless_lower(ctx: Context, rule: RuleLike, key: str, wanted: Any, why: str) -> Tuple[List[Dict[str, Any]], str]:
     """The host task setting ``key`` to ``wanted``, unless the host already has it or a higher
     number (a request for less than the host has must not lower it for everybody)."""
     host_value = ctx.host_value(key)
@@ -62,7 +62,7 @@ def _requests(nset: Mapping[str, Any]) -> List[Tuple[str, Any]]:
     return sorted(named.items())
 
 
-def _spec_tasks(ctx: Context, rule: Rule, nset: Mapping[str, Any], set_to: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def _spec_tasks(ctx: Context, rule: RuleLike, nset: Mapping[str, Any], set_to: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """Container-spec tasks for ``nset``, keeping its own requests (not its engine's defaults)
     except keys that are the host's (:func:`_host_owned_reason`)."""
     requested = dict(_requests(nset))
@@ -72,7 +72,7 @@ def _spec_tasks(ctx: Context, rule: Rule, nset: Mapping[str, Any], set_to: Mappi
                                       never=never)
 
 
-def _spec_removal(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str) -> List[Dict[str, Any]]:
+def _spec_removal(ctx: Context, rule: RuleLike, nset: Mapping[str, Any], key: str) -> List[Dict[str, Any]]:
     return _spec_tasks(ctx, rule, nset, {key: None})
 
 
@@ -113,7 +113,7 @@ def _requested_consequence(ctx: Context, nset: Mapping[str, Any], key: str, requ
     return text + ".", verdict.get("error")
 
 
-def _request_finding(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str, requested: str,
+def _request_finding(ctx: Context, rule: RuleLike, nset: Mapping[str, Any], key: str, requested: str,
                      info: Mapping[str, Any], container_value: Optional[str], error: Optional[str],
                      message_vars: Mapping[str, Any]) -> Dict[str, Any]:
     """A finding about a requested global key: fix it on the host, drop it from the spec."""
@@ -131,7 +131,7 @@ def _request_finding(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str
     )
 
 
-def check_global_key_requested(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_global_key_requested(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     classes = tuple(params.get("classes") or ("global", "mirror", "leaking"))
     out = []
     for nset in ctx.sets:
@@ -146,7 +146,7 @@ def check_global_key_requested(ctx: Context, rule: Rule, params: Mapping[str, An
     return out
 
 
-def check_host_only_key_requested(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_host_only_key_requested(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     out = []
     for nset in ctx.sets:
         for key, requested in _requests(nset):
@@ -175,7 +175,7 @@ def _spec_context(ctx: Context, nset: Mapping[str, Any]) -> static_judge.SpecCon
                                     where="the spec of %s" % set_label(nset))
 
 
-def check_requested_key_name(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_requested_key_name(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """A request whose *name* no runtime on the set's path can write (a dotted interface name, a
     '/' spelling the path refuses, a name in no kernel): the static judge's decision
     (:func:`static_judge.name_verdicts`) over what the set's runtime was given."""
@@ -241,7 +241,7 @@ def _profiles(expectations: Sequence[Expectation]) -> str:
     return ", ".join(seen)
 
 
-def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List[Dict[str, Any]]:
+def _expectation_findings(ctx: Context, rule: RuleLike, per_namespace: bool) -> List[Dict[str, Any]]:
     """NSG003 (global keys, checked against the host) and NSG009 (per-namespace keys, checked
     against the set's own namespace)."""
     out = []
@@ -302,17 +302,17 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
     return out
 
 
-def check_expected_global(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_expected_global(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     return _expectation_findings(ctx, rule, per_namespace=False)
 
 
-def check_expected_namespaced(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_expected_namespaced(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     return _expectation_findings(ctx, rule, per_namespace=True)
 
 
 # --------------------------------------------------------------------------- NSG004
 
-def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_host_tuning_not_inherited(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     namespaces = set(params.get("namespaces") or ("net", "ipc"))
     ignore = list(params.get("ignore_keys") or [])
     probe = ctx.facts.get("probe") or {}
@@ -392,7 +392,7 @@ def _netns_label(ctx: Context, entry: Mapping[str, Any]) -> Tuple[str, Optional[
     return "netns %s" % entry.get("net"), None
 
 
-def check_conntrack(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_conntrack(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     conntrack = ctx.facts.get("conntrack") or {}
     if not conntrack.get("loaded"):
         return []
@@ -502,7 +502,7 @@ def _exposed_keys(ctx: Context) -> Tuple[List[str], List[str]]:
     return exposed, leaking
 
 
-def check_container_can_change_global(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_container_can_change_global(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     exposed, leaking = _exposed_keys(ctx)
     allow = list(params.get("allow") or [])
     limit = int(params["list_limit"])
@@ -560,7 +560,7 @@ def check_container_can_change_global(ctx: Context, rule: Rule, params: Mapping[
 
 # --------------------------------------------------------------------------- NSG007
 
-def check_shared_namespace_sysctl(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_shared_namespace_sysctl(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     out = []
     for nset in ctx.sets:
         shared = ctx.shared_namespaces(nset)
@@ -590,7 +590,7 @@ def check_shared_namespace_sysctl(ctx: Context, rule: Rule, params: Mapping[str,
 
 # --------------------------------------------------------------------------- NSG008
 
-def check_persisted_drift(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_persisted_drift(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     classes = set(GLOBAL_CLASSES)
     if params.get("include_isolated"):
         classes |= set(PER_NAMESPACE_CLASSES)
@@ -637,7 +637,7 @@ def _selectors(raw: Any) -> List[Selector]:
     return [Selector.parse(s) for s in (raw if isinstance(raw, list) else [raw])]
 
 
-def check_host_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_host_value(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     key = rule.check["key"]
     constraints = parse_constraint(rule.check["expect"])
     value = ctx.host_value(key)
@@ -654,7 +654,7 @@ def check_host_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> Lis
                          remediation=rem.remediation("host", tasks))]
 
 
-def check_set_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_set_value(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     key = rule.check["key"]
     constraints = parse_constraint(rule.check["expect"])
     selectors = _selectors(rule.check.get("match"))
@@ -681,7 +681,7 @@ def check_set_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List
     return out
 
 
-def check_requested_key(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_requested_key(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     patterns = list(rule.check["keys"])
     classes = set(rule.check.get("classes") or [])
     out = []
