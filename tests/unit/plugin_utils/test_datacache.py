@@ -219,7 +219,7 @@ def test_the_process_memo_follows_the_files(cache, tmp_path):
 
 
 def test_preload_fills_the_memo_a_fork_inherits(cache):
-    """rules.preload() in the parent: a forked child (as Ansible's worker) loads the catalog,
+    """evaluator.preload() in the parent: a forked child (as Ansible's worker) loads the catalog,
     the profiles and the knowledge without reading a file: the cache entries are removed before
     the fork, and a load from disk would have written them again."""
     kb.clear_cache()
