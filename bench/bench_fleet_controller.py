@@ -57,7 +57,7 @@ load._ensure_dev_link()
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import datacache  # noqa: E402
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations as expect_mod  # noqa: E402
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import knowledge as kb_mod  # noqa: E402
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as rules_mod  # noqa: E402
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import evaluator, rule_catalog  # noqa: E402
 from tests.reports.synthetic import make_host  # noqa: E402
 
 TARGET_WALL = 300.0
@@ -120,9 +120,9 @@ def lint_task(facts: Dict[str, Any]) -> Callable[[], Any]:
         from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import classify_host
         plain = json.loads(json.dumps(facts))
         kb = kb_mod.load_knowledge()
-        catalog = rules_mod.load_catalog()
+        catalog = rule_catalog.load_catalog()
         found, dummy = expect_mod.load_profiles()
-        return rules_mod.evaluate(plain, classify_host(kb, plain), catalog, found, host="bench", kb=kb, errors=[])
+        return evaluator.evaluate(plain, classify_host(kb, plain), catalog, found, host="bench", kb=kb, errors=[])
     return work
 
 
@@ -142,7 +142,7 @@ def part1(facts: Dict[str, Any], repeat: int, summary: Dict[str, Any]) -> float:
         os.environ[datacache.ENV] = str(cache)
         rows["cache cold (first fork writes it)"] = per_fork(work, 1)
         rows["cache warm"] = per_fork(work, repeat)
-        rules_mod.preload()  # the parent loads: the forks inherit the memo
+        evaluator.preload()  # the parent loads: the forks inherit the memo
         rows["rules.preload() before the fork, cache warm"] = per_fork(work, repeat)
     finally:
         if previous is None:
@@ -156,13 +156,13 @@ def part1(facts: Dict[str, Any], repeat: int, summary: Dict[str, Any]) -> float:
         print("  %-52s %6.1f ms (%5.1f)  %5.1fx the baseline" % (label, median * 1000, low * 1000, median / base))
     # the lint work alone, in this process, everything loaded
     from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import classify_host
-    kb, catalog, found = kb_mod.load_knowledge(), rules_mod.load_catalog(), expect_mod.load_profiles()[0]
+    kb, catalog, found = kb_mod.load_knowledge(), rule_catalog.load_catalog(), expect_mod.load_profiles()[0]
     plain = json.loads(json.dumps(facts))
-    rules_mod.evaluate(plain, classify_host(kb, plain), catalog, found, host="bench", kb=kb, errors=[])
+    evaluator.evaluate(plain, classify_host(kb, plain), catalog, found, host="bench", kb=kb, errors=[])
     started = time.process_time()
     for dummy in range(repeat):
         plain = json.loads(json.dumps(facts))
-        rules_mod.evaluate(plain, classify_host(kb, plain), catalog, found, host="bench", kb=kb, errors=[])
+        evaluator.evaluate(plain, classify_host(kb, plain), catalog, found, host="bench", kb=kb, errors=[])
     alone = (time.process_time() - started) / repeat
     print("  %-52s %6.1f ms" % ("lint alone in this process (classify + evaluate)", alone * 1000))
     # the lint's own cost: a worker's CPU above the baseline worker's (fork, exit, one pass over the facts)

@@ -2,7 +2,7 @@
 """How the lint engine scales with the number of namespace sets.
 
 Builds one host's facts with N sets (each with requested keys, a view, privileges, a matching
-profile) and times ``rules.evaluate`` for N = 10 and N = 400 in the same process, printing the
+profile) and times ``evaluator.evaluate`` for N = 10 and N = 400 in the same process, printing the
 time per set at 400 as a ratio of the time per set at 10 (1.0 = linear). The classification is
 the real classifier over the host's keys on this machine (read from /proc/sys).
 Run: .venv/bin/python bench/bench_rules.py
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / ".venv" / "dev-collections"))
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations as ex  # noqa: E402
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as R  # noqa: E402
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import evaluator, rule_catalog  # noqa: E402
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import classify_host  # noqa: E402
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge  # noqa: E402
 
@@ -44,7 +44,7 @@ def facts_with(n, keys):
                      "ns": {"net": 5000 + i}, "requested": {"net.core.somaxconn": "1024", "vm.max_map_count": "262144"},
                      "privileges": {"privileged": i % 10 == 0, "userns_is_host": True},
                      "view": {"differs": {"net.core.somaxconn": {"host": "4096", "container": "1024"}}}})
-    return R.example_facts({"host": {"keys": keys, "cpus": 2}, "namespace_sets": sets,
+    return rule_catalog.example_facts({"host": {"keys": keys, "cpus": 2}, "namespace_sets": sets,
                             "conntrack": {"loaded": True, "max": 262144, "buckets": 65536,
                                           "per_netns": [{"net": 5000 + i, "count": i * 10, "host": False,
                                                          "sets": ["s%d" % i]} for i in range(n)]}})
@@ -53,16 +53,16 @@ def facts_with(n, keys):
 def timed(facts, classes, catalog, profiles, kb, repeat):
     start = time.perf_counter()
     for dummy in range(repeat):
-        findings = R.evaluate(facts, classes, catalog, profiles, kb=kb)
+        findings = evaluator.evaluate(facts, classes, catalog, profiles, kb=kb)
     return (time.perf_counter() - start) / repeat, len(findings)
 
 
 def main():
     kb = load_knowledge()
-    catalog = R.load_catalog()
+    catalog = rule_catalog.load_catalog()
     profiles, dummy = ex.load_profiles()
     keys = host_keys()
-    classes = classify_host(kb, R.example_facts({"host": {"keys": keys}}))
+    classes = classify_host(kb, rule_catalog.example_facts({"host": {"keys": keys}}))
     small, large = 10, 400
     t_small, n_small = timed(facts_with(small, keys), classes, catalog, profiles, kb, 20)
     t_large, n_large = timed(facts_with(large, keys), classes, catalog, profiles, kb, 2)

@@ -5,7 +5,7 @@
 
 Runs on the controller and opens no connection: the facts were gathered by
 ``nsguard.sysctl.sysctl_facts``. Documentation: plugins/modules/sysctl_lint.py, docs/rules.md.
-The work is done by plain functions (plugin_utils.rules.evaluate); this file only turns task
+The work is done by plain functions (plugin_utils.evaluator.evaluate); this file only turns task
 arguments into their inputs and their output into a task result.
 """
 from __future__ import annotations

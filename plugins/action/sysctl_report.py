@@ -86,8 +86,8 @@ def _catalog() -> Optional[Dict[str, Dict[str, Any]]]:
     """Rule metadata from the catalog (issue 4), so rules without findings still get a JUnit
     test case per host. Optional: without it the report lists the rules seen in findings."""
     try:
-        from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as rules_mod
-        load = getattr(rules_mod, "load_catalog")
+        from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rule_catalog
+        load = getattr(rule_catalog, "load_catalog")
         catalog = load()
     except Exception as exc:  # missing or broken catalog: report without it, say why
         display.vvv("sysctl_report: no rule catalog (%s); listing the rules seen in findings" % exc)

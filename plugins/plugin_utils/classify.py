@@ -9,6 +9,7 @@ winning. Both are pure functions of their arguments.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from . import acceptance
@@ -187,16 +188,16 @@ def _conflict(knowledge: Tuple[str, str], probe: Tuple[str, str]) -> Optional[st
 
 def decide(known: Mapping[str, Any], entry: Optional[Entry], probe: Optional[Mapping[str, Any]],
            host_mode: Optional[str], probed_namespaces: Optional[Tuple[str, ...]] = None) -> Dict[str, Any]:
-    """Combine the knowledge answer ``known`` (from :func:`scope`) with one key's probe record."""
+    """Combine the knowledge answer ``known`` (from :func:`scope`) with one key's probe record.
+
+    In order: no probe record, or none of the namespace that matters (the knowledge stands);
+    absent in a fresh namespace; one shared table entry; then the probe's table entry, the
+    same as the host's (:func:`_decide_same_entry`) or its own (:func:`_decide_own_entry`).
+    """
     k_class, k_ns = known["class"], known["namespace"]
     k_evidence = known["evidence"]
     base_by = "knowledge" if entry is not None else "default"
-
-    def result(klass: str, namespace: str, evidence: str, decided_by: str,
-               conflict: Optional[str] = None) -> Dict[str, Any]:
-        return {"class": klass, "namespace": namespace, "evidence": evidence, "decided_by": decided_by,
-                "conflict": conflict, "entry": known["entry"], "knowledge_class": k_class,
-                "per_device": known["per_device"]}
+    result = partial(_result, known)
 
     if not probe or probe.get("exists") is None:
         return result(k_class, k_ns, k_evidence, base_by)
@@ -229,28 +230,50 @@ def decide(known: Mapping[str, Any], entry: Optional[Entry], probe: Optional[Map
     modes = f"mode {child_mode or '?'} in a fresh namespace, {host_mode or '?'} on the host"
 
     if owner is None:
-        differs_in = tuple(probe.get("value_differs_in") or ())
-        if probe.get("value_only") and k_class in PER_NAMESPACE_CLASSES and k_ns in differs_in:
-            # The host's own table entry shows another value in a fresh namespace of the type the
-            # knowledge names: a handler that reads the caller's namespace. Only the knowledge can
-            # say whether that namespace owns the setting.
-            return result(k_class, k_ns, f"{k_evidence} [probe: same table entry, another value in a fresh "
-                          f"{k_ns} namespace: the knowledge decides]", "knowledge")
-        if k_ns == "uts" and k_class in PER_NAMESPACE_CLASSES:
-            # UTS keys share one table entry (a site entry may lack shared_table): only the
-            # knowledge can say.
-            return result(k_class, k_ns, f"{k_evidence} [probe: same table entry; one table entry serves every "
-                          "namespace: the knowledge decides]", "knowledge")
-        if host_w and child_w is False:
-            verdict = ("mirror", "none")
-            return result(*verdict, f"probe: {modes} [{k_evidence}]", "probe", _conflict((k_class, k_ns), verdict))
-        verdict = ("global", "none")
-        seen = "same table entry in every throwaway namespace"
-        if differs_in:
-            seen += f" (its value differs in a fresh {'/'.join(differs_in)} namespace through that entry)"
-        return result(*verdict, f"probe: {seen} [{k_evidence}]", "probe", _conflict((k_class, k_ns), verdict))
+        return _decide_same_entry(known, probe, modes, host_w, child_w)
+    return _decide_own_entry(known, entry, probe, owner, modes, host_w, child_w)
 
-    # The fresh namespace gave the key its own table entry.
+
+def _result(known: Mapping[str, Any], klass: str, namespace: str, evidence: str, decided_by: str,
+            conflict: Optional[str] = None) -> Dict[str, Any]:
+    """One key's classification as :func:`decide` answers it."""
+    return {"class": klass, "namespace": namespace, "evidence": evidence, "decided_by": decided_by,
+            "conflict": conflict, "entry": known["entry"], "knowledge_class": known["class"],
+            "per_device": known["per_device"]}
+
+
+def _decide_same_entry(known: Mapping[str, Any], probe: Mapping[str, Any], modes: str,
+                       host_w: Optional[bool], child_w: Optional[bool]) -> Dict[str, Any]:
+    """:func:`decide` for a key whose fresh namespace showed the host's own table entry."""
+    k_class, k_ns, k_evidence = known["class"], known["namespace"], known["evidence"]
+    result = partial(_result, known)
+    differs_in = tuple(probe.get("value_differs_in") or ())
+    if probe.get("value_only") and k_class in PER_NAMESPACE_CLASSES and k_ns in differs_in:
+        # The host's own table entry shows another value in a fresh namespace of the type the
+        # knowledge names: a handler that reads the caller's namespace. Only the knowledge can
+        # say whether that namespace owns the setting.
+        return result(k_class, k_ns, f"{k_evidence} [probe: same table entry, another value in a fresh "
+                      f"{k_ns} namespace: the knowledge decides]", "knowledge")
+    if k_ns == "uts" and k_class in PER_NAMESPACE_CLASSES:
+        # UTS keys share one table entry (a site entry may lack shared_table): only the
+        # knowledge can say.
+        return result(k_class, k_ns, f"{k_evidence} [probe: same table entry; one table entry serves every "
+                      "namespace: the knowledge decides]", "knowledge")
+    if host_w and child_w is False:
+        verdict = ("mirror", "none")
+        return result(*verdict, f"probe: {modes} [{k_evidence}]", "probe", _conflict((k_class, k_ns), verdict))
+    verdict = ("global", "none")
+    seen = "same table entry in every throwaway namespace"
+    if differs_in:
+        seen += f" (its value differs in a fresh {'/'.join(differs_in)} namespace through that entry)"
+    return result(*verdict, f"probe: {seen} [{k_evidence}]", "probe", _conflict((k_class, k_ns), verdict))
+
+
+def _decide_own_entry(known: Mapping[str, Any], entry: Optional[Entry], probe: Mapping[str, Any], owner: str,
+                      modes: str, host_w: Optional[bool], child_w: Optional[bool]) -> Dict[str, Any]:
+    """:func:`decide` for a key the fresh ``owner`` namespace gave its own table entry."""
+    k_class, k_ns, k_evidence = known["class"], known["namespace"], known["evidence"]
+    result = partial(_result, known)
     if host_w and child_w is False:
         verdict = ("mirror", "none")
         return result(*verdict, f"probe: own entry in a fresh {owner} namespace, {modes} [{k_evidence}]",

@@ -193,7 +193,7 @@ _MEMO_LOCK = threading.Lock()
 
 def memoized(key: Hashable, paths: Iterable[Union[str, "os.PathLike[str]"]], build: Callable[[], Any]) -> Any:
     """``build()``, once per process for ``key`` while the files under ``paths`` keep their
-    signature. Loaded in Ansible's main process (see ``rules.preload``), the value reaches every
+    signature. Loaded in Ansible's main process (see ``evaluator.preload``), the value reaches every
     worker fork for free; a worker that finds nothing builds it from the disk cache."""
     current = signature(paths)
     with _MEMO_LOCK:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import expectations as expect_mod
-from . import rules as rules_mod
+from . import evaluator, rule_catalog
 from .facts_schema import LINT_RESULT_VAR, facts_problem, partial_gather, shadowing_facts
 from .remediation import RemediationOptions
 from .vocabulary import fail_on_reached
@@ -38,9 +38,9 @@ RESULT_VERSION = 1
 
 def preload() -> None:
     """Everything a host's lint loads, loaded now: the knowledge, catalog and profiles
-    (rules.preload) and the compiled facts schema (~40 ms). The actions call it at import, which
+    (evaluator.preload) and the compiled facts schema (~40 ms). The actions call it at import, which
     Ansible does in its main process before it forks a worker per host, so no worker pays it."""
-    rules_mod.preload()
+    evaluator.preload()
     try:
         from .facts_schema import _fast_validator
         _fast_validator()
@@ -123,7 +123,7 @@ def load_config(args: Mapping[str, Any], resolve: Callable[[str], str] = lambda 
         errors.append({"file": "remediation", "path": "$", "message": "%s; the defaults are used" % exc})
         options = RemediationOptions()
     kb = _knowledge([resolve(p) for p in args.get("knowledge_dirs") or []], errors)
-    catalog = rules_mod.load_catalog([resolve(p) for p in args.get("rules_dirs") or []])
+    catalog = rule_catalog.load_catalog([resolve(p) for p in args.get("rules_dirs") or []])
     errors.extend(catalog.errors)
     found, problems = expect_mod.load_profiles(_profiles(args.get("profiles", "all")))
     errors.extend(problems)
@@ -181,18 +181,18 @@ def lint_host(facts: Any, host: str, config: LintConfig, *, ansible_facts: Optio
     try:
         if classification is None:
             classification = config.classification(facts)
-        findings = rules_mod.evaluate(
+        findings = evaluator.evaluate(
             facts, classification, config.catalog, config.expectations, host=host, params=config.params,
             overrides=config.overrides, skip=config.skip, options=config.options, kb=config.kb, errors=errors)
     except Exception as exc:  # facts that pass the schema yet break the engine fail this host only
         return _refused(host, "facts cannot be linted: %s: %s" % (type(exc).__name__, str(exc)[:300]), fail_on)
-    counts = rules_mod.count_by_severity(findings)
+    counts = evaluator.count_by_severity(findings)
     partial = partial_gather(facts)
     return {
         "changed": False,
         "findings": findings,
         "counts": counts,
-        "worst": rules_mod.worst_severity(findings),
+        "worst": evaluator.worst_severity(findings),
         # a partial gather counts like a finding at every threshold: what was not read is unknown
         "threshold_reached": fail_on_reached(counts, fail_on, incomplete=bool(partial)),
         "summary": summary_lines(findings),

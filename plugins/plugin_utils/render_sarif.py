@@ -48,7 +48,7 @@ def _dumps(value: Any) -> str:
 def _catalog() -> Dict[str, Any]:
     """Catalog rules by id, or {} when the catalog cannot be read (then the model's text is used)."""
     try:
-        from .rules import load_catalog
+        from .rule_catalog import load_catalog
         return dict(load_catalog().rules)
     except Exception:  # a broken catalog must not cost the SARIF file
         return {}
@@ -57,7 +57,7 @@ def _catalog() -> Dict[str, Any]:
 def _help(rule: Mapping[str, Any], entry: Any) -> Dict[str, str]:
     if entry is not None:
         try:
-            from .rules import rule_markdown
+            from .rule_catalog import rule_markdown
             text = rule_markdown(entry)
             if text.startswith("<!--"):  # the "generated from" note is for the repository, not the alert
                 text = text.split("\n", 1)[1]

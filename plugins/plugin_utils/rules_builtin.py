@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The checks behind the built-in rules (rules/catalog/NSG0xx-*.yml) and the declarative
 checks user rules may use. Each check is ``check(ctx, rule, params) -> [finding]``, reads only
-the :class:`~.rules.Context` and never raises on missing facts: a set whose facts lack a
+the :class:`~.rule_context.Context` and never raises on missing facts: a set whose facts lack a
 field is judged on what it has. Every check looks at every namespace set, identified as a
 container or not.
 
@@ -11,6 +11,7 @@ Plain Python, no Ansible import.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import consequence
@@ -18,7 +19,7 @@ from . import remediation as rem
 from . import container_specs as specs
 from . import static_judge
 from .expectations import Constraint, Expectation, Selector, parse_constraint
-from .rules import Context, Rule, ceil_to, glob_any, make_finding
+from .rule_context import Context, RuleLike, ceil_to, glob_any, make_finding
 from .vocabulary import (GLOBAL_CLASSES, PER_NAMESPACE_CLASSES, as_number, key_to_path, set_label, squash, worst_of,
                          writable)
 
@@ -29,7 +30,7 @@ def _quote(text: Optional[str]) -> str:
     return '"%s"' % text if text else ""
 
 
-def _host_task_unless_lower(ctx: Context, rule: Rule, key: str, wanted: Any, why: str) -> Tuple[List[Dict[str, Any]], str]:
+def _host_task_unless_lower(ctx: Context, rule: RuleLike, key: str, wanted: Any, why: str) -> Tuple[List[Dict[str, Any]], str]:
     """The host task setting ``key`` to ``wanted``, unless the host already has it or a higher
     number (a request for less than the host has must not lower it for everybody)."""
     host_value = ctx.host_value(key)
@@ -62,7 +63,7 @@ def _requests(nset: Mapping[str, Any]) -> List[Tuple[str, Any]]:
     return sorted(named.items())
 
 
-def _spec_tasks(ctx: Context, rule: Rule, nset: Mapping[str, Any], set_to: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def _spec_tasks(ctx: Context, rule: RuleLike, nset: Mapping[str, Any], set_to: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """Container-spec tasks for ``nset``, keeping its own requests (not its engine's defaults)
     except keys that are the host's (:func:`_host_owned_reason`)."""
     requested = dict(_requests(nset))
@@ -72,7 +73,7 @@ def _spec_tasks(ctx: Context, rule: Rule, nset: Mapping[str, Any], set_to: Mappi
                                       never=never)
 
 
-def _spec_removal(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str) -> List[Dict[str, Any]]:
+def _spec_removal(ctx: Context, rule: RuleLike, nset: Mapping[str, Any], key: str) -> List[Dict[str, Any]]:
     return _spec_tasks(ctx, rule, nset, {key: None})
 
 
@@ -113,7 +114,7 @@ def _requested_consequence(ctx: Context, nset: Mapping[str, Any], key: str, requ
     return text + ".", verdict.get("error")
 
 
-def _request_finding(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str, requested: str,
+def _request_finding(ctx: Context, rule: RuleLike, nset: Mapping[str, Any], key: str, requested: str,
                      info: Mapping[str, Any], container_value: Optional[str], error: Optional[str],
                      message_vars: Mapping[str, Any]) -> Dict[str, Any]:
     """A finding about a requested global key: fix it on the host, drop it from the spec."""
@@ -131,7 +132,7 @@ def _request_finding(ctx: Context, rule: Rule, nset: Mapping[str, Any], key: str
     )
 
 
-def check_global_key_requested(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_global_key_requested(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     classes = tuple(params.get("classes") or ("global", "mirror", "leaking"))
     out = []
     for nset in ctx.sets:
@@ -146,7 +147,7 @@ def check_global_key_requested(ctx: Context, rule: Rule, params: Mapping[str, An
     return out
 
 
-def check_host_only_key_requested(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_host_only_key_requested(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     out = []
     for nset in ctx.sets:
         for key, requested in _requests(nset):
@@ -175,7 +176,7 @@ def _spec_context(ctx: Context, nset: Mapping[str, Any]) -> static_judge.SpecCon
                                     where="the spec of %s" % set_label(nset))
 
 
-def check_requested_key_name(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_requested_key_name(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """A request whose *name* no runtime on the set's path can write (a dotted interface name, a
     '/' spelling the path refuses, a name in no kernel): the static judge's decision
     (:func:`static_judge.name_verdicts`) over what the set's runtime was given."""
@@ -241,7 +242,7 @@ def _profiles(expectations: Sequence[Expectation]) -> str:
     return ", ".join(seen)
 
 
-def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List[Dict[str, Any]]:
+def _expectation_findings(ctx: Context, rule: RuleLike, per_namespace: bool) -> List[Dict[str, Any]]:
     """NSG003 (global keys, checked against the host) and NSG009 (per-namespace keys, checked
     against the set's own namespace)."""
     out = []
@@ -302,17 +303,17 @@ def _expectation_findings(ctx: Context, rule: Rule, per_namespace: bool) -> List
     return out
 
 
-def check_expected_global(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_expected_global(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     return _expectation_findings(ctx, rule, per_namespace=False)
 
 
-def check_expected_namespaced(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_expected_namespaced(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     return _expectation_findings(ctx, rule, per_namespace=True)
 
 
 # --------------------------------------------------------------------------- NSG004
 
-def check_host_tuning_not_inherited(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_host_tuning_not_inherited(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     namespaces = set(params.get("namespaces") or ("net", "ipc"))
     ignore = list(params.get("ignore_keys") or [])
     probe = ctx.facts.get("probe") or {}
@@ -392,10 +393,26 @@ def _netns_label(ctx: Context, entry: Mapping[str, Any]) -> Tuple[str, Optional[
     return "netns %s" % entry.get("net"), None
 
 
-def check_conntrack(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+_CONNTRACK_MAX = "net.netfilter.nf_conntrack_max"
+_CONNTRACK_BUCKETS = "net.netfilter.nf_conntrack_buckets"
+
+
+@dataclass
+class _Conntrack:
+    """The host's conntrack facts as NSG005's three phases read them."""
+
+    maximum: Optional[int]
+    buckets: Optional[int]
+    cpus: int
+    per_netns: List[Mapping[str, Any]]  # entries with a count, largest count first
+    sizing: Optional[int]  # the sizing rule's nf_conntrack_max, None when it is off
+    details: Dict[str, Any]  # shared by every finding's details
+
+
+def _conntrack_facts(ctx: Context, params: Mapping[str, Any]) -> Optional[_Conntrack]:
     conntrack = ctx.facts.get("conntrack") or {}
     if not conntrack.get("loaded"):
-        return []
+        return None
     maximum = _int(conntrack.get("max"))
     buckets = _int(conntrack.get("buckets"))
     cpus = _int(ctx.host_facts.get("cpus")) or 1
@@ -409,83 +426,104 @@ def check_conntrack(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List
     sizing = max(int(params["max_per_core"]) * cpus, int(params["min"])) if int(params["max_per_core"]) > 0 else None
     if sizing and int(params["cap"]) > 0:
         sizing = min(sizing, int(params["cap"]))
-    key_max = "net.netfilter.nf_conntrack_max"
-    info_max = ctx.klass(key_max)
-    base_details = {"max": maximum, "buckets": buckets, "cpus": cpus, "sizing": sizing, "top": top}
-    out = []
-    # each namespace's count against the one global limit
-    if maximum:
-        for entry in ranked:
-            count = int(entry["count"])
-            ratio = count / maximum
-            if ratio >= params["count_error_ratio"]:
-                severity = "error"
-            elif ratio >= params["count_warning_ratio"]:
-                severity = "warning"
-            else:
-                continue
-            label, nset = _netns_label(ctx, entry)
-            target = max(sizing or 0, ceil_to(count * 2, 1024))
-            tasks = [rem.host_sysctl_task(rule.id, key_max, target, persisted=ctx.persisted, options=ctx.options,
-                                          why="netns %s holds %d entries" % (label, count))]
-            out.append(make_finding(
-                ctx, rule, severity=severity, nset=nset, key=key_max, klass=info_max,
-                values={"host": str(maximum), "container": str(count)},
-                message_vars={"situation": (
-                    "%s holds %d conntrack entries, %d%% of nf_conntrack_max (%d). The limit is one global number "
-                    "checked against each network namespace's own count; at the limit the kernel drops new "
-                    "connections in that namespace (\"nf_conntrack: table full in netns ..., dropping packet\"), "
-                    "and the container cannot raise it (read-only in its namespace since 5.13)."
-                    % (label, count, int(ratio * 100), maximum)), "fix": "Raise it on the host"},
-                remediation=rem.remediation("host", tasks),
-                details=dict(base_details, check="netns-usage", net=entry.get("net"), count=count,
-                             ratio=round(ratio, 4)),
-            ))
-    # the sum over every namespace against the shared hash table
-    total = sum(int(e["count"]) for e in per_netns)
-    if buckets:
-        load = total / buckets
-        severity = None
-        reasons = []
-        if load > params["hash_load_error"]:
+    details = {"max": maximum, "buckets": buckets, "cpus": cpus, "sizing": sizing, "top": top}
+    return _Conntrack(maximum, buckets, cpus, ranked, sizing, details)
+
+
+def _conntrack_usage(ctx: Context, rule: RuleLike, params: Mapping[str, Any], ct: _Conntrack) -> List[Dict[str, Any]]:
+    """Each namespace's count against the one global limit."""
+    out: List[Dict[str, Any]] = []
+    if not ct.maximum:
+        return out
+    info_max = ctx.klass(_CONNTRACK_MAX)
+    for entry in ct.per_netns:
+        count = int(entry["count"])
+        ratio = count / ct.maximum
+        if ratio >= params["count_error_ratio"]:
             severity = "error"
-        elif load > params["hash_load_warning"]:
+        elif ratio >= params["count_warning_ratio"]:
             severity = "warning"
-        if severity:
-            reasons.append("%d entries in %d buckets is %.1f per bucket (warning above %s, error above %s)"
-                           % (total, buckets, load, params["hash_load_warning"], params["hash_load_error"]))
-        if maximum and total > maximum:
-            severity = severity or "warning"
-            reasons.append("the %d entries of all namespaces together exceed nf_conntrack_max (%d), which does not "
-                           "cap the host: it limits each namespace separately" % (total, maximum))
-        if severity:
-            key_buckets = "net.netfilter.nf_conntrack_buckets"
-            target = max(buckets, ceil_to(total / max(params["hash_load_warning"] / 2.0, 1.0), 1024))
-            tasks = [rem.host_sysctl_task(rule.id, key_buckets, target, persisted=ctx.persisted, options=ctx.options,
-                                          why="%d entries across %d namespaces" % (total, len(per_netns)))]
-            out.append(make_finding(
-                ctx, rule, severity=severity, key=key_buckets, klass=ctx.klass(key_buckets),
-                values={"host": str(buckets), "container": str(total)},
-                message_vars={"situation": "All network namespaces share one conntrack hash table and kernel memory: "
-                              + "; ".join(reasons) + ".", "fix": "Size the shared table on the host"},
-                remediation=rem.remediation("host", tasks),
-                details=dict(base_details, check="shared-table", total=total, load=round(load, 3)),
-            ))
-    # the host's limit against a sizing rule (kube-proxy's by default)
-    if params["sizing"] and sizing and maximum is not None and 0 < maximum < sizing:
-        tasks = [rem.host_sysctl_task(rule.id, key_max, sizing, persisted=ctx.persisted, options=ctx.options,
-                                      why="max(%d x %d cpus, %d)" % (params["max_per_core"], cpus, params["min"]))]
+        else:
+            continue
+        label, nset = _netns_label(ctx, entry)
+        target = max(ct.sizing or 0, ceil_to(count * 2, 1024))
+        tasks = [rem.host_sysctl_task(rule.id, _CONNTRACK_MAX, target, persisted=ctx.persisted, options=ctx.options,
+                                      why="netns %s holds %d entries" % (label, count))]
         out.append(make_finding(
-            ctx, rule, severity=params["sizing_severity"], key=key_max, klass=info_max,
-            values={"host": str(maximum), "expected": ">=%d" % sizing},
-            message_vars={"situation": "nf_conntrack_max is %d, below the sizing rule max(max_per_core x cpus, min) = "
-                          "max(%d x %d, %d) = %d (kube-proxy's defaults). Every namespace may hold up to this many "
-                          "entries." % (maximum, params["max_per_core"], cpus, params["min"], sizing),
-                          "fix": "Raise it on the host"},
+            ctx, rule, severity=severity, nset=nset, key=_CONNTRACK_MAX, klass=info_max,
+            values={"host": str(ct.maximum), "container": str(count)},
+            message_vars={"situation": (
+                "%s holds %d conntrack entries, %d%% of nf_conntrack_max (%d). The limit is one global number "
+                "checked against each network namespace's own count; at the limit the kernel drops new "
+                "connections in that namespace (\"nf_conntrack: table full in netns ..., dropping packet\"), "
+                "and the container cannot raise it (read-only in its namespace since 5.13)."
+                % (label, count, int(ratio * 100), ct.maximum)), "fix": "Raise it on the host"},
             remediation=rem.remediation("host", tasks),
-            details=dict(base_details, check="sizing"),
+            details=dict(ct.details, check="netns-usage", net=entry.get("net"), count=count,
+                         ratio=round(ratio, 4)),
         ))
     return out
+
+
+def _conntrack_table(ctx: Context, rule: RuleLike, params: Mapping[str, Any], ct: _Conntrack) -> List[Dict[str, Any]]:
+    """The sum over every namespace against the shared hash table."""
+    total = sum(int(e["count"]) for e in ct.per_netns)
+    if not ct.buckets:
+        return []
+    load = total / ct.buckets
+    severity = None
+    reasons = []
+    if load > params["hash_load_error"]:
+        severity = "error"
+    elif load > params["hash_load_warning"]:
+        severity = "warning"
+    if severity:
+        reasons.append("%d entries in %d buckets is %.1f per bucket (warning above %s, error above %s)"
+                       % (total, ct.buckets, load, params["hash_load_warning"], params["hash_load_error"]))
+    if ct.maximum and total > ct.maximum:
+        severity = severity or "warning"
+        reasons.append("the %d entries of all namespaces together exceed nf_conntrack_max (%d), which does not "
+                       "cap the host: it limits each namespace separately" % (total, ct.maximum))
+    if not severity:
+        return []
+    target = max(ct.buckets, ceil_to(total / max(params["hash_load_warning"] / 2.0, 1.0), 1024))
+    tasks = [rem.host_sysctl_task(rule.id, _CONNTRACK_BUCKETS, target, persisted=ctx.persisted, options=ctx.options,
+                                  why="%d entries across %d namespaces" % (total, len(ct.per_netns)))]
+    return [make_finding(
+        ctx, rule, severity=severity, key=_CONNTRACK_BUCKETS, klass=ctx.klass(_CONNTRACK_BUCKETS),
+        values={"host": str(ct.buckets), "container": str(total)},
+        message_vars={"situation": "All network namespaces share one conntrack hash table and kernel memory: "
+                      + "; ".join(reasons) + ".", "fix": "Size the shared table on the host"},
+        remediation=rem.remediation("host", tasks),
+        details=dict(ct.details, check="shared-table", total=total, load=round(load, 3)),
+    )]
+
+
+def _conntrack_sizing(ctx: Context, rule: RuleLike, params: Mapping[str, Any], ct: _Conntrack) -> List[Dict[str, Any]]:
+    """The host's limit against a sizing rule (kube-proxy's by default)."""
+    if not (params["sizing"] and ct.sizing and ct.maximum is not None and 0 < ct.maximum < ct.sizing):
+        return []
+    tasks = [rem.host_sysctl_task(rule.id, _CONNTRACK_MAX, ct.sizing, persisted=ctx.persisted, options=ctx.options,
+                                  why="max(%d x %d cpus, %d)" % (params["max_per_core"], ct.cpus, params["min"]))]
+    return [make_finding(
+        ctx, rule, severity=params["sizing_severity"], key=_CONNTRACK_MAX, klass=ctx.klass(_CONNTRACK_MAX),
+        values={"host": str(ct.maximum), "expected": ">=%d" % ct.sizing},
+        message_vars={"situation": "nf_conntrack_max is %d, below the sizing rule max(max_per_core x cpus, min) = "
+                      "max(%d x %d, %d) = %d (kube-proxy's defaults). Every namespace may hold up to this many "
+                      "entries." % (ct.maximum, params["max_per_core"], ct.cpus, params["min"], ct.sizing),
+                      "fix": "Raise it on the host"},
+        remediation=rem.remediation("host", tasks),
+        details=dict(ct.details, check="sizing"),
+    )]
+
+
+def check_conntrack(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """NSG005: per-namespace use of the global limit, the shared hash table, the sizing rule."""
+    ct = _conntrack_facts(ctx, params)
+    if ct is None:
+        return []
+    return (_conntrack_usage(ctx, rule, params, ct) + _conntrack_table(ctx, rule, params, ct)
+            + _conntrack_sizing(ctx, rule, params, ct))
 
 
 # --------------------------------------------------------------------------- NSG006
@@ -502,7 +540,7 @@ def _exposed_keys(ctx: Context) -> Tuple[List[str], List[str]]:
     return exposed, leaking
 
 
-def check_container_can_change_global(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_container_can_change_global(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     exposed, leaking = _exposed_keys(ctx)
     allow = list(params.get("allow") or [])
     limit = int(params["list_limit"])
@@ -560,7 +598,7 @@ def check_container_can_change_global(ctx: Context, rule: Rule, params: Mapping[
 
 # --------------------------------------------------------------------------- NSG007
 
-def check_shared_namespace_sysctl(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_shared_namespace_sysctl(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     out = []
     for nset in ctx.sets:
         shared = ctx.shared_namespaces(nset)
@@ -590,7 +628,7 @@ def check_shared_namespace_sysctl(ctx: Context, rule: Rule, params: Mapping[str,
 
 # --------------------------------------------------------------------------- NSG008
 
-def check_persisted_drift(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_persisted_drift(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     classes = set(GLOBAL_CLASSES)
     if params.get("include_isolated"):
         classes |= set(PER_NAMESPACE_CLASSES)
@@ -637,7 +675,7 @@ def _selectors(raw: Any) -> List[Selector]:
     return [Selector.parse(s) for s in (raw if isinstance(raw, list) else [raw])]
 
 
-def check_host_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_host_value(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     key = rule.check["key"]
     constraints = parse_constraint(rule.check["expect"])
     value = ctx.host_value(key)
@@ -654,7 +692,7 @@ def check_host_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> Lis
                          remediation=rem.remediation("host", tasks))]
 
 
-def check_set_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_set_value(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     key = rule.check["key"]
     constraints = parse_constraint(rule.check["expect"])
     selectors = _selectors(rule.check.get("match"))
@@ -681,7 +719,7 @@ def check_set_value(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List
     return out
 
 
-def check_requested_key(ctx: Context, rule: Rule, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def check_requested_key(ctx: Context, rule: RuleLike, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
     patterns = list(rule.check["keys"])
     classes = set(rule.check.get("classes") or [])
     out = []

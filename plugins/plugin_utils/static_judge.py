@@ -374,6 +374,23 @@ def _version_of(text: Optional[str]) -> Optional[Tuple[int, int]]:
         return None
 
 
+@dataclass(frozen=True)
+class _Scoped:
+    """One key as :func:`assess`'s phases read it: its class at the floor and on the latest kernel."""
+
+    name: str
+    text: Optional[str]  # the requested value as text, None when there is none
+    floor: str
+    at_floor: Mapping[str, Any]
+    latest: Mapping[str, Any]
+    k_floor: str
+    k_latest: str
+    namespace: Optional[str]
+    since: Optional[str]  # the kernel where the class changes, between the floor and the latest
+    also: str  # " (stable backports: ...)" or ""
+    base: Mapping[str, Any]  # the fields every verdict of this key carries
+
+
 def assess(
     kb: Any,
     key: Any,
@@ -389,65 +406,93 @@ def assess(
     Returns ``[]`` for a key that is fine, and for a key that cannot be judged (templated,
     not a string, unknown to the knowledge base's classifier). Never raises on odd input.
     ``value`` only makes the quoted runtime errors exact.
+
+    The phases, in order: the key's name (0), a namespace shared with the host (1), a key
+    namespaced nowhere (2), a runtime's refusal (3); the first that speaks is the only verdict.
+    Then the warnings add up: Docker's per-interface keys (3b), a kernel gate (4), the kubelet's
+    safe set (5).
     """
     name = normalize_key(key)
     if name is None:
         return []
     floor = parse_floor(floor) if floor is not None else parse_floor()
     k8s_version = parse_k8s(k8s) if k8s is not None else parse_k8s()
-    scope = scope or knowledge_scope
+    sk = _scoped(kb, name, value, floor, scope or knowledge_scope)
+    if sk is None:
+        return []
+
+    # 0. How the key is named: unsettable, refused as spelled, or in no kernel.
+    named = _name_verdicts(kb, key, name, ctx, sk.text, dict(sk.base))
+    if named:
+        return named
+    for phase in (_host_namespace_verdict, _global_verdict, _refused_verdict):
+        verdict = phase(kb, sk, ctx)
+        if verdict is not None:
+            return [verdict]
+    verdicts = [_docker_interface_verdict(sk, ctx), _kernel_gate_verdict(sk), _kubelet_verdict(kb, sk, ctx, k8s_version)]
+    return [v for v in verdicts if v is not None]
+
+
+def _scoped(kb: Any, name: str, value: Any, floor: str, scope: Callable[..., Mapping[str, Any]]) -> Optional[_Scoped]:
+    """The key's class at the floor and on the latest kernel, or None when it cannot be judged."""
     try:
         text = None if value is None or isinstance(value, (Mapping, list)) else str(value)
         at_floor = scope(kb, name, kernel=floor, value=text)
         latest = scope(kb, name, kernel=None, value=text)
     except (KeyError, ValueError, TypeError):  # a classifier that cannot place the key: no verdict
-        return []
+        return None
     k_floor, k_latest = at_floor.get("class"), latest.get("class")
     if k_floor is None or k_latest is None:
-        return []
+        return None
     namespace = latest.get("namespace") if _is_ns(k_latest) else at_floor.get("namespace")
     base = dict(klass=k_floor, namespace=namespace, evidence=latest.get("evidence"), scope=latest)
     since, backports = _flip(kb, name, floor, at_floor, scope) if k_floor != k_latest else (None, ())
     also = f" (stable backports: {', '.join(backports)})" if backports else ""
+    return _Scoped(name, text, floor, at_floor, latest, k_floor, k_latest, namespace, since, also, base)
 
-    # 0. How the key is named: unsettable, refused as spelled, or in no kernel.
-    named = _name_verdicts(kb, key, name, ctx, text, base)
-    if named:
-        return named
 
-    # 1. A namespace the spec shares with the host: the key would be the host's own setting.
+def _host_namespace_verdict(kb: Any, sk: _Scoped, ctx: SpecContext) -> Optional[Verdict]:
+    """1. A namespace the spec shares with the host: the key would be the host's own setting."""
+    name, at_floor, latest = sk.name, sk.at_floor, sk.latest
     shared = ctx.host_namespaces & {at_floor.get("namespace"), latest.get("namespace")}
-    if shared and (_is_ns(k_floor) or _is_ns(k_latest)):
-        ns = sorted(shared)[0]
-        verdicts = _verdicts(latest, ctx.runtimes)
-        said = [q for q in (consequence.said(info, host=True, runtime=rt) for rt, info in verdicts) if q]
-        rt_err = said[0] if said else None
-        refused = consequence.host_namespace_effect(verdicts)
-        if ns in ctx.joined_by_path:
-            refused = _joined_by_path(kb, ctx.runtimes, name, text) or refused
-        how = "joins the host's %s namespace by path" % ns if ns in ctx.joined_by_path else "shares the host's %s namespace" % ns
-        msg = (f"{name} is per {ns} namespace, but {ctx.where} {how}: "
-               f"{refused}, and the setting would be the host's own. Set it on the host, "
-               f"or give the container {_NAMESPACE_FIELD.get(ns, 'its own namespace')}.")
-        return [Verdict(name, HOST_NAMESPACE, "error", msg, runtime_error=rt_err, **base)]
+    if not (shared and (_is_ns(sk.k_floor) or _is_ns(sk.k_latest))):
+        return None
+    ns = sorted(shared)[0]
+    verdicts = _verdicts(latest, ctx.runtimes)
+    said = [q for q in (consequence.said(info, host=True, runtime=rt) for rt, info in verdicts) if q]
+    rt_err = said[0] if said else None
+    refused = consequence.host_namespace_effect(verdicts)
+    if ns in ctx.joined_by_path:
+        refused = _joined_by_path(kb, ctx.runtimes, name, sk.text) or refused
+    how = "joins the host's %s namespace by path" % ns if ns in ctx.joined_by_path else "shares the host's %s namespace" % ns
+    msg = (f"{name} is per {ns} namespace, but {ctx.where} {how}: "
+           f"{refused}, and the setting would be the host's own. Set it on the host, "
+           f"or give the container {_NAMESPACE_FIELD.get(ns, 'its own namespace')}.")
+    return Verdict(name, HOST_NAMESPACE, "error", msg, runtime_error=rt_err, **sk.base)
 
-    # 2. Not namespaced anywhere from the floor on.
-    if not _is_ns(k_floor) and not _is_ns(k_latest):
-        reason = ABSENT if k_floor == "host-only" and k_latest == "host-only" else GLOBAL
-        if k_floor == k_latest:
-            what = f"{name} is {_describe(k_floor)} on every kernel since {floor}"
-        else:
-            what = (f"{name} is {_describe(k_floor)} on kernel {floor} and "
-                    f"{_describe(k_latest)} from {since or 'a later kernel'} on; it is never the container's own")
-        effect = _effect(ctx, latest, k_latest)
-        msg = f"{what}: {effect}. Set it on the host and remove it from {ctx.where}."
-        return [Verdict(name, reason, "error", msg, since=since, **base)]
 
-    verdicts: List[Verdict] = []
-    # 3. Refused by every runtime that could run the spec, namespaced or not; for a Pod, also
-    #    by every OCI runtime under the kubelet (the kubelet may let it through first).
+def _global_verdict(kb: Any, sk: _Scoped, ctx: SpecContext) -> Optional[Verdict]:
+    """2. Not namespaced anywhere from the floor on."""
+    name, k_floor, k_latest = sk.name, sk.k_floor, sk.k_latest
+    if _is_ns(k_floor) or _is_ns(k_latest):
+        return None
+    reason = ABSENT if k_floor == "host-only" and k_latest == "host-only" else GLOBAL
+    if k_floor == k_latest:
+        what = f"{name} is {_describe(k_floor)} on every kernel since {sk.floor}"
+    else:
+        what = (f"{name} is {_describe(k_floor)} on kernel {sk.floor} and "
+                f"{_describe(k_latest)} from {sk.since or 'a later kernel'} on; it is never the container's own")
+    effect = _effect(ctx, sk.latest, k_latest)
+    msg = f"{what}: {effect}. Set it on the host and remove it from {ctx.where}."
+    return Verdict(name, reason, "error", msg, since=sk.since, **sk.base)
+
+
+def _refused_verdict(kb: Any, sk: _Scoped, ctx: SpecContext) -> Optional[Verdict]:
+    """3. Refused by every runtime that could run the spec, namespaced or not; for a Pod, also
+    by every OCI runtime under the kubelet (the kubelet may let it through first)."""
+    name, namespace, latest = sk.name, sk.namespace, sk.latest
     for runtimes, after in ((ctx.runtimes, ""), (ctx.oci, "oci")):
-        refusals = _runtime_refusals(at_floor, runtimes) or _runtime_refusals(latest, runtimes)
+        refusals = _runtime_refusals(sk.at_floor, runtimes) or _runtime_refusals(latest, runtimes)
         if not refusals:
             continue
         rt = refusals[0][0]
@@ -463,55 +508,68 @@ def assess(
         else:
             why = (f"{name} is per user namespace and the container has none of its own (it runs in the host's), "
                    "so it is refused" if namespace == "user" else
-                   f"{name} is refused although the kernel keeps it {_describe(k_latest)}")
+                   f"{name} is refused although the kernel keeps it {_describe(sk.k_latest)}")
             msg = (f"{why}: {quoted or rt + ' refuses it'}. "
                    f"The container will not start. Remove it from {ctx.where} and {fix}.")
-        return [Verdict(name, REJECTED, "error", msg, runtime=rt, runtime_error=err, **base)]
+        return Verdict(name, REJECTED, "error", msg, runtime=rt, runtime_error=err, **sk.base)
+    return None
 
-    # 3b. Docker Engine API >= 1.48 refuses per-interface keys as container sysctls.
-    if "docker-api" in ctx.runtimes and ctx.docker_bridge and docker_interface_key(name):
-        parts = name.split(".", 4)
-        ifname = f"net.{parts[1]}.{parts[2]}.IFNAME.{parts[4]}"
-        msg = (f"{name} names an interface: Docker Engine 28 and later (API >= 1.48) refuse it "
-               f"(\"interface specific sysctl setting \"{name}\" must be supplied using driver option "
-               f"'com.docker.network.endpoint.sysctls'\"); API 1.46-1.47 move an eth0 key to the endpoint and "
-               f"refuse other interfaces (\"unable to determine network endpoint for sysctl {name}\"), from "
-               f"{MOBY_SYSCTL_BC}. Set {ifname} in the network's driver_opts "
-               f"(com.docker.network.endpoint.sysctls) instead of {ctx.where}'s sysctls.")
-        verdicts.append(Verdict(name, VERSION_GATED, "warning", msg, runtime="docker-api", **base))
 
-    # 4. A kernel gate between the floor and the latest kernel.
-    if _is_ns(k_floor) != _is_ns(k_latest):
-        gate = since or "a later kernel"
-        if _is_ns(k_latest):
-            msg = (f"{name} is namespaced only since kernel {gate}{also}; from {floor} up to {gate} it is "
-                   f"{_describe(k_floor)}, so a container cannot own it there. Set it on the host, or "
-                   f"raise the kernel floor ({FLOOR_ENV}={gate}) if every host runs {gate} or later.")
-        else:
-            msg = (f"{name} is {_describe(k_latest)} from kernel {gate}{also} on (per namespace before): "
-                   f"on hosts with {gate} or later the container cannot own it. Set it on the host.")
-        verdicts.append(Verdict(name, KERNEL_GATED, "warning", msg, since=gate, **base))
+def _docker_interface_verdict(sk: _Scoped, ctx: SpecContext) -> Optional[Verdict]:
+    """3b. Docker Engine API >= 1.48 refuses per-interface keys as container sysctls."""
+    name = sk.name
+    if not ("docker-api" in ctx.runtimes and ctx.docker_bridge and docker_interface_key(name)):
+        return None
+    parts = name.split(".", 4)
+    ifname = f"net.{parts[1]}.{parts[2]}.IFNAME.{parts[4]}"
+    msg = (f"{name} names an interface: Docker Engine 28 and later (API >= 1.48) refuse it "
+           f"(\"interface specific sysctl setting \"{name}\" must be supplied using driver option "
+           f"'com.docker.network.endpoint.sysctls'\"); API 1.46-1.47 move an eth0 key to the endpoint and "
+           f"refuse other interfaces (\"unable to determine network endpoint for sysctl {name}\"), from "
+           f"{MOBY_SYSCTL_BC}. Set {ifname} in the network's driver_opts "
+           f"(com.docker.network.endpoint.sysctls) instead of {ctx.where}'s sysctls.")
+    return Verdict(name, VERSION_GATED, "warning", msg, runtime="docker-api", **sk.base)
 
-    # 5. The kubelet's safe set (of the kernel floor, and of the Kubernetes version given).
-    if ctx.kubelet:
-        kubelet = (at_floor.get("runtimes") or {}).get("kubelet") or {}
-        since_k8s, safe_cite, unverified = _kubelet_safe_since(kb, name)
-        too_old = (k8s_version is not None and kubelet.get("safe", False) and since_k8s is not None
-                   and _version_of(since_k8s) is not None and k8s_version < _version_of(since_k8s))
-        if kubelet and kubelet.get("accepts", True) and (not kubelet.get("safe", False) or too_old):
-            err = kubelet.get("error") or f'forbidden sysctl: "{name}" not allowlisted'
-            if too_old:
-                cite = (f"{SAFE_SYSCTLS_SOURCE}" + (f", {safe_cite}" if safe_cite else "")
-                        + (" (unverified: the knowledge's since_k8s is not backed by a source commit)" if unverified else ""))
-                msg = (f"{name} is in the kubelet's safe set only since Kubernetes {since_k8s} ({cite}): a kubelet "
-                       f"{_k8s_text(k8s_version)} ({K8S_ENV}) rejects the pod (SysctlForbidden: {err}) unless it "
-                       f"runs with --allowed-unsafe-sysctls={name}.")
-            else:
-                msg = (f"{name} is not in the Kubernetes safe set: the kubelet rejects the pod (SysctlForbidden: {err}) "
-                       f"unless it runs with --allowed-unsafe-sysctls={name}; the Pod Security baseline level "
-                       "also forbids it.")
-            verdicts.append(Verdict(name, KUBELET_UNSAFE, "warning", msg, **base))
-    return verdicts
+
+def _kernel_gate_verdict(sk: _Scoped) -> Optional[Verdict]:
+    """4. A kernel gate between the floor and the latest kernel."""
+    name, floor, k_floor, k_latest, also = sk.name, sk.floor, sk.k_floor, sk.k_latest, sk.also
+    if _is_ns(k_floor) == _is_ns(k_latest):
+        return None
+    gate = sk.since or "a later kernel"
+    if _is_ns(k_latest):
+        msg = (f"{name} is namespaced only since kernel {gate}{also}; from {floor} up to {gate} it is "
+               f"{_describe(k_floor)}, so a container cannot own it there. Set it on the host, or "
+               f"raise the kernel floor ({FLOOR_ENV}={gate}) if every host runs {gate} or later.")
+    else:
+        msg = (f"{name} is {_describe(k_latest)} from kernel {gate}{also} on (per namespace before): "
+               f"on hosts with {gate} or later the container cannot own it. Set it on the host.")
+    return Verdict(name, KERNEL_GATED, "warning", msg, since=gate, **sk.base)
+
+
+def _kubelet_verdict(kb: Any, sk: _Scoped, ctx: SpecContext, k8s_version: Any) -> Optional[Verdict]:
+    """5. The kubelet's safe set (of the kernel floor, and of the Kubernetes version given)."""
+    name = sk.name
+    if not ctx.kubelet:
+        return None
+    kubelet = (sk.at_floor.get("runtimes") or {}).get("kubelet") or {}
+    since_k8s, safe_cite, unverified = _kubelet_safe_since(kb, name)
+    too_old = (k8s_version is not None and kubelet.get("safe", False) and since_k8s is not None
+               and _version_of(since_k8s) is not None and k8s_version < _version_of(since_k8s))
+    if not (kubelet and kubelet.get("accepts", True) and (not kubelet.get("safe", False) or too_old)):
+        return None
+    err = kubelet.get("error") or f'forbidden sysctl: "{name}" not allowlisted'
+    if too_old:
+        cite = (f"{SAFE_SYSCTLS_SOURCE}" + (f", {safe_cite}" if safe_cite else "")
+                + (" (unverified: the knowledge's since_k8s is not backed by a source commit)" if unverified else ""))
+        msg = (f"{name} is in the kubelet's safe set only since Kubernetes {since_k8s} ({cite}): a kubelet "
+               f"{_k8s_text(k8s_version)} ({K8S_ENV}) rejects the pod (SysctlForbidden: {err}) unless it "
+               f"runs with --allowed-unsafe-sysctls={name}.")
+    else:
+        msg = (f"{name} is not in the Kubernetes safe set: the kubelet rejects the pod (SysctlForbidden: {err}) "
+               f"unless it runs with --allowed-unsafe-sysctls={name}; the Pod Security baseline level "
+               "also forbids it.")
+    return Verdict(name, KUBELET_UNSAFE, "warning", msg, **sk.base)
 
 
 def render_tasks(tasks: Iterable[Mapping[str, Any]]) -> str:

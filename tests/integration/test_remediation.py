@@ -14,7 +14,7 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations as ex
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as R
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import evaluator, rule_catalog
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.remediation import RemediationOptions
 from tests.integration.test_audit_support import (HostSysctls, PLAYBOOK_BIN, findings_of, read_sysctl, run_playbook,
@@ -67,7 +67,7 @@ def audited(work):
 def constructed(work):
     """Findings of every rule's catalog examples plus one container-spec finding per runtime,
     rendered with the same remediation options."""
-    catalog = R.load_catalog()
+    catalog = rule_catalog.load_catalog()
     kb = load_knowledge()
     profiles, dummy = ex.load_profiles()
     options = RemediationOptions(sysctl_d_dir=str(work / "sysctl.d"), lxc_path=str(work / "lxc"))
@@ -75,7 +75,7 @@ def constructed(work):
     for rule in catalog:
         for example in rule.examples["positive"]:
             extra = [e for d in example.get("expectations") or [] for e in ex.expectations_from_data(d, "x")[0]]
-            findings += R.evaluate(R.example_facts(example["facts"]), R.example_classification(example.get("classes")),
+            findings += evaluator.evaluate(rule_catalog.example_facts(example["facts"]), rule_catalog.example_classification(example.get("classes")),
                                    catalog, profiles + extra, options=options, kb=kb)
     identities = [{"runtime": "docker", "name": "web", "image": "nginx:1"},
                   {"runtime": "podman", "name": "cache", "image": "redis:7"},
@@ -83,13 +83,13 @@ def constructed(work):
                   {"runtime": "containerd", "name": "app", "pod_name": "web-5d8f7c9b6-x7k2p", "pod_namespace": "prod"},
                   {"runtime": "netns", "netns_name": "blue"}]
     for identity in identities:
-        facts = R.example_facts({
+        facts = rule_catalog.example_facts({
             "host": {"keys": {"net.core.somaxconn": {"value": "8192", "mode": "0644"}},
                      "persisted": {"keys": {"net.core.somaxconn": {"value": "8192", "file": "/etc/sysctl.conf",
                                                                    "line": 1}}}},
             "namespace_sets": [{"identity": identity, "privileges": {"privileged": True, "userns_is_host": True},
                                 "view": {"differs": {"net.core.somaxconn": {"host": "8192", "container": "4096"}}}}]})
-        findings += R.evaluate(facts, R.example_classification({"net.core.somaxconn": {"class": "isolated",
+        findings += evaluator.evaluate(facts, rule_catalog.example_classification({"net.core.somaxconn": {"class": "isolated",
                                                                                        "namespace": "net"}}),
                                catalog, options=options, kb=kb)
     return findings

@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations as ex
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import knowledge as kb
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as R
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rule_catalog
 
 ROOT = Path(kb.KNOWLEDGE_DIR).parents[1]
 KNOWLEDGE_FILES = sorted(p for p in Path(kb.KNOWLEDGE_DIR).glob("*.yml"))
-RULE_FILES = sorted(Path(R.CATALOG_DIR).glob("NSG*.yml"))
+RULE_FILES = sorted(Path(rule_catalog.CATALOG_DIR).glob("NSG*.yml"))
 PROFILE_FILES = sorted(Path(ex.PROFILES_DIR).glob("*.yml"))
 SETTINGS = settings(max_examples=120, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -58,7 +58,7 @@ def load_knowledge(directory: Path, file: Path):
 
 
 def load_rules(directory: Path, file: Path):
-    catalog = R.load_catalog([directory], include_builtin=False)
+    catalog = rule_catalog.load_catalog([directory], include_builtin=False)
     for error in catalog.errors:
         assert error["file"] in (str(file), str(directory)), error
         assert str(error["path"]).startswith(("$", "line ", "byte ")), error
@@ -243,7 +243,7 @@ def _load_one(kind: str, file: Path) -> list:
             return [(exc.file, str(exc))]
         return []
     if kind == "rules":
-        rule, errors = R.load_rule_file(file)
+        rule, errors = rule_catalog.load_rule_file(file)
         assert rule is None
         return [(e["file"], e["message"]) for e in errors]
     found, errors = ex.load_expectation_files([file])

@@ -28,7 +28,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Set, Tuple
 import pytest
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations as ex
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as R
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import evaluator, rule_catalog
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.vocabulary import GLOBAL_CLASSES
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import scope
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
@@ -103,7 +103,7 @@ def kb():
 
 @pytest.fixture(scope="module")
 def catalog():
-    return R.load_catalog()
+    return rule_catalog.load_catalog()
 
 
 def _classification(kb, keys: Iterable[str], kernel: str) -> Dict[str, Dict]:
@@ -138,7 +138,7 @@ def _facts(keys: List[str], shared_net: bool) -> Dict:
                          "shares_host": ["net", "user", "cgroup"]})
             nset["ns"]["net"] = 4026531833
         sets.append(nset)
-    return R.example_facts({"host": {"keys": host_keys_, "persisted": {"keys": persisted}},
+    return rule_catalog.example_facts({"host": {"keys": host_keys_, "persisted": {"keys": persisted}},
                             "namespace_sets": sets})
 
 
@@ -190,7 +190,7 @@ def test_no_container_task_sets_a_global_key(kb, catalog, shared_net):
             facts = _facts(chunk, shared_net)
             facts["host"]["kernel"]["release"] = kernel
             errors: List = []
-            findings = R.evaluate(facts, {k: classes[k] for k in chunk + [ANCHOR]}, catalog,
+            findings = evaluator.evaluate(facts, {k: classes[k] for k in chunk + [ANCHOR]}, catalog,
                                   _expectations(chunk), options=options, kb=kb, errors=errors)
             assert not errors, errors[:3]
             for rule, label, module, key in _container_writes(findings):
@@ -325,7 +325,7 @@ def scene_findings(scene: Scene, kb, catalog, host: str = "localhost", engines: 
                      "ns": {"net": 4026532100 + index, "ipc": 4026533100 + index, "uts": 4026534100 + index,
                             "user": 4026531837, "pid": 4026535100 + index},
                      "view": {"differs": {ANCHOR: {"host": read_sysctl(ANCHOR), "container": value}}}})
-    facts = R.example_facts({"host": {"keys": {HOST_KEY: {"value": str(current), "mode": "0644"},
+    facts = rule_catalog.example_facts({"host": {"keys": {HOST_KEY: {"value": str(current), "mode": "0644"},
                                                ANCHOR: {"value": read_sysctl(ANCHOR), "mode": "0644"}}},
                              "namespace_sets": sets})
     facts["host"]["kernel"]["release"] = os.uname().release
@@ -337,7 +337,7 @@ def scene_findings(scene: Scene, kb, catalog, host: str = "localhost", engines: 
     assert not errors
     options = RemediationOptions(lxc_path=str(scene.lxc_config.parent.parent))
     errors = []
-    findings = R.evaluate(facts, classes, catalog, expectations, host=host, options=options, kb=kb, errors=errors)
+    findings = evaluator.evaluate(facts, classes, catalog, expectations, host=host, options=options, kb=kb, errors=errors)
     assert not errors, errors
     return findings
 

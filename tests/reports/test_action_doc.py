@@ -66,7 +66,7 @@ def test_installed_collection_ships_the_schema_and_reports(tmp_path):
 def test_every_rule_has_the_doc_its_help_uri_points_at():
     """SARIF helpUri (and the HTML/Markdown links) are <base>docs/rules/<id>.md: each must exist."""
     from ansible_collections.nsguard.sysctl.plugins.plugin_utils import report
-    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.rules import load_catalog
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.rule_catalog import load_catalog
     from tests.reports.helpers import REPO
     catalog = list(load_catalog())
     assert catalog

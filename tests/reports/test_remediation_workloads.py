@@ -4,7 +4,7 @@ A pod is immutable: its fix goes into its owner's pod template, which sits at a 
 per kind (plugin_utils/container_specs.POD_SPEC_PATHS: a CronJob's under
 ``spec.jobTemplate.spec.template.spec``, an OpenShift DeploymentConfig's under
 ``spec.template.spec`` with apiVersion ``apps.openshift.io/v1``). Findings come from
-``rules.evaluate`` over facts, the playbook from ``renderers.write_reports``, and the playbook is
+``evaluator.evaluate`` over facts, the playbook from ``renderers.write_reports``, and the playbook is
 checked by the real ``ansible-playbook --syntax-check`` and ``--check`` (the container-spec
 tasks are opt-in, so check mode touches no cluster).
 """
@@ -18,7 +18,7 @@ import yaml
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import container_specs as specs
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import remediation as rem
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import renderers, report
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as R
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import evaluator, rule_catalog
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
 from tests.ansible_run import run_playbook
 
@@ -43,7 +43,7 @@ def _facts():
         sets.append({"id": "net:%d/%s" % (4026532900 + index, kind),
                      "identity": dict(identity, runtime="containerd", name="main", pod_namespace="apps"),
                      "requested": {"vm.max_map_count": "262144", "net.core.somaxconn": "4096"}})
-    return R.example_facts({"host": {"keys": {"vm.max_map_count": {"value": "65530", "mode": "0644"},
+    return rule_catalog.example_facts({"host": {"keys": {"vm.max_map_count": {"value": "65530", "mode": "0644"},
                                               "net.core.somaxconn": {"value": "4096", "mode": "0644"}}},
                             "namespace_sets": sets})
 
@@ -57,7 +57,7 @@ def _dig(node, path):
 @pytest.fixture(scope="module")
 def findings():
     errors = []
-    found = R.evaluate(_facts(), R.example_classification({"vm.max_map_count": "global"}), R.load_catalog(), [],
+    found = evaluator.evaluate(_facts(), rule_catalog.example_classification({"vm.max_map_count": "global"}), rule_catalog.load_catalog(), [],
                        host="node1", kb=load_knowledge(), errors=errors)
     assert errors == []
     return [f for f in found if f["rule"] == "NSG001"]

@@ -152,7 +152,7 @@ def test_fleet_sarif_passes_the_schema_and_code_scanning_rules(checkout):
 
 
 def test_rules_carry_the_catalog_text_and_the_rule_page():
-    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.rules import load_catalog
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.rule_catalog import load_catalog
     catalog = load_catalog()
     model = report.build_fleet(make_fleet(1, 2), rules={r.id: {"name": r.name, "severity": r.severity} for r in catalog})
     import io

@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import datacache
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations as ex
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import knowledge as kb
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as R
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import evaluator, rule_catalog
 from tests.ansible_run import run_playbook, write_playbook
 from tests.reliability.test_loader_fuzz import HOSTILE, LOADERS, _run
 from tests.reports.synthetic import make_host
@@ -38,7 +38,7 @@ def _entries(directory: Path) -> list:
 def _everything():
     """What a lint run loads, as comparable plain data."""
     knowledge = kb.build_knowledge([kb.KNOWLEDGE_DIR])
-    catalog = R.load_catalog()
+    catalog = rule_catalog.load_catalog()
     found, errors = ex.load_profiles()
     return ([(e.id, e.match, e.klass, e.gates, e.sources) for e in knowledge], knowledge.runtimes,
             {k: vars(v) for k, v in catalog.rules.items()}, catalog.errors, found, errors)
@@ -46,7 +46,7 @@ def _everything():
 
 def test_a_second_load_comes_from_the_cache_and_equals_a_parse(cache, monkeypatch):
     cold = _everything()
-    files = len(list(Path(kb.KNOWLEDGE_DIR).glob("*.yml")) + list(Path(R.CATALOG_DIR).glob("*.yml"))
+    files = len(list(Path(kb.KNOWLEDGE_DIR).glob("*.yml")) + list(Path(rule_catalog.CATALOG_DIR).glob("*.yml"))
                 + list(Path(ex.PROFILES_DIR).glob("*.yml")))
     assert len(_entries(cache)) == files
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in _entries(cache))
@@ -61,10 +61,10 @@ def test_a_second_load_comes_from_the_cache_and_equals_a_parse(cache, monkeypatc
 def test_a_cached_file_keeps_the_order_of_its_mappings(cache):
     """Dicts compare equal in any order, but order is shown: a rule page lists message_vars in
     the file's order, and a catalog read back from the cache printed them sorted."""
-    cold = [list(r.message_vars) for r in R.load_catalog()]
+    cold = [list(r.message_vars) for r in rule_catalog.load_catalog()]
     datacache.clear_memo()
-    assert datacache.load_data(next(Path(R.CATALOG_DIR).glob("NSG001*.yml")), "rule-builtin").cached
-    assert [list(r.message_vars) for r in R.load_catalog()] == cold
+    assert datacache.load_data(next(Path(rule_catalog.CATALOG_DIR).glob("NSG001*.yml")), "rule-builtin").cached
+    assert [list(r.message_vars) for r in rule_catalog.load_catalog()] == cold
     assert cold[0] == ["requested", "host_value", "consequence"]  # NSG001's, not sorted
 
 
@@ -213,17 +213,17 @@ def test_the_process_memo_follows_the_files(cache, tmp_path):
     (site / "redis.yml").write_text(text.replace("profile: redis", "profile: redis-edited"))
     edited, dummy = ex.load_profiles("all", directory=site)
     assert {e.profile for e in edited} == {"redis-edited"}
-    catalog = R.load_catalog()
+    catalog = rule_catalog.load_catalog()
     catalog.rules.clear()
-    assert len(R.load_catalog()) == len(list(Path(R.CATALOG_DIR).glob("NSG*.yml")))
+    assert len(rule_catalog.load_catalog()) == len(list(Path(rule_catalog.CATALOG_DIR).glob("NSG*.yml")))
 
 
 def test_preload_fills_the_memo_a_fork_inherits(cache):
-    """rules.preload() in the parent: a forked child (as Ansible's worker) loads the catalog,
+    """evaluator.preload() in the parent: a forked child (as Ansible's worker) loads the catalog,
     the profiles and the knowledge without reading a file: the cache entries are removed before
     the fork, and a load from disk would have written them again."""
     kb.clear_cache()
-    R.preload()
+    evaluator.preload()
     assert _entries(cache)
     for entry in _entries(cache):
         entry.unlink()
@@ -231,7 +231,7 @@ def test_preload_fills_the_memo_a_fork_inherits(cache):
     pid = os.fork()
     if pid == 0:
         os.close(read)
-        catalog = R.load_catalog()
+        catalog = rule_catalog.load_catalog()
         found, errors = ex.load_profiles()
         knowledge = kb.load_knowledge()
         os.write(write, json.dumps([len(catalog), len(found), len(knowledge)]).encode())

@@ -8,27 +8,27 @@ import pytest
 import yaml
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations as ex
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as R
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import evaluator, rule_catalog
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules_builtin
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.vocabulary import SEVERITY_RANK
 
-CATALOG = R.load_catalog()
+CATALOG = rule_catalog.load_catalog()
 KB = load_knowledge()
 PROFILES, PROFILE_ERRORS = ex.load_profiles()
 ISSUE_RULES = ["NSG%03d" % i for i in range(1, 11)]  # NSG010: issue 13 (request names no runtime can write)
 
 
 def run_example(rule, example):
-    facts = R.example_facts(example["facts"])
-    classes = R.example_classification(example.get("classes"))
+    facts = rule_catalog.example_facts(example["facts"])
+    classes = rule_catalog.example_classification(example.get("classes"))
     extra = []
     for document in example.get("expectations") or []:
         found, errors = ex.expectations_from_data(document, "example")
         assert errors == []
         extra.extend(found)
     errors = []
-    findings = R.evaluate(facts, classes, CATALOG, PROFILES + extra, host="h1",
+    findings = evaluator.evaluate(facts, classes, CATALOG, PROFILES + extra, host="h1",
                           params={rule.id: example["params"]} if example.get("params") else None,
                           kb=KB, errors=errors)
     assert errors == []
@@ -109,16 +109,16 @@ USER_RULE = {
 
 def test_user_rules_dir_declarative_rule(tmp_path):
     write_rule(tmp_path, "SITE001-swappiness-low.yml", USER_RULE)
-    catalog = R.load_catalog([tmp_path])
+    catalog = rule_catalog.load_catalog([tmp_path])
     assert catalog.errors == [] and "SITE001" in catalog and not catalog["SITE001"].builtin
-    facts = R.example_facts({"host": {"keys": {"vm.swappiness": {"value": "60", "mode": "0644"}}}})
-    findings = R.evaluate(facts, R.example_classification({"vm.swappiness": "global"}), catalog, host="db1")
+    facts = rule_catalog.example_facts({"host": {"keys": {"vm.swappiness": {"value": "60", "mode": "0644"}}}})
+    findings = evaluator.evaluate(facts, rule_catalog.example_classification({"vm.swappiness": "global"}), catalog, host="db1")
     site = [f for f in findings if f["rule"] == "SITE001"]
     assert len(site) == 1 and site[0]["message"] == "vm.swappiness is 60, site policy wants <=10."
     task = site[0]["remediation"]["tasks"][0]
     assert task["ansible.posix.sysctl"]["value"] == "10"
     facts["host"]["keys"]["vm.swappiness"]["value"] = "1"
-    assert [f for f in R.evaluate(facts, {}, catalog) if f["rule"] == "SITE001"] == []
+    assert [f for f in evaluator.evaluate(facts, {}, catalog) if f["rule"] == "SITE001"] == []
 
 
 def test_broken_user_rules_are_reported_and_skipped(tmp_path):
@@ -128,7 +128,7 @@ def test_broken_user_rules_are_reported_and_skipped(tmp_path):
     write_rule(tmp_path, "NSG001-again.yml", dict(USER_RULE, id="NSG001"))
     write_rule(tmp_path, "WRONG-name.yml", dict(USER_RULE, id="SITE004"))
     (tmp_path / "SITE005-broken.yml").write_text("id: [unclosed\n")
-    catalog = R.load_catalog([tmp_path])
+    catalog = rule_catalog.load_catalog([tmp_path])
     assert "SITE001" in catalog and "NSG001" in catalog and catalog["NSG001"].builtin
     by_file = {Path(e["file"]).name: e for e in catalog.errors}
     assert by_file["SITE002-bad.yml"]["path"] == "$.severity"
@@ -141,11 +141,11 @@ def test_broken_user_rules_are_reported_and_skipped(tmp_path):
 
 
 def test_missing_user_dir_is_an_error_not_a_crash(tmp_path):
-    catalog = R.load_catalog([tmp_path / "nope"])
+    catalog = rule_catalog.load_catalog([tmp_path / "nope"])
     assert len(catalog) == len(ISSUE_RULES) and catalog.errors[0]["message"] == "not a directory"
 
 
-FACTS_CONNTRACK = R.example_facts({
+FACTS_CONNTRACK = rule_catalog.example_facts({
     "host": {"cpus": 2},
     "conntrack": {"loaded": True, "max": 1000, "buckets": 1000,
                   "per_netns": [{"net": 1, "count": 800, "host": True, "sets": []}]},
@@ -154,22 +154,22 @@ FACTS_CONNTRACK = R.example_facts({
 
 def test_params_overrides_and_skip():
     errors = []
-    found = R.evaluate(FACTS_CONNTRACK, {}, CATALOG, params={"NSG005": {"count_warning_ratio": 0.9,
+    found = evaluator.evaluate(FACTS_CONNTRACK, {}, CATALOG, params={"NSG005": {"count_warning_ratio": 0.9,
                                                                         "count_error_ratio": 0.95,
                                                                         "max_per_core": 0}}, errors=errors)
     assert errors == [] and [f for f in found if f["rule"] == "NSG005"] == []
-    found = R.evaluate(FACTS_CONNTRACK, {}, CATALOG, params={"NSG005": {"max_per_core": 0}})
+    found = evaluator.evaluate(FACTS_CONNTRACK, {}, CATALOG, params={"NSG005": {"max_per_core": 0}})
     assert [(f["rule"], f["severity"]) for f in found] == [("NSG005", "warning")]
-    found = R.evaluate(FACTS_CONNTRACK, {}, CATALOG, overrides={"NSG005": {"severity": "info"}},
+    found = evaluator.evaluate(FACTS_CONNTRACK, {}, CATALOG, overrides={"NSG005": {"severity": "info"}},
                        params={"NSG005": {"max_per_core": 0}})
     assert [f["severity"] for f in found] == ["info"]
-    assert R.evaluate(FACTS_CONNTRACK, {}, CATALOG, overrides={"NSG005": {"enabled": False}}) == []
-    assert R.evaluate(FACTS_CONNTRACK, {}, CATALOG, skip=["conntrack-capacity"]) == []
+    assert evaluator.evaluate(FACTS_CONNTRACK, {}, CATALOG, overrides={"NSG005": {"enabled": False}}) == []
+    assert evaluator.evaluate(FACTS_CONNTRACK, {}, CATALOG, skip=["conntrack-capacity"]) == []
 
 
 def test_bad_params_are_reported_and_defaults_kept():
     errors = []
-    found = R.evaluate(FACTS_CONNTRACK, {}, CATALOG, params={"NSG005": {"count_warning_ratio": "lots", "nope": 1},
+    found = evaluator.evaluate(FACTS_CONNTRACK, {}, CATALOG, params={"NSG005": {"count_warning_ratio": "lots", "nope": 1},
                                                              "NSG999": {}},
                        overrides={"NSG004": {"severity": "fatal"}}, errors=errors)
     messages = " | ".join(e["message"] for e in errors)
@@ -185,33 +185,33 @@ def test_a_failing_check_does_not_cost_the_other_rules(monkeypatch):
         raise KeyError("boom")
     monkeypatch.setitem(rules_builtin.BUILTIN_CHECKS, "persisted-drift", broken)
     errors = []
-    found = R.evaluate(FACTS_CONNTRACK, {}, CATALOG, params={"NSG005": {"max_per_core": 0}}, errors=errors)
+    found = evaluator.evaluate(FACTS_CONNTRACK, {}, CATALOG, params={"NSG005": {"max_per_core": 0}}, errors=errors)
     assert [f["rule"] for f in found] == ["NSG005"]
     assert errors and errors[0]["rule"] == "NSG008" and "KeyError" in errors[0]["message"]
 
 
 def test_findings_sorted_worst_first_and_counted():
-    facts = R.example_facts({
+    facts = rule_catalog.example_facts({
         "host": {"cpus": 2, "keys": {"vm.max_map_count": {"value": "65530", "mode": "0644"}}},
         "conntrack": {"loaded": True, "max": 1000, "buckets": 1000,
                       "per_netns": [{"net": 1, "count": 800, "host": True, "sets": []}]},
         "namespace_sets": [{"identity": {"runtime": "lxc", "name": "x"}, "requested": {"vm.max_map_count": "262144"}}],
     })
-    found = R.evaluate(facts, R.example_classification({"vm.max_map_count": "global"}), CATALOG,
+    found = evaluator.evaluate(facts, rule_catalog.example_classification({"vm.max_map_count": "global"}), CATALOG,
                        params={"NSG005": {"max_per_core": 0}})
     severities = [f["severity"] for f in found]
     assert severities == sorted(severities, key=lambda s: SEVERITY_RANK[s])
-    assert R.count_by_severity(found)["error"] >= 1 and R.worst_severity(found) == "error"
-    assert R.worst_severity([]) is None
+    assert evaluator.count_by_severity(found)["error"] >= 1 and evaluator.worst_severity(found) == "error"
+    assert evaluator.worst_severity([]) is None
 
 
 def test_rule_pages_are_generated_from_the_catalog():
     """docs/rules/<ID>.md match the catalog; docs/rules.md lists every rule and profile."""
-    docs = Path(R.CATALOG_DIR).parents[1] / "docs"
+    docs = Path(rule_catalog.CATALOG_DIR).parents[1] / "docs"
     overview = (docs / "rules.md").read_text()
     for rule in CATALOG:
         page = docs / "rules" / ("%s.md" % rule.id)
-        assert page.read_text() == R.rule_markdown(rule), "regenerate %s with rules.rule_markdown()" % page
+        assert page.read_text() == rule_catalog.rule_markdown(rule), "regenerate %s with rule_catalog.rule_markdown()" % page
         assert "[%s](rules/%s.md) | %s |" % (rule.id, rule.id, rule.name) in overview
     for expectation in PROFILES:
         assert "`%s` | `%s` | %s" % (expectation.key, expectation.describe(), expectation.severity) in overview

@@ -5,18 +5,18 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import expectations as ex
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import rules as R
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import evaluator, rule_catalog
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
 
-CATALOG = R.load_catalog()
+CATALOG = rule_catalog.load_catalog()
 KB = load_knowledge()
 PROFILES, dummy = ex.load_profiles()
 
 
 def lint(partial, classes=None, expectations=(), rule=None, **kwargs):
-    facts = R.example_facts(partial)
+    facts = rule_catalog.example_facts(partial)
     errors = []
-    found = R.evaluate(facts, R.example_classification(classes), CATALOG, list(expectations), host="h",
+    found = evaluator.evaluate(facts, rule_catalog.example_classification(classes), CATALOG, list(expectations), host="h",
                        kb=KB, errors=errors, **kwargs)
     assert errors == []
     return [f for f in found if rule is None or f["rule"] == rule]
