@@ -9,7 +9,7 @@ from typing import Dict, List, Set, Tuple
 import jsonschema
 import yaml
 
-from conftest import CORPUS, REPO, RULE_IDS, RULESDIR, SARIF_SCHEMA, copy_corpus, lint
+from tests.ansible_lint.conftest import CORPUS, REPO, RULE_IDS, RULESDIR, SARIF_SCHEMA, copy_corpus, lint
 
 Finding = Tuple[str, int, str, str]  # path, line, tag, level
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import nsguard_sysctl_lintlib as lib
-from conftest import RULE_IDS, knowledge_file
+from tests.ansible_lint.conftest import RULE_IDS, knowledge_file
 from nsguard_sysctl_global import SysctlGlobalInContainerRule
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, copy_corpus, knowledge_file, lint
+from tests.ansible_lint.conftest import REPO, copy_corpus, knowledge_file, lint
 
 PLAY = textwrap.dedent("""\
     ---

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from tests.ansible_lint.conftest import REPO
 
 BIN = Path(sys.executable).parent
 DOC = REPO / "docs" / "ansible-lint.md"
