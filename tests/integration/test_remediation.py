@@ -104,7 +104,7 @@ def test_every_runtime_and_rule_renders_tasks(audited, constructed):
     modules = {module_of(t) for t in all_tasks(constructed + run.findings)}
     assert modules == set(MODULE_KEYS)
     rules_with_tasks = {f["rule"] for f in constructed if f["remediation"]["tasks"]}
-    assert rules_with_tasks == {"NSG00%d" % i for i in range(1, 10)}
+    assert rules_with_tasks == {"NSG%03d" % i for i in range(1, 11)}  # NSG010 (requested names) too
 
 
 def test_every_task_passes_syntax_check(audited, constructed, work):
