@@ -226,6 +226,7 @@ ansible_facts:
           elements: dict
 """
 
+import json
 import math
 import os
 import platform
@@ -533,13 +534,28 @@ def main():
 def json_safe(obj):
     # type: (object) -> object
     """Last line of defence: Ansible refuses a result with a lone surrogate (a name read from
-    a tenant-controlled file or directory), so every string is made UTF-8-safe."""
+    a tenant-controlled file or directory), so every string is made UTF-8-safe.
+
+    Almost every gather has none: one C-speed encode of the whole result proves it (a lone
+    surrogate cannot be encoded), and then the facts are returned as they are; only a result
+    that fails is copied string by string (:func:`_json_safe_copy`). Tuples, which the copy
+    turns into lists, are lists for Ansible either way (its result walk makes them lists).
+    """
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return obj
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return _json_safe_copy(obj)
+
+
+def _json_safe_copy(obj):
+    # type: (object) -> object
     if isinstance(obj, str):
         return procsys.text_safe(obj)
     if isinstance(obj, dict):
-        return {json_safe(k): json_safe(v) for k, v in obj.items()}
+        return {_json_safe_copy(k): _json_safe_copy(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
+        return [_json_safe_copy(v) for v in obj]
     return obj
 
 
