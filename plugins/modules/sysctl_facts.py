@@ -237,7 +237,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import (
     nsenter, nsscan, persisted, probe as probe_mod, procsys)
-from ansible_collections.nsguard.sysctl.plugins.module_utils.procinfo import read_privileges
+from ansible_collections.nsguard.sysctl.plugins.module_utils.procinfo import host_bounding_set, read_privileges
 from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_paths import DEFAULT_PATHS as DEFAULT_RUNTIME_PATHS
 
 SCHEMA_VERSION = 1
@@ -371,15 +371,16 @@ def _read_host_and_sets(params, wanted, host_ns, errors):
 
         index = RuntimeIndex(use_cli=params["runtime_cli"], timeout=min(params["timeout"], 10.0),
                              paths=params.get("runtime_paths") or None)
+        host_bounding = host_bounding_set()  # PID 1's, read once for all sets
         for ns_set in sets:
-            identify_set(index, ns_set, host_ns)
+            identify_set(index, ns_set, host_ns, host_bounding)
         # Runtime metadata that was malformed but belonged to no set is still worth a message.
         errors.extend(index.unreported_errors())
     return keys, unreadable, persisted_facts, sets
 
 
-def identify_set(index, ns_set, host_ns):
-    # type: (RuntimeIndex, dict, dict) -> None
+def identify_set(index, ns_set, host_ns, host_bounding=None):
+    # type: (RuntimeIndex, dict, dict, object) -> None
     """Identity, requested sysctls and privilege signals, from host metadata only."""
     ns_set["errors"] = []
     try:
@@ -407,7 +408,7 @@ def identify_set(index, ns_set, host_ns):
         ns_set["privileges"] = None
         return
     try:
-        ns_set["privileges"] = read_privileges(pid, host_ns)
+        ns_set["privileges"] = read_privileges(pid, host_ns, host_bounding=host_bounding)
         ns_set["errors"].extend(ns_set["privileges"].pop("errors", None) or [])
     except (OSError, ValueError) as exc:
         ns_set["privileges"] = None
