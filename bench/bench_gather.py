@@ -303,7 +303,9 @@ def run(args: argparse.Namespace, summary: dict) -> int:
     repeat = args.repeat
     print("gather benchmark: %d CPU(s) usable, kernel %s, python %s, median of %d run(s) each"
           % (sysctl_facts.cpu_count(), os.uname().release, sys.version.split()[0], repeat))
-    print("runtimes module: %s (the real one)" % sysctl_facts.RuntimeIndex.__module__)
+    # sysctl_facts imports RuntimeIndex only where it identifies sets (a host-only run needs none)
+    from ansible_collections.nsguard.sysctl.plugins.module_utils.runtimes import RuntimeIndex
+    print("runtimes module: %s (the real one)" % RuntimeIndex.__module__)
     print("start: %s" % load_note())
     print("columns: median wall time (median CPU time of this process + reaped children) [each run's wall]")
     ok_found = True
