@@ -94,9 +94,15 @@ def normalize_value(value):
     return " ".join(str(value).split())
 
 
+_MODE_STRINGS = {}  # st_mode -> "0644": a tree has a handful of modes and thousands of keys
+
+
 def mode_string(st_mode):
     # type: (int) -> str
-    return "%04o" % stat.S_IMODE(st_mode)
+    text = _MODE_STRINGS.get(st_mode)
+    if text is None:
+        text = _MODE_STRINGS[st_mode] = "%04o" % stat.S_IMODE(st_mode)
+    return text
 
 
 def compile_filter(include=None, exclude=None):
@@ -104,6 +110,8 @@ def compile_filter(include=None, exclude=None):
     """Return ``wanted(key) -> bool`` from fnmatch patterns (empty include = everything)."""
     include = [p for p in (include or []) if p]
     exclude = [p for p in (exclude or []) if p]
+    if not include and not exclude:
+        return everything  # the walkers skip the call per key for this one
 
     def wanted(key):
         if include and not any(fnmatch.fnmatchcase(key, p) for p in include):
@@ -111,6 +119,12 @@ def compile_filter(include=None, exclude=None):
         return not any(fnmatch.fnmatchcase(key, p) for p in exclude)
 
     return wanted
+
+
+def everything(key):
+    # type: (str) -> bool
+    """The filter of no include and no exclude patterns."""
+    return True
 
 
 # O_NONBLOCK: a walker that meets something other than a sysctl file (a FIFO planted in a
@@ -121,7 +135,10 @@ _READ_BITS = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 def _read_fd(fd):
     # type: (int) -> str
-    chunks = []
+    chunk = os.read(fd, READ_CHUNK)
+    if len(chunk) < READ_CHUNK:  # nearly every sysctl: one read
+        return format_value(chunk)
+    chunks = [chunk]
     while True:
         chunk = os.read(fd, READ_CHUNK)
         if not chunk:
@@ -180,7 +197,11 @@ def _walk(root, subdir):
                     if prefix + entry.name not in SKIP_DIRS:
                         stack.append(prefix + entry.name)
                 else:
-                    yield key_prefix + text_safe(sysctl_names.path_to_key(entry.name)), dir_fd, entry
+                    # A directory entry's name holds no "/": its key part is the name with its
+                    # dots swapped (sysctl_names.path_to_key of one component).
+                    name = entry.name
+                    part = name.replace(".", "/")
+                    yield key_prefix + (part if name.isascii() else text_safe(part)), dir_fd, entry
         finally:
             os.close(dir_fd)
 
@@ -261,6 +282,8 @@ def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
     """
     keys = {}
     unreadable = {}
+    if wanted is everything:
+        wanted = None
     for sub in (subdirs or [""]):
         for key, dir_fd, entry in _walk(root, sub):
             if wanted is not None and not wanted(key):

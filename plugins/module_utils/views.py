@@ -30,6 +30,7 @@ FALLBACK_PREFIXES = {
     "pid": PID_KEYS_FALLBACK,
 }
 _IFACE_KEY = re.compile(r"^net\.(ipv4|ipv6|mpls)\.(conf|neigh)\.([^.]+)\.")
+_IFACE_PREFIXES = ("net.ipv4.", "net.ipv6.", "net.mpls.")  # every key _IFACE_KEY can match
 
 
 def interface_of(key):
@@ -147,12 +148,19 @@ def diff_view(keys, unreadable, host_keys, host_unreadable, scope, probe=None, r
     if scope is None:
         scope = set(host_keys) | set(host_unreadable)
     present = set(keys) | set(unreadable)
-    interfaces = sorted(set(filter(None, (interface_of(k) for k in present))))
+    # Only net.ipv4/ipv6/mpls keys can name a device: the regex is not run on the others.
+    interfaces = sorted(set(filter(None, (interface_of(k) for k in present if k.startswith(_IFACE_PREFIXES)))))
     iface_set = set(interfaces)
     absent_all = [k for k in scope if k not in present and (k in host_keys or k in host_unreadable)]
     probe_absent = set(probe.get("absent") or ())
-    absent = sorted(k for k in absent_all
-                    if k not in probe_absent and (interface_of(k) is None or interface_of(k) in iface_set))
+    absent = []
+    for key in absent_all:
+        if key in probe_absent:
+            continue
+        device = interface_of(key)
+        if device is None or device in iface_set:
+            absent.append(key)
+    absent.sort()
     mode_differs = {}
     mode_differs_count = 0
     differs = {}

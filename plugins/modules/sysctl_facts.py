@@ -226,6 +226,7 @@ ansible_facts:
           elements: dict
 """
 
+import json
 import math
 import os
 import platform
@@ -236,7 +237,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import (
     nsenter, nsscan, persisted, probe as probe_mod, procsys)
-from ansible_collections.nsguard.sysctl.plugins.module_utils.procinfo import read_privileges
+from ansible_collections.nsguard.sysctl.plugins.module_utils.procinfo import host_bounding_set, read_privileges
 from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_paths import DEFAULT_PATHS as DEFAULT_RUNTIME_PATHS
 
 SCHEMA_VERSION = 1
@@ -370,15 +371,16 @@ def _read_host_and_sets(params, wanted, host_ns, errors):
 
         index = RuntimeIndex(use_cli=params["runtime_cli"], timeout=min(params["timeout"], 10.0),
                              paths=params.get("runtime_paths") or None)
+        host_bounding = host_bounding_set()  # PID 1's, read once for all sets
         for ns_set in sets:
-            identify_set(index, ns_set, host_ns)
+            identify_set(index, ns_set, host_ns, host_bounding)
         # Runtime metadata that was malformed but belonged to no set is still worth a message.
         errors.extend(index.unreported_errors())
     return keys, unreadable, persisted_facts, sets
 
 
-def identify_set(index, ns_set, host_ns):
-    # type: (RuntimeIndex, dict, dict) -> None
+def identify_set(index, ns_set, host_ns, host_bounding=None):
+    # type: (RuntimeIndex, dict, dict, object) -> None
     """Identity, requested sysctls and privilege signals, from host metadata only."""
     ns_set["errors"] = []
     try:
@@ -406,7 +408,7 @@ def identify_set(index, ns_set, host_ns):
         ns_set["privileges"] = None
         return
     try:
-        ns_set["privileges"] = read_privileges(pid, host_ns)
+        ns_set["privileges"] = read_privileges(pid, host_ns, host_bounding=host_bounding)
         ns_set["errors"].extend(ns_set["privileges"].pop("errors", None) or [])
     except (OSError, ValueError) as exc:
         ns_set["privileges"] = None
@@ -533,13 +535,28 @@ def main():
 def json_safe(obj):
     # type: (object) -> object
     """Last line of defence: Ansible refuses a result with a lone surrogate (a name read from
-    a tenant-controlled file or directory), so every string is made UTF-8-safe."""
+    a tenant-controlled file or directory), so every string is made UTF-8-safe.
+
+    Almost every gather has none: one C-speed encode of the whole result proves it (a lone
+    surrogate cannot be encoded), and then the facts are returned as they are; only a result
+    that fails is copied string by string (:func:`_json_safe_copy`). Tuples, which the copy
+    turns into lists, are lists for Ansible either way (its result walk makes them lists).
+    """
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return obj
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return _json_safe_copy(obj)
+
+
+def _json_safe_copy(obj):
+    # type: (object) -> object
     if isinstance(obj, str):
         return procsys.text_safe(obj)
     if isinstance(obj, dict):
-        return {json_safe(k): json_safe(v) for k, v in obj.items()}
+        return {_json_safe_copy(k): _json_safe_copy(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
+        return [_json_safe_copy(v) for v in obj]
     return obj
 
 
