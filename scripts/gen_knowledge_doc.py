@@ -6,7 +6,7 @@
 
 The page is a table a person reads: one row per knowledge entry, grouped by file, with the
 class on the latest kernel, the kernel gates, what runtimes do, the notes and the sources
-linked. A unit test (tests/unit/plugin_utils/test_knowledge_doc.py) keeps it up to date.
+linked. A unit test (tests/unit/plugins/plugin_utils/test_knowledge_doc.py) keeps it up to date.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 SCRIPT = REPO / "scripts" / "gen_knowledge_doc.py"
 
 
