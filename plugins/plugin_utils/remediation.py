@@ -47,6 +47,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 # The container-spec vocabulary (modules, their sysctl options, pod-template paths, pod owners)
 # is container_specs', shared with the ansible-lint rules and render_remediation.
 from .container_specs import ENGINE_MODULES, K8S_MODULE, SYSCTL_OPTIONS, pod_owner, pod_spec_in, with_pod_spec
+from .vocabulary import identity_name
 
 __all__ = [
     "CONTAINER_GUEST_TYPES",
@@ -201,10 +202,8 @@ def host_sysctl_task(rule: str, key: str, value: Any, *, persisted: Optional[Map
 
 
 def _label(identity: Mapping[str, Any]) -> str:
-    for field in ("name", "netns_name", "id"):
-        if identity.get(field):
-            return str(identity[field])
-    return "unidentified"
+    """The container's name in a task's name: the vocabulary's one naming of an identity."""
+    return identity_name(identity) or "unidentified"
 
 
 def k8s_owner_guess(pod_name: str, labels: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:
