@@ -46,7 +46,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 # The container-spec vocabulary (modules, their sysctl options, pod-template paths, pod owners)
 # is container_specs', shared with the ansible-lint rules and render_remediation.
-from .container_specs import ENGINE_MODULES, K8S_MODULE, SYSCTL_OPTIONS, pod_owner, pod_spec_in, with_pod_spec
+from .container_specs import ENGINE_MODULES, K8S_MODULE, SYSCTL_OPTIONS, pod_owner, with_pod_spec
 from .vocabulary import identity_name
 
 __all__ = [
@@ -64,9 +64,6 @@ __all__ = [
     "sysctl_file_for",
     "container_sysctl_tasks",
     "container_privilege_tasks",
-    "k8s_owner_guess",
-    "k8s_pod_spec",
-    "k8s_with_pod_spec",
     "remediation",
     "task_value",
     "where_tag",
@@ -206,11 +203,6 @@ def _label(identity: Mapping[str, Any]) -> str:
     return identity_name(identity) or "unidentified"
 
 
-def k8s_owner_guess(pod_name: str, labels: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:
-    """The workload that owns a pod, guessed (:func:`container_specs.pod_owner`)."""
-    return pod_owner(pod_name, labels)
-
-
 def _merged(requested: Optional[Mapping[str, Any]], set_to: Mapping[str, Any]) -> Dict[str, str]:
     """The container's full sysctl map after the change (a value of None removes a key):
     runtimes replace the whole map, so keep what the container already asks for."""
@@ -231,18 +223,6 @@ def _describe(set_to: Mapping[str, Any]) -> str:
 _K8S_RUNTIMES = ("containerd", "cri-o", "crio", "docker", "kubernetes")
 
 
-def k8s_pod_spec(definition: Mapping[str, Any], kind: Optional[str] = None) -> Mapping[str, Any]:
-    """The pod spec a k8s patch ``definition`` of ``kind`` sets (a CronJob's job template's, a
-    workload's template's, a Pod's own spec; without a kind, the definition's shape says)."""
-    return pod_spec_in(definition, kind)
-
-
-def k8s_with_pod_spec(definition: Mapping[str, Any], pod_spec: Mapping[str, Any],
-                      kind: Optional[str] = None) -> Dict[str, Any]:
-    """``definition`` with ``pod_spec`` where :func:`k8s_pod_spec` finds it; its other fields kept."""
-    return with_pod_spec(definition, pod_spec, kind)
-
-
 def _is_pod(identity: Mapping[str, Any]) -> bool:
     runtime = (identity.get("runtime") or "unknown").lower()
     return bool(identity.get("pod_name")) and runtime in _K8S_RUNTIMES
@@ -250,9 +230,9 @@ def _is_pod(identity: Mapping[str, Any]) -> bool:
 
 def _k8s_patch_task(rule: str, identity: Mapping[str, Any], pod_spec: Mapping[str, Any], what: str) -> Dict[str, Any]:
     """A strategic-merge patch of the pod template of the pod's (guessed) owner."""
-    owner = k8s_owner_guess(str(identity["pod_name"]), identity.get("labels"))
+    owner = pod_owner(str(identity["pod_name"]), identity.get("labels"))
     namespace = identity.get("pod_namespace") or "default"
-    definition = k8s_with_pod_spec({}, pod_spec, owner["kind"])
+    definition = with_pod_spec({}, pod_spec, owner["kind"])
     return {
         "name": "%s %s in the pod template of %s %s/%s" % (rule, what, owner["kind"], namespace, owner["name"]),
         K8S_MODULE: {

@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import container_specs as specs
-from ansible_collections.nsguard.sysctl.plugins.plugin_utils import remediation as rem
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import renderers, report
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import evaluator, rule_catalog
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import load_knowledge
@@ -73,7 +72,7 @@ def test_the_facts_engine_patches_the_owner_s_pod_template(findings, kind):
     pod = _dig(args["definition"], path)
     # the global key leaves the template; the container's other request stays
     assert pod == {"securityContext": {"sysctls": [{"name": "net.core.somaxconn", "value": "4096"}]}}
-    assert rem.k8s_pod_spec(args["definition"], owner_kind) == pod
+    assert specs.pod_spec_in(args["definition"], owner_kind) == pod
 
 
 def test_owner_guess_without_labels_still_knows_cronjob_pods():

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils import remediation as rem
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils import container_specs as specs
 
 INIT = {"user": 4026531837, "pid": 4026531836}
 
@@ -184,13 +185,13 @@ def test_privilege_tasks():
 ])
 def test_k8s_pod_spec_is_read_where_it_is_written(definition, path):
     """One place knows where a patch's pod spec sits (a Pod's spec, a workload's template): the
-    task builder writes it with k8s_with_pod_spec, the playbook's merge reads it with k8s_pod_spec."""
+    task builder writes it with container_specs.with_pod_spec, the playbook's merge reads it with pod_spec_in."""
     pod = {"securityContext": {"sysctls": [{"name": "net.core.somaxconn", "value": "4096"}]}}
-    written = rem.k8s_with_pod_spec(definition, pod)
+    written = specs.with_pod_spec(definition, pod)
     found = written
     for part in path:
         found = found[part]
-    assert found == pod and rem.k8s_pod_spec(written) == pod
+    assert found == pod and specs.pod_spec_in(written) == pod
     assert {k: v for k, v in written.items() if k != "spec"} == {k: v for k, v in definition.items() if k != "spec"}
     assert written.get("spec", {}).get("template", {}).get("metadata") == (
         definition.get("spec", {}).get("template", {}).get("metadata"))
