@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
+from functools import cached_property
+from typing import Any, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
 
 from . import remediation as rem
 from .expectations import Expectation
@@ -66,8 +68,9 @@ class Context:
     def kernel(self) -> Optional[str]:
         return (self.host_facts.get("kernel") or {}).get("release")
 
-    @property
+    @cached_property
     def sets(self) -> List[Mapping[str, Any]]:
+        # every rule walks the sets: filtered once per evaluation (the facts do not change in it)
         return [s for s in (self.facts.get("namespace_sets") or []) if isinstance(s, Mapping)]
 
     @property

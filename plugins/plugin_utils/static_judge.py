@@ -285,10 +285,15 @@ def _label(runtime: str, kb: Any) -> str:
     return acceptance.LABELS.get(getattr(spec, "measured_as", None) or "", runtime)
 
 
+class _Unjudgeable(Exception):
+    """The knowledge cannot scope a key (:func:`name_verdicts` then has no verdict for it)."""
+
+
 def _spelling_verdicts(kb: Any, raw: str, name: str, ctx: SpecContext, value: Optional[str],
-                       base: Mapping[str, Any]) -> List[Verdict]:
+                       base: Callable[[], Mapping[str, Any]]) -> List[Verdict]:
     """Problems of how the key is *written*, whatever its class: a dotted interface name no
-    runtime can write, and a '/'-separated name that the CLIs refuse."""
+    runtime can write, and a '/'-separated name that the CLIs refuse. ``base()`` gives the
+    verdict's class fields, asked only for a verdict (most names have none)."""
     vlan = vlan_dotted(name)
     if vlan is not None and not ctx.direct_write:
         dev, slash = vlan
@@ -299,7 +304,7 @@ def _spelling_verdicts(kb: Any, raw: str, name: str, ctx: SpecContext, value: Op
                f"every '.' into '/', so they open /proc/sys/{key_to_path(name.replace('/', '.'))}, which does not "
                f"exist{said}; no runtime can set this key. Set it on the host or where the interface is made "
                f"(the sysctl spelling is {slash}).")
-        return [Verdict(name, UNSETTABLE, "error", msg, **base)]
+        return [Verdict(name, UNSETTABLE, "error", msg, **base())]
     slashed = isinstance(raw, str) and "/" in raw.strip().split(".", 1)[0]
     if slashed and ctx.runtimes and not ctx.direct_write:
         refused = [(rt, q) for rt in ctx.runtimes
@@ -308,17 +313,17 @@ def _spelling_verdicts(kb: Any, raw: str, name: str, ctx: SpecContext, value: Op
             rt, dummy = refused[0]
             msg = (f"{raw.strip()} is spelled with '/': {'; '.join(q for dummy2, q in refused)}. "
                    f"Write it as {name} in {ctx.where}.")
-            return [Verdict(name, REJECTED, "error", msg, runtime=rt, runtime_error=refused[0][1], **base)]
+            return [Verdict(name, REJECTED, "error", msg, runtime=rt, runtime_error=refused[0][1], **base())]
         if refused:
             rt, quoted = refused[0]
             msg = (f"{raw.strip()} is spelled with '/', which {_label(rt, kb)} refuses ({quoted}) while other "
                    f"runtimes of {ctx.where} accept it. Write it as {name}.")
-            return [Verdict(name, REJECTED, "warning", msg, runtime=rt, runtime_error=quoted, **base)]
+            return [Verdict(name, REJECTED, "warning", msg, runtime=rt, runtime_error=quoted, **base())]
     return []
 
 
 def _name_verdicts(kb: Any, raw: Any, name: str, ctx: SpecContext, value: Optional[str],
-                   base: Mapping[str, Any]) -> List[Verdict]:
+                   base: Callable[[], Mapping[str, Any]]) -> List[Verdict]:
     """Problems of the key's *name*, whatever its class: the spelling (:func:`_spelling_verdicts`),
     then a name no kernel has (never "allow it": the container fails at start)."""
     spelled = _spelling_verdicts(kb, raw, name, ctx, value, base)
@@ -331,7 +336,7 @@ def _name_verdicts(kb: Any, raw: Any, name: str, ctx: SpecContext, value: Option
            f"Linux {kernels} has no such key): check the spelling."
            + (f" Runtimes accept the name and the container fails to start: {'; '.join(quotes)}." if quotes
               and not ctx.direct_write else ""))
-    return [Verdict(name, UNKNOWN, "warning", msg, **base)]
+    return [Verdict(name, UNKNOWN, "warning", msg, **base())]
 
 
 def name_verdicts(kb: Any, key: Any, ctx: SpecContext = SpecContext(), value: Any = None,
@@ -344,13 +349,21 @@ def name_verdicts(kb: Any, key: Any, ctx: SpecContext = SpecContext(), value: An
     if name is None:
         return []
     text = None if value is None or isinstance(value, (Mapping, list)) else str(value)
+
+    # The key's scope on the latest kernel (every runtime's verdict: most of this function's
+    # cost) is only needed for a verdict; a well-named key, nearly every one, has none.
+    def base() -> Mapping[str, Any]:
+        try:
+            latest = (scope or knowledge_scope)(kb, name, kernel=None, value=text)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise _Unjudgeable() from exc
+        return dict(klass=latest.get("class"), namespace=latest.get("namespace"), evidence=latest.get("evidence"),
+                    scope=latest)
+
     try:
-        latest = (scope or knowledge_scope)(kb, name, kernel=None, value=text)
-    except (KeyError, ValueError, TypeError):
+        return _name_verdicts(kb, key, name, ctx, text, base)
+    except _Unjudgeable:
         return []
-    base = dict(klass=latest.get("class"), namespace=latest.get("namespace"), evidence=latest.get("evidence"),
-                scope=latest)
-    return _name_verdicts(kb, key, name, ctx, text, base)
 
 
 def _kubelet_safe_since(kb: Any, name: str) -> Tuple[Optional[str], str, bool]:
@@ -422,7 +435,7 @@ def assess(
         return []
 
     # 0. How the key is named: unsettable, refused as spelled, or in no kernel.
-    named = _name_verdicts(kb, key, name, ctx, sk.text, dict(sk.base))
+    named = _name_verdicts(kb, key, name, ctx, sk.text, lambda: dict(sk.base))
     if named:
         return named
     for phase in (_host_namespace_verdict, _global_verdict, _refused_verdict):
