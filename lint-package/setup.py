@@ -60,6 +60,9 @@ def stage() -> None:
         encoding="utf-8")
     snapshot = STAGE / "_collection"
     _copy_files(REPO / "plugins" / "plugin_utils", snapshot / "plugins" / "plugin_utils", ("*.py",))
+    # the facts rules' checks, one module per rule (the engine's rule catalog names them)
+    _copy_files(REPO / "plugins" / "plugin_utils" / "checks", snapshot / "plugins" / "plugin_utils" / "checks",
+                ("*.py",))
     # plugins/ is the engine's package (the rules load it by its __init__.py); of module_utils only
     # the two import-free readers the engine shares with the target: key <-> path, probe facts
     _copy_files(REPO / "plugins", snapshot / "plugins", ("__init__.py",))
@@ -97,6 +100,7 @@ setup(
     packages=[PACKAGE],
     package_dir={PACKAGE: "_staged/nsguard_sysctl"},
     package_data={PACKAGE: ["_collection/*.yml", "_collection/plugins/*.py", "_collection/plugins/plugin_utils/*.py",
+                            "_collection/plugins/plugin_utils/checks/*.py",
                             "_collection/plugins/module_utils/*.py",
                             "_collection/rules/knowledge/*", "_collection/rules/knowledge/runtime-acceptance/*",
                             "_collection/docs/rules/*.md"]},
