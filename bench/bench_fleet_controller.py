@@ -179,19 +179,27 @@ def part1(facts: Dict[str, Any], repeat: int, summary: Dict[str, Any]) -> float:
 
 # --------------------------------------------------------------------------- part 2
 
-def write_fact_cache(directory: Path, hosts: List[str], sets: int, real: Dict[str, Any], variants: int = 50) -> int:
+def write_fact_cache(directory: Path, hosts: List[str], sets: int, real: Dict[str, Any], variants: int = 50,
+                     distinct_kernels: bool = False) -> int:
     """One jsonfile cache file per host, as ansible-core 2.19 writes them (``s1_HOST`` holding
     ``{"__payload__": "<the facts as JSON>"}``: the cache's schema-version prefix and
-    serialization wrapper); ``variants`` distinct synthetic hosts, renamed."""
+    serialization wrapper); ``variants`` distinct synthetic hosts, renamed. With
+    ``distinct_kernels`` every host gets its own kernel release (``<release>-<host>``), so no two
+    hosts share a classification (lint.py's per-fleet memo never hits: the worst case)."""
     directory.mkdir(parents=True, exist_ok=True)
     templates = []
+    releases = []
     for index in range(min(variants, len(hosts))):
         facts = host_facts("HOSTNAME%03d" % index, sets, real)
+        releases.append('release\\": \\"%s' % facts["host"]["kernel"]["release"])
         templates.append(json.dumps({"__payload__": json.dumps({"nsguard_sysctl": facts})}))
     total = 0
     for index, host in enumerate(hosts):
         variant = index % len(templates)
         text = templates[variant].replace("HOSTNAME%03d" % variant, host)
+        if distinct_kernels:
+            assert releases[variant] in text, "the kernel release is not where the bench expects it"
+            text = text.replace(releases[variant], "%s-%s" % (releases[variant], host), 1)
         (directory / ("s1_" + host)).write_text(text)
         total += len(text)
     return total
@@ -210,9 +218,10 @@ def part2(args: argparse.Namespace, real: Dict[str, Any], summary: Dict[str, Any
         hosts = ["h%05d" % i for i in range(args.hosts)]
         (workdir / "inventory.yml").write_text(json.dumps({"all": {"hosts": {h: None for h in hosts}}}))
         started = time.monotonic()
-        size = write_fact_cache(workdir / "facts", hosts, args.sets, real)
-        print("\npart 2: %d hosts x %d sets, fact cache %.0f MiB written in %.0f s, forks %d, workdir %s" % (
-            args.hosts, args.sets, size / 2.0 ** 20, time.monotonic() - started, args.forks, workdir))
+        size = write_fact_cache(workdir / "facts", hosts, args.sets, real, distinct_kernels=args.distinct_kernels)
+        print("\npart 2: %d hosts x %d sets, fact cache %.0f MiB written in %.0f s, forks %d, workdir %s%s" % (
+            args.hosts, args.sets, size / 2.0 ** 20, time.monotonic() - started, args.forks, workdir,
+            "; every host its own kernel release" if args.distinct_kernels else ""))
         (workdir / "baseline.yml").write_text(json.dumps([{
             "name": "baseline", "hosts": "all", "gather_facts": False,
             "tasks": [{"name": "the cached facts are there", "ansible.builtin.assert": {
@@ -281,6 +290,8 @@ def main(argv: List[str] = None) -> int:
                         "(ratios per host); default all")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--lint-only", action="store_true", help="part 1 only")
+    parser.add_argument("--distinct-kernels", action="store_true",
+                        help="every host its own kernel release: no two hosts share a classification (the worst case)")
     parser.add_argument("--keep", help="working directory of part 2 to keep")
     parser.add_argument("--summary", help="write the figures as JSON here")
     args = parser.parse_args(argv)
