@@ -98,3 +98,18 @@ def test_bench_fleet_controller_runs_and_reports_every_host(tmp_path):
     summary = json.loads(summary_file.read_text())
     assert summary["fleet"]["hosts"] == 4 and summary["fleet"]["report"]["rc"] == 0
     assert summary["lint"]["cache off (every fork parses)"] > 0
+
+
+def test_bench_fleet_controller_distinct_kernels(tmp_path):
+    """``--distinct-kernels``: every cached host has its own kernel release (no shared
+    classification), and the report still holds every host ok."""
+    keep = tmp_path / "work"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "bench_fleet_controller.py"), "--hosts", "3",
+                           "--sets", "2", "--forks", "2", "--repeat", "1", "--distinct-kernels", "--keep", str(keep)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO, check=False)
+    out = proc.stdout
+    assert proc.returncode in (0, 1), out[-4000:] + proc.stderr[-2000:]
+    assert "every host its own kernel release" in out and "0 hosts missing or not ok" in out
+    model = json.loads((keep / "reports" / "fleet.json").read_text())
+    releases = {row["name"]: row["kernel"] for row in model["hosts"]}
+    assert len(set(releases.values())) == 3 and all(rel.endswith("-" + host) for host, rel in releases.items())
