@@ -84,6 +84,21 @@ def setns(fd, nstype):
         raise OSError(err, os.strerror(err))
 
 
+PR_SET_NAME = 15
+WORKER_COMM = b"nsguard-sysctl"  # nsscan.WORKER_COMM: how the scan knows a gather's own processes
+
+
+def name_worker():
+    # type: () -> None
+    """Name this forked process :data:`WORKER_COMM` (``prctl(PR_SET_NAME)``, what ``ps`` shows),
+    so that a gather's scan, this one's or another's running at the same time, leaves it out.
+    Never raises: it runs in a fresh fork, before the code that answers the parent."""
+    try:
+        _get_libc().prctl(PR_SET_NAME, ctypes.c_char_p(WORKER_COMM), 0, 0, 0)
+    except Exception:  # noqa: BLE001 - a nameless worker is only counted as a set
+        pass
+
+
 def unshare(flags):
     # type: (int) -> None
     """unshare(2): os.unshare where it exists, ctypes otherwise."""
@@ -195,11 +210,11 @@ def _child_main(target, pipe_w):
 def fork_call(target):
     # type: (callable) -> tuple
     """Fork a child that runs ``target`` and return ``(pid, read_fd)``."""
-    if getattr(os, "setns", None) is None:
-        _get_libc()  # resolve once in the parent, not once per child
+    _get_libc()  # resolve once in the parent, not once per child (name_worker, setns before 3.12)
     pipe_r, pipe_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
+        name_worker()
         os.close(pipe_r)
         # Default signal handling: the parent may kill a hung child.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -433,12 +448,12 @@ class _Worker:
 
 def _spawn_worker(jobs, workers):
     # type: (list, dict) -> _Worker
-    if getattr(os, "setns", None) is None:
-        _get_libc()  # resolve once in the parent, not once per worker
+    _get_libc()  # resolve once in the parent, not once per worker (name_worker, setns before 3.12)
     cmd_r, cmd_w = os.pipe()
     res_r, res_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # worker
+        name_worker()
         try:
             os.close(cmd_w)
             os.close(res_r)

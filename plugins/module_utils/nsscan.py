@@ -16,6 +16,11 @@ __metaclass__ = type
 import os
 
 COMPARED_TYPES = ("net", "ipc", "uts", "user", "pid")
+# The name every process the facts module forks gives itself (nsenter.name_worker): the probe's
+# throwaway namespaces and the readers that enter sets. The scan leaves out its own module's
+# such processes, and those of another gather running at the same time (two audits of a host,
+# an inventory holding several aliases of one machine), which would otherwise be containers.
+WORKER_COMM = "nsguard-sysctl"
 RECORDED_TYPES = ("net", "ipc", "uts", "user", "pid", "mnt", "cgroup")
 NAMED_NETNS_DIRS = ("/run/netns", "/var/run/netns")
 
@@ -137,6 +142,72 @@ def set_id(ns, host_ns):
     return "/".join("%s:%s" % (t, "host" if ns.get(t) == host_ns.get(t) else ns.get(t)) for t in COMPARED_TYPES)
 
 
+def _same_file(path_a, path_b):
+    # type: (str, str) -> bool
+    try:
+        a, b = os.stat(path_a), os.stat(path_b)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def gather_worker_of(pid, stat, host_ns, proc="/proc", depth=3):
+    # type: (int, dict, dict, str, int) -> object
+    """The pid of the facts module that forked ``pid`` (its probe's or readers' process), or None.
+
+    Every such process calls itself :data:`WORKER_COMM`. This module's own are known by their
+    parent. Another module's are taken only on proof no tenant can forge: the process runs the same
+    interpreter file as this module, and belongs to root of the initial user namespace, and so do
+    its ancestors up to one (at most ``depth`` up) that is root, in every namespace of the host,
+    and runs that interpreter: a facts module. A container's process has the container's
+    runtime (a shim, conmon, lxc-start) or its own init above it, never such a process; an
+    unprivileged user's look-alike is not root outside its user namespace.
+    """
+    self_pid = os.getpid()
+    chain, chain_stats, current_stat = [pid], [stat], stat
+    for dummy in range(depth):
+        if current_stat["comm"] != WORKER_COMM:
+            return None
+        parent = current_stat["ppid"]
+        if parent == self_pid:
+            return self_pid  # ours, even exited (a zombie keeps its name but has no exe to compare)
+        try:
+            parent_stat = read_stat(parent, proc)
+        except (OSError, ValueError, IndexError):
+            return None
+        if parent_stat["comm"] == WORKER_COMM:
+            chain.append(parent)  # a worker's own child (the pid probe's grandchild)
+            chain_stats.append(parent_stat)
+            current_stat = parent_stat
+            continue
+        # A zombie (the pid probe's grandchild, exited, not reaped yet) has no exe left to
+        # compare: its parent's proof stands for it.
+        proven = [p for p, st in zip(chain, chain_stats) if st["state"] != "Z"] + [parent]
+        if not all(_root_same_interpreter(p, proc) for p in proven):
+            return None
+        try:
+            parent_ns = read_ns(parent, proc)
+        except OSError:
+            return None
+        return parent if all(parent_ns.get(t) == host_ns.get(t) for t in COMPARED_TYPES) else None
+    return None
+
+
+def _root_same_interpreter(pid, proc):
+    # type: (int, str) -> bool
+    """Real and effective uid 0 as this (the initial) user namespace sees them -- ``status``, not
+    the owner of ``/proc/PID``, which any process makes root by turning itself non-dumpable --
+    and the same executable file as this process."""
+    try:
+        with open("%s/%d/status" % (proc, pid), "rb") as handle:
+            uids = [line.split()[1:3] for line in handle.read().split(b"\n") if line.startswith(b"Uid:")]
+    except OSError:
+        return False
+    if not uids or uids[0] != [b"0", b"0"]:
+        return False
+    return _same_file("%s/%d/exe" % (proc, pid), "/proc/self/exe")
+
+
 def scan(host_ns, proc="/proc", max_pids=20, own_pids=()):
     # type: (dict, str, int, tuple) -> tuple
     """Group processes by namespace set. Returns ``(sets, errors)``.
@@ -149,6 +220,9 @@ def scan(host_ns, proc="/proc", max_pids=20, own_pids=()):
     groups = {}
     denied = []
     skip = set(own_pids)
+    self_pid = os.getpid()
+    stats = {}  # pid -> read_stat, of every process in a set (describe_set reads them again)
+    others = []  # pids of another gather's workers
     for name in os.listdir(proc):
         if not name.isdigit():
             continue
@@ -167,26 +241,43 @@ def scan(host_ns, proc="/proc", max_pids=20, own_pids=()):
         key = tuple(ns[t] for t in COMPARED_TYPES)
         if all(ns[t] == host_ns.get(t) for t in COMPARED_TYPES):
             continue
+        try:
+            stats[pid] = read_stat(pid, proc)
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+        owner = gather_worker_of(pid, stats[pid], host_ns, proc)
+        if owner is not None:
+            if owner != self_pid:
+                others.append(pid)
+            continue
         group = groups.setdefault(key, {"ns": ns, "pids": []})
         group["pids"].append(pid)
     errors = []
     if denied:
         errors.append({"stage": "scan", "message": "namespaces of %d process(es) could not be read "
                        "(permission denied), e.g. pid %s" % (len(denied), ", ".join(map(str, denied[:5])))})
+    if others:
+        errors.append({"stage": "scan", "message": "%d process(es) of another nsguard.sysctl gather running at the "
+                       "same time (its probe's throwaway namespaces and its readers), e.g. pid %s, are not "
+                       "namespace sets of this host and were left out" % (len(others), ", ".join(map(str, others[:5])))})
     sets = []
     for group in groups.values():
-        described = describe_set(group["ns"], group["pids"], host_ns, proc, max_pids)
+        described = describe_set(group["ns"], group["pids"], host_ns, proc, max_pids, stats)
         if described is not None:
             sets.append(described)
     sets.sort(key=lambda s: s["id"])
     return sets, errors
 
 
-def describe_set(ns, pids, host_ns, proc="/proc", max_pids=20):
-    # type: (dict, list, dict, str, int) -> dict
-    """Members, the representative (the set's init: oldest member whose parent is outside)."""
+def describe_set(ns, pids, host_ns, proc="/proc", max_pids=20, known_stats=None):
+    # type: (dict, list, dict, str, int, dict) -> dict
+    """Members, the representative (the set's init: oldest member whose parent is outside).
+    ``known_stats``: ``read_stat`` of members already read (the scan's)."""
     stats = {}
     for pid in pids:
+        if known_stats and pid in known_stats:
+            stats[pid] = known_stats[pid]
+            continue
         try:
             stats[pid] = read_stat(pid, proc)
         except (OSError, ValueError, IndexError):
