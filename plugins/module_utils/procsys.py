@@ -241,19 +241,6 @@ def _entry_name(entry):
     return entry.name
 
 
-def iter_entries(root=PROC_SYS, subdir=""):
-    # type: (str, str) -> iter
-    """Yield ``(key, st_mode, st_ino)`` for every regular file under ``root/subdir``."""
-    for dir_fd, key_prefix, names in _walk(root, subdir):
-        for name in names:
-            try:
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            except OSError:
-                continue  # vanished between listing and stat
-            if stat.S_ISREG(st.st_mode):
-                yield key_prefix + file_key_part(name), st.st_mode, st.st_ino
-
-
 def _unreadable(st, exc=None):
     # type: (os.stat_result, OSError) -> dict
     mode = mode_string(st.st_mode)
@@ -345,7 +332,7 @@ def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
     for sub in (subdirs or [""]):
         for dir_fd, key_prefix, names in _walk(root, sub):
             for name in names:
-                key = key_prefix + (name.replace(".", "/") if name.isascii() else file_key_part(name))
+                key = key_prefix + file_key_part(name)
                 if wanted is not None and not wanted(key):
                     continue
                 try:
@@ -384,9 +371,18 @@ def stat_keys(root=PROC_SYS, wanted=None):
     # type: (str, callable) -> dict
     """``{key: (mode, inode)}`` for every key: the cheap half of the probe (no reads)."""
     out = {}
-    for key, st_mode, ino in iter_entries(root):
-        if wanted is None or wanted(key):
-            out[key] = (mode_string(st_mode), ino)
+    lstat, modes = os.stat, _MODE_STRINGS
+    for dir_fd, key_prefix, names in _walk(root, ""):
+        for name in names:
+            try:
+                st = lstat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError:
+                continue  # vanished between listing and stat
+            st_mode = st.st_mode
+            if st_mode & _S_IFMT == _S_IFREG:
+                key = key_prefix + file_key_part(name)
+                if wanted is None or wanted(key):
+                    out[key] = (modes.get(st_mode) or mode_string(st_mode), st.st_ino)
     return out
 
 
