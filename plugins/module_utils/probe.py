@@ -62,29 +62,38 @@ def compare(host, host_after, views):
     mode_differs = {}
     value_differs = {}
     owner = {}
+    stable = {}  # key -> the host inode, for keys whose inode did not change meanwhile
     unknown = []
     for key, h in host.items():
         after = host_after.get(key)
-        inode_stable = after is not None and after[1] == h.get("ino")
-        if not inode_stable:
+        if after is not None and after[1] == h.get("ino"):
+            stable[key] = h.get("ino")
+        else:
             unknown.append(key)
-        volatile = key in procsys.VOLATILE_KEYS
-        for nstype in PROBE_TYPES:
-            view = views.get(nstype)
-            if view is None:
-                continue
-            seen = view.get(key)
+    # One pass per type, in PROBE_TYPES order: the first type to show another mode or its own
+    # entry is the one recorded, as in a pass per key over the types.
+    for nstype in PROBE_TYPES:
+        view = views.get(nstype)
+        if view is None:
+            continue
+        seen_in = view.get
+        for key, h in host.items():
+            seen = seen_in(key)
             if seen is None:
                 absent.add(key)
                 continue
             mode, ino, value = seen
+            host_value = h.get("value")
+            if mode == h["mode"] and ino == h.get("ino") and (value is None or value == host_value):
+                continue  # the host's own entry, mode and value (nearly every key): no evidence
             other_mode = mode != h["mode"]
             if other_mode and key not in mode_differs:
                 mode_differs[key] = mode
             # A mode is a property of the table entry: another mode is another entry even when
             # the inode comparison is not reliable. A value alone proves nothing about ownership.
-            own_entry = (inode_stable and ino != h.get("ino")) or other_mode
-            if not volatile and value is not None and h.get("value") is not None and value != h["value"]:
+            own_entry = (key in stable and ino != stable[key]) or other_mode
+            if (value is not None and host_value is not None and value != host_value
+                    and key not in procsys.VOLATILE_KEYS):
                 value_differs.setdefault(nstype, set()).add(key)
             if own_entry and key not in owner:
                 owner[key] = nstype

@@ -135,7 +135,12 @@ _READ_BITS = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 def _read_fd(fd):
     # type: (int) -> str
-    chunk = os.read(fd, READ_CHUNK)
+    return _read_rest(fd, os.read(fd, READ_CHUNK))
+
+
+def _read_rest(fd, chunk):
+    # type: (int, bytes) -> str
+    """The value whose first read gave ``chunk``."""
     if len(chunk) < READ_CHUNK:  # nearly every sysctl: one read
         return format_value(chunk)
     chunks = [chunk]
@@ -164,63 +169,76 @@ def error_reason(exc):
     return errno.errorcode.get(exc.errno, "E%s" % exc.errno) if exc.errno else type(exc).__name__
 
 
+_DIR_FLAGS = _O_FLAGS | getattr(os, "O_DIRECTORY", 0)
+# A directory to look keys up in, resolved as a path is (symlinks followed, search permission
+# only); None where the platform has no O_PATH (then each key is opened by its path).
+_O_PATH_DIR = (os.O_PATH | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)) if hasattr(os, "O_PATH") else None
+
+
 def _walk(root, subdir):
     # type: (str, str) -> iter
-    """Yield ``(key, dir_fd, entry)`` for every non-directory entry under ``root/subdir``, sorted.
+    """Yield ``(dir_fd, key_prefix, names)`` for every directory under ``root/subdir``.
 
-    Directories are opened once each and their entries looked up relative to them; the kind of
-    an entry comes from the directory listing (``d_type``), so walking costs no ``stat``.
-    Nothing is followed through a symlink (procfs has none here; a planted one is not ours to
-    follow). ``dir_fd`` is valid until the next item.
+    ``names`` are the directory's non-directory entries, for the caller to look up relative to
+    ``dir_fd`` and to name ``key_prefix + file_key_part(name)``. The order is the keys' order
+    in every result: a directory's own entries (by name, descending), then its subdirectories
+    (ascending), depth first. Each subdirectory is opened relative to its parent's descriptor:
+    one lookup per directory instead of a walk from ``/proc/sys`` (with many namespaces the
+    dentry hash chains of ``net`` and ``kernel`` are long, one entry per namespace), and
+    at most one descriptor per level is held. The kind of an entry comes from the directory
+    listing (``d_type``), so walking costs no ``stat``. Nothing is followed through a symlink
+    (procfs has none here; a planted one is not ours to follow). ``dir_fd`` is valid until the
+    next item.
     """
-    stack = [subdir]
-    while stack:
-        rel = stack.pop()
-        base = os.path.join(root, rel) if rel else root
+    try:
+        dir_fd = os.open(os.path.join(root, subdir) if subdir else root, _DIR_FLAGS)
+    except OSError:
+        return
+    for item in _walk_fd(dir_fd, subdir, path_to_key(subdir) + "." if subdir else ""):
+        yield item
+
+
+def _walk_fd(dir_fd, rel, key_prefix):
+    # type: (int, str, str) -> iter
+    """:func:`_walk` from an open directory (closed here)."""
+    try:
         try:
-            dir_fd = os.open(base, _O_FLAGS | getattr(os, "O_DIRECTORY", 0))
+            entries = sorted(os.scandir(dir_fd), key=_entry_name, reverse=True)
         except OSError:
-            continue
-        try:
+            return
+        names, subdirs = [], []
+        for entry in entries:
             try:
-                entries = sorted(os.scandir(dir_fd), key=_entry_name, reverse=True)
+                is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
+                continue  # vanished (an interface went away) between listing and looking
+            (subdirs if is_dir else names).append(entry.name)
+        yield dir_fd, key_prefix, names
+        prefix = rel + "/" if rel else ""
+        for name in reversed(subdirs):
+            if prefix + name in SKIP_DIRS:
                 continue
-            prefix = rel + "/" if rel else ""
-            key_prefix = path_to_key(rel) + "." if rel else ""  # once per directory, not per key
-            for entry in entries:
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                except OSError:
-                    continue  # vanished (an interface went away) between listing and looking
-                if is_dir:
-                    if prefix + entry.name not in SKIP_DIRS:
-                        stack.append(prefix + entry.name)
-                else:
-                    # A directory entry's name holds no "/": its key part is the name with its
-                    # dots swapped (sysctl_names.path_to_key of one component).
-                    name = entry.name
-                    part = name.replace(".", "/")
-                    yield key_prefix + (part if name.isascii() else text_safe(part)), dir_fd, entry
-        finally:
-            os.close(dir_fd)
+            try:
+                sub_fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            except OSError:
+                continue  # vanished, or something else is there now
+            for item in _walk_fd(sub_fd, prefix + name, key_prefix + file_key_part(name) + "."):
+                yield item
+    finally:
+        os.close(dir_fd)
+
+
+def file_key_part(name):
+    # type: (str) -> str
+    """A directory entry's part of a key: its dots swapped (``eth0.100`` -> ``eth0/100``,
+    :func:`sysctl_names.path_to_key` of one component, which holds no ``/``), made UTF-8-safe."""
+    part = name.replace(".", "/")
+    return part if name.isascii() else text_safe(part)
 
 
 def _entry_name(entry):
     # type: (os.DirEntry) -> str
     return entry.name
-
-
-def iter_entries(root=PROC_SYS, subdir=""):
-    # type: (str, str) -> iter
-    """Yield ``(key, st_mode, st_ino)`` for every regular file under ``root/subdir``."""
-    for key, dummy, entry in _walk(root, subdir):
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue  # vanished between listing and stat
-        if stat.S_ISREG(st.st_mode):
-            yield key, st.st_mode, st.st_ino
 
 
 def _unreadable(st, exc=None):
@@ -247,54 +265,105 @@ def read_entry(name, dir_fd=None):
     try:
         fd = os.open(name, _O_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        try:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except OSError:
-            return None  # vanished between listing and opening, or never there
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        return False, dict(_unreadable(st, exc), ino=st.st_ino)
+        return _refused_entry(name, dir_fd, exc)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None  # a FIFO, device or directory swapped in: not a sysctl
-        if not st.st_mode & _READ_BITS:
-            # Opened anyway (root on a recorded tree): a key without read bits is write-only
-            # in the kernel, which would have refused the open.
-            return False, dict(_unreadable(st), ino=st.st_ino)
-        try:
-            return True, {"value": _read_fd(fd), "mode": mode_string(st.st_mode), "ino": st.st_ino}
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return None  # its interface went away between opening and reading
-            return False, dict(_unreadable(st, exc), ino=st.st_ino)
+        return _opened_entry(fd, os.fstat(fd))
     finally:
         os.close(fd)
 
 
+def _refused_entry(name, dir_fd, exc):
+    # type: (str, int, OSError) -> tuple
+    """:func:`read_entry` of a file whose open failed with ``exc``."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return None  # vanished between listing and opening, or never there
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return False, dict(_unreadable(st, exc), ino=st.st_ino)
+
+
+def _opened_entry(fd, st):
+    # type: (int, os.stat_result) -> tuple
+    """:func:`read_entry` of an open file (``st`` its ``fstat``), nothing read from it yet."""
+    if not stat.S_ISREG(st.st_mode):
+        return None  # a FIFO, device or directory swapped in: not a sysctl
+    if not st.st_mode & _READ_BITS:
+        # Opened anyway (root on a recorded tree): a key without read bits is write-only
+        # in the kernel, which would have refused the open.
+        return False, dict(_unreadable(st), ino=st.st_ino)
+    try:
+        return True, {"value": _read_fd(fd), "mode": mode_string(st.st_mode), "ino": st.st_ino}
+    except OSError as exc:
+        return _read_failed(st, exc)
+
+
+def _read_failed(st, exc):
+    # type: (os.stat_result, OSError) -> tuple
+    """:func:`read_entry` of an open regular file whose read failed with ``exc``."""
+    if exc.errno == errno.ENOENT:
+        return None  # its interface went away between opening and reading
+    return False, dict(_unreadable(st, exc), ino=st.st_ino)
+
+
+_S_IFMT, _S_IFREG = 0o170000, stat.S_IFREG
+
+
 def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
     # type: (str, callable, list, bool) -> tuple
-    """Read every key under ``root`` (or only under ``subdirs``), one :func:`read_entry` each.
+    """Read every key under ``root`` (or only under ``subdirs``), as :func:`read_entry` each.
 
     Returns ``(keys, unreadable)``: ``keys[key] = {"value", "mode"}`` (plus ``"ino"`` when
     ``with_inodes``) and ``unreadable[key] = {"mode", "reason", "message"}`` for keys that exist
     but cannot be read (write-only, EIO, EACCES, ...). The walk never writes.
+
+    This loop runs once per key, a few thousand times for the host and each probe snapshot and
+    ~600 times per network namespace: :func:`read_entry`'s common case (a readable regular file
+    whose value fits in one read) is inline here, with no call, tuple or dict but the result's
+    per key; every other case goes through the same helpers as :func:`read_entry`.
     """
     keys = {}
     unreadable = {}
     if wanted is everything:
         wanted = None
+    open_, fstat, read, close = os.open, os.fstat, os.read, os.close
+    modes = _MODE_STRINGS
     for sub in (subdirs or [""]):
-        for key, dir_fd, entry in _walk(root, sub):
-            if wanted is not None and not wanted(key):
-                continue
-            got = read_entry(entry.name, dir_fd)
-            if got is None:
-                continue
-            readable, item = got
-            if not with_inodes:
-                del item["ino"]
-            (keys if readable else unreadable)[key] = item
+        for dir_fd, key_prefix, names in _walk(root, sub):
+            for name in names:
+                key = key_prefix + file_key_part(name)
+                if wanted is not None and not wanted(key):
+                    continue
+                try:
+                    fd = open_(name, _O_FLAGS, dir_fd=dir_fd)
+                except OSError as exc:
+                    got = _refused_entry(name, dir_fd, exc)
+                else:
+                    try:
+                        st = fstat(fd)
+                        st_mode = st.st_mode
+                        if st_mode & _S_IFMT != _S_IFREG or not st_mode & _READ_BITS:
+                            got = _opened_entry(fd, st)  # not a sysctl, or write-only
+                        else:
+                            try:
+                                chunk = read(fd, READ_CHUNK)
+                                value = format_value(chunk) if len(chunk) < READ_CHUNK else _read_rest(fd, chunk)
+                            except OSError as exc:
+                                got = _read_failed(st, exc)
+                            else:
+                                mode = modes.get(st_mode) or mode_string(st_mode)
+                                keys[key] = ({"value": value, "mode": mode, "ino": st.st_ino} if with_inodes
+                                             else {"value": value, "mode": mode})
+                                continue
+                    finally:
+                        close(fd)
+                if got is None:
+                    continue
+                readable, item = got
+                if not with_inodes:
+                    del item["ino"]
+                (keys if readable else unreadable)[key] = item
     return keys, unreadable
 
 
@@ -302,24 +371,54 @@ def stat_keys(root=PROC_SYS, wanted=None):
     # type: (str, callable) -> dict
     """``{key: (mode, inode)}`` for every key: the cheap half of the probe (no reads)."""
     out = {}
-    for key, st_mode, ino in iter_entries(root):
-        if wanted is None or wanted(key):
-            out[key] = (mode_string(st_mode), ino)
+    lstat, modes = os.stat, _MODE_STRINGS
+    for dir_fd, key_prefix, names in _walk(root, ""):
+        for name in names:
+            try:
+                st = lstat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError:
+                continue  # vanished between listing and stat
+            st_mode = st.st_mode
+            if st_mode & _S_IFMT == _S_IFREG:
+                key = key_prefix + file_key_part(name)
+                if wanted is None or wanted(key):
+                    out[key] = (modes.get(st_mode) or mode_string(st_mode), st.st_ino)
     return out
 
 
 def read_keys(names, root=PROC_SYS):
     # type: (list, str) -> tuple
-    """Read named keys only, one :func:`read_entry` each. Returns ``(keys, unreadable, absent)``."""
+    """Read named keys only, as :func:`read_entry` each. Returns ``(keys, unreadable, absent)``.
+
+    Each directory is looked up once (an ``O_PATH`` descriptor, resolved as the key's full path
+    would be) and its keys relative to it: a path from ``/proc/sys`` walks the dentry hash chain
+    of ``kernel`` or ``net``, which holds one entry per namespace on a host of many containers.
+    """
     keys = {}
     unreadable = {}
     absent = []
-    for key in names:
-        got = read_entry(key_to_path(key, root))
-        if got is None:
-            absent.append(key)
-            continue
-        readable, item = got
-        del item["ino"]
-        (keys if readable else unreadable)[key] = item
+    dirs = {}  # directory path -> O_PATH descriptor, or None when it cannot be looked up
+    try:
+        for key in names:
+            path = key_to_path(key, root)
+            parent, name = os.path.split(path)
+            if _O_PATH_DIR is None:
+                got = read_entry(path)
+            else:
+                if parent not in dirs:
+                    try:
+                        dirs[parent] = os.open(parent or ".", _O_PATH_DIR)
+                    except OSError:
+                        dirs[parent] = None  # no such directory: none of its keys exists
+                got = read_entry(name, dirs[parent]) if dirs[parent] is not None else None
+            if got is None:
+                absent.append(key)
+                continue
+            readable, item = got
+            del item["ino"]
+            (keys if readable else unreadable)[key] = item
+    finally:
+        for fd in dirs.values():
+            if fd is not None:
+                os.close(fd)
     return keys, unreadable, absent

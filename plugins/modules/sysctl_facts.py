@@ -226,6 +226,7 @@ ansible_facts:
           elements: dict
 """
 
+import gc
 import json
 import math
 import os
@@ -525,6 +526,11 @@ def main():
         module.fail_json(msg="option runtime_paths: %s" % problem)
     if not os.path.isdir(procsys.PROC_SYS):
         module.fail_json(msg="%s is not there: sysctl_facts needs Linux with procfs mounted" % procsys.PROC_SYS)
+    # Everything alive now (Ansible, the arguments) lives until the process exits: frozen, the
+    # collector no longer walks it, here nor in the forked probe and readers, whose collections
+    # would otherwise touch (and so copy) the pages of every object inherited (2-3% of a
+    # gather's CPU with 100 sets, by perf).
+    gc.freeze()
     try:
         facts = gather(params)
     except nsenter.NamespaceError as exc:

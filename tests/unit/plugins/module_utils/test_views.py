@@ -58,6 +58,14 @@ def test_interface_of_a_per_device_key():
     assert views.interface_of("net.core.somaxconn") is None
 
 
+def test_interfaces_in_is_interface_of_each_key():
+    keys = ["net.ipv4.conf.eth0.rp_filter", "net.ipv4.conf.eth0/100.rp_filter", "net.ipv6.neigh.lo.retrans_time",
+            "net.ipv4.conf.all.rp_filter", "net.ipv6.conf.default.mtu", "net.core.somaxconn", "net.mpls.conf.m0.input",
+            "net.ipv4.conf.eth1", "net.ipv4.neigh.br0.gc_stale_time", "kernel.hostname"]
+    assert views.interfaces_in(keys) == {views.interface_of(k) for k in keys} - {None}
+    assert views.interfaces_in(keys) == {"eth0", "eth0/100", "lo", "m0", "br0"}
+
+
 def test_group_key_joins_sets_of_one_network_namespace():
     pod_a = {"id": "a", "ns": {"net": 7}, "differs_from_host": ["net", "pid"]}
     pod_b = {"id": "b", "ns": {"net": 7}, "differs_from_host": ["net", "pid", "ipc"]}
