@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action nsguard.sysctl.sysctl_report: write the fleet reports on the controller.
 
-Runs once (``run_once: true``) and reads every host's facts and findings from ``hostvars``;
-it opens no connection. Documentation: plugins/modules/sysctl_report.py, docs/reports.md.
+Runs once (``run_once: true``) and reads every host's facts and findings from ``hostvars``
+(``raw_get``: as stored, never templated); it opens no connection. Documentation: plugins/modules/sysctl_report.py, docs/reports.md.
 
 How a host's status is told (Ansible gives an action no direct view of the play's results):
 - in ``ansible_play_hosts``: reachable and not failed -> ``ok`` (``failed`` when it has no facts:
@@ -177,7 +177,9 @@ class ActionModule(ActionBase):
             if host not in hostvars:
                 yield host, report_inputs.report_entry("failed", "not in the inventory", None, None)
                 continue
-            hv = hostvars[host]
+            # raw_get: the host's variables as stored, not run through the templating engine
+            # (hostvars[host] templates every value read: 90% of this step's time at 60 hosts)
+            hv = hostvars.raw_get(host)
             facts_root = hv.get("ansible_facts") or {}
             facts_root = facts_root if isinstance(facts_root, Mapping) else {}
             facts = facts_root.get(facts_var)
@@ -213,7 +215,7 @@ class ActionModule(ActionBase):
             if host not in hostvars:  # the inventory, not the facts: asks no cache
                 return report_inputs.report_entry("failed", "not in the inventory", None, None)
             if reader is None:
-                cached = hostvars[host].get("ansible_facts")
+                cached = hostvars.raw_get(host).get("ansible_facts")
                 return report_inputs.cached_entry(host, cached if isinstance(cached, Mapping) else None, config,
                                                   facts_var)
             cached, problem, plain = reader(host)
