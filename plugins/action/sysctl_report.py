@@ -133,11 +133,6 @@ def reach_message(registered: Any) -> Optional[str]:
     return text
 
 
-# The options of nsguard.sysctl.sysctl_lint that shape findings (for hosts linted here).
-_LINT_OPTIONS = frozenset({"knowledge_dirs", "rules_dirs", "profiles", "expectations", "expectation_files",
-                           "rule_params", "rule_overrides", "skip_rules", "remediation"})
-
-
 class ActionModule(ActionBase):
     _config: Optional[lint.LintConfig] = None
     TRANSFERS_FILES = False
@@ -146,10 +141,10 @@ class ActionModule(ActionBase):
 
     def _lint_config(self, options: Mapping[str, Any]) -> lint.LintConfig:
         if self._config is None:
-            unknown = sorted(set(options) - _LINT_OPTIONS)
+            unknown = sorted(set(options) - lint.LINT_OPTIONS)
             if unknown:
                 raise AnsibleActionFail("lint: unknown option(s) %s (known: %s)" % (
-                    ", ".join(unknown), ", ".join(sorted(_LINT_OPTIONS))))
+                    ", ".join(unknown), ", ".join(sorted(lint.LINT_OPTIONS))))
             self._config = lint.load_config(options, lint.playbook_resolver(self._loader))
             for error in self._config.errors:
                 display.warning("sysctl_report lint: %s %s: %s" % (error.get("file"), error.get("path"),
@@ -164,7 +159,28 @@ class ActionModule(ActionBase):
         if current:
             return registered
         display.vvv("sysctl_report: %s: linting here (%s)" % (host, why))
-        return lint.lint_host(facts, host, self._lint_config(options), ansible_facts=facts_root)
+        config = self._lint_config(options)
+        mark = registered.get(lint.RESULT_MARK) if isinstance(registered, Mapping) else None
+        if isinstance(mark, Mapping) and mark.get("config") and mark.get("config") != config.fingerprint:
+            display.warning("sysctl_report: %s: linted with the report's lint options, which are not those of the "
+                            "host's sysctl_lint task: its findings may differ from what that task found (give the "
+                            "report's lint option the same values)" % host)
+        return lint.lint_host(facts, host, config, ansible_facts=facts_root)
+
+    @staticmethod
+    def _left_the_play(facts: Any, registered: Any, reach_registered: Any,
+                       reached: Optional[str]) -> Tuple[str, Optional[str]]:
+        """The status of a host Ansible removed from the play without listing it as failed:
+        unreachable, or (the role's report runs in an ``always`` section) failed inside the
+        audit's block, where a host is not in ``ansible_failed_hosts`` yet. A host that failed on
+        its findings (sysctl_lint's ``fail``) is ``ok``: the report lists them."""
+        if reached:
+            return "unreachable", reached
+        if lint.failed_on_findings(registered, facts):
+            return "ok", None
+        if isinstance(reach_registered, Mapping) or isinstance(registered, Mapping):
+            return "failed", "failed during the audit; see its task output"
+        return "unreachable", "unreachable during the play; see its task output"
 
     def _play_entries(self, task_vars: Mapping[str, Any], hosts: List[str], facts_var: str, lint_result_var: str,
                       reach_result_var: str, options: Mapping[str, Any]) -> Iterator[Tuple[str, Dict[str, Any]]]:
@@ -186,16 +202,17 @@ class ActionModule(ActionBase):
             # a registered variable outranks a fact of the same name, but where the lint task never
             # ran on this host a forged fact would stand in for it
             registered = None if lint_result_var in facts_root else hv.get(lint_result_var)
-            reached = reach_message(None if reach_result_var in facts_root else hv.get(reach_result_var))
+            reach_registered = None if reach_result_var in facts_root else hv.get(reach_result_var)
             status, message = "ok", None
             if host in failed_hosts:
                 status, message = "failed", "failed earlier in the play; see its task output"
             elif host not in play_hosts:
-                status, message = "unreachable", reached or "unreachable during the play; see its task output"
+                status, message = self._left_the_play(facts, registered, reach_registered,
+                                                      reach_message(reach_registered))
             elif facts is None:
                 status, message = "failed", "no ansible_facts.%s: the facts task did not run on this host" % facts_var
             outcome = None
-            if facts is not None and (status == "ok" or host in failed_hosts):
+            if facts is not None and status != "unreachable":
                 outcome = self._findings(host, facts, facts_root, registered, options)
             yield host, report_inputs.report_entry(status, message, facts, outcome)
 
