@@ -13,14 +13,16 @@ in one working directory with its own ``ansible.cfg`` (forks, a ``jsonfile`` fac
    written by the role's ``run_once`` step), filling the fact cache;
 3. **report**: ``nsguard.sysctl.report`` rebuilding the reports from that cache.
 
-For each run: wall time and peak memory, sampled from ``/proc`` every 0.2 s over the process
+For each run: wall time, CPU time (user + system of ``ansible-playbook`` and every process under it,
+from ``getrusage(RUSAGE_CHILDREN)``: the figure to compare when other work loads the machine) and
+peak memory, sampled from ``/proc`` every 0.2 s over the process
 tree of ``ansible-playbook``. Two memory figures: the **controller** (ansible-playbook and its
 worker forks: processes whose command line is ``ansible-playbook``; summed as RSS, which counts
 copy-on-write pages shared between the forks once per fork, and as PSS from
 ``smaps_rollup``, which splits them) and the **tree** (the controller plus the module
 processes the local connection starts; RSS). Peak of the sums over the samples, so a short
 spike between two samples may be missed. Then the ratios audit / baseline and report /
-baseline, the fact cache's size and the reports' sizes, and a check of the result: every host
+baseline (wall and CPU), the fact cache's size and the reports' sizes, and a check of the result: every host
 in fleet.json with status ok, and the same findings on every host (they are all this machine;
 namespace sets that came or went during the run, other people's tests, are left out of the
 comparison and counted).
@@ -33,6 +35,7 @@ import argparse
 import collections
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -140,6 +143,7 @@ class Run:
     rc: int
     seconds: float
     peaks: Peaks
+    cpu: float = 0.0   # user + system seconds of the whole process tree
     stdout: str = ""
     stderr: str = ""
     extra: Dict[str, object] = field(default_factory=dict)
@@ -150,6 +154,7 @@ def run_sampled(name: str, argv: List[str], workdir: Path, env: Dict[str, str], 
     out_path, err_path = workdir / ("%s.stdout" % name), workdir / ("%s.stderr" % name)
     peaks = Peaks()
     with open(out_path, "w") as out, open(err_path, "w") as err:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
         proc = subprocess.Popen(argv, cwd=str(workdir), env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         done = threading.Event()
@@ -166,9 +171,11 @@ def run_sampled(name: str, argv: List[str], workdir: Path, env: Dict[str, str], 
             proc.kill()
             rc = proc.wait()
         seconds = time.monotonic() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         done.set()
         thread.join()
-    return Run(name, rc, seconds, peaks, out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Run(name, rc, seconds, peaks, cpu, out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
 
 
 # --------------------------------------------------------------------------- the inventory and runs
@@ -302,8 +309,8 @@ def _mib(kib: int) -> str:
 
 def describe(run: Run) -> str:
     p = run.peaks
-    line = ("%-8s rc=%d  wall %6.1f s  controller peak RSS %s (PSS %s, %d processes)  tree peak RSS %s "
-            "(%d processes)  [%d samples]" % (run.name, run.rc, run.seconds, _mib(p.controller_rss),
+    line = ("%-8s rc=%d  wall %6.1f s  cpu %6.1f s  controller peak RSS %s (PSS %s, %d processes)  tree peak RSS %s "
+            "(%d processes)  [%d samples]" % (run.name, run.rc, run.seconds, run.cpu, _mib(p.controller_rss),
                                               _mib(p.controller_pss), p.controller_procs, _mib(p.tree_rss),
                                               p.tree_procs, p.samples))
     slowest = task_times(run.stdout)
@@ -338,7 +345,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(describe(report))
         summary: Dict[str, object] = {"hosts": args.hosts, "forks": args.forks}
         for run in (baseline, audit, report):
-            summary[run.name] = {"rc": run.rc, "seconds": round(run.seconds, 2), **vars(run.peaks), **run.extra,
+            summary[run.name] = {"rc": run.rc, "seconds": round(run.seconds, 2), "cpu_seconds": round(run.cpu, 2),
+                                 **vars(run.peaks), **run.extra,
                                  "slowest_tasks": task_times(run.stdout)}
             if run.rc != 0:
                 ok = False
@@ -361,8 +369,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "; ".join(problems) or "every host ok, the same findings on each"))
             ok = ok and not problems
         for run in (audit, report):
-            print("ratio %s / baseline: time %.2fx, controller RSS %.2fx, controller PSS %.2fx, tree RSS %.2fx" % (
-                run.name, run.seconds / baseline.seconds,
+            print("ratio %s / baseline: time %.2fx, cpu %.2fx, controller RSS %.2fx, controller PSS %.2fx, tree RSS %.2fx" % (
+                run.name, run.seconds / baseline.seconds, run.cpu / max(baseline.cpu, 1e-9),
                 run.peaks.controller_rss / max(baseline.peaks.controller_rss, 1),
                 run.peaks.controller_pss / max(baseline.peaks.controller_pss, 1),
                 run.peaks.tree_rss / max(baseline.peaks.tree_rss, 1)))

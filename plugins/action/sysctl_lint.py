@@ -37,6 +37,7 @@ _ARGSPEC: Dict[str, Any] = {
     "host": {"type": "str"},
     "fail_on": {"type": "str", "default": "never", "choices": list(vocabulary.FAIL_ON)},
     "strict": {"type": "bool", "default": False},
+    "fail": {"type": "bool", "default": False},
     "summary_lines": {"type": "int", "default": 0},
 }
 
@@ -46,7 +47,8 @@ class ActionModule(ActionBase):
     _requires_connection = False
     _VALID_ARGS = frozenset(_ARGSPEC)
 
-    def _print_summary(self, host: str, result: Dict[str, Any], task_vars: Dict[str, Any], limit: int) -> str:
+    def _print_summary(self, host: str, result: Dict[str, Any], task_vars: Dict[str, Any], limit: int,
+                       failing: bool) -> str:
         """The per-host summary, printed by the action itself (one controller round trip less
         than a debug task that templates the whole result again)."""
         counts = result["counts"]
@@ -56,8 +58,8 @@ class ActionModule(ActionBase):
             counts["warning"], counts["info"], "; partial: %s" % result["partial"] if result.get("partial") else "")
         lines = result["summary"][:limit]
         if len(result["summary"]) > limit:
-            lines.append("... %d more (%s.findings has all)" % (len(result["summary"]) - limit,
-                                                               lint.LINT_RESULT_VAR))
+            lines.append("... %d more (%s)" % (len(result["summary"]) - limit, "the fleet reports have all" if failing
+                                               else "%s.findings has all" % lint.LINT_RESULT_VAR))
         display.display("\n".join([head] + ["  " + line for line in lines]))
         return head
 
@@ -84,10 +86,18 @@ class ActionModule(ActionBase):
         for error in outcome["errors"]:
             display.warning("sysctl_lint on %s: %s %s: %s" % (host, error.get("file"), error.get("path"),
                                                               error.get("message")))
+        strict_fail = bool(args["strict"] and outcome["errors"])
+        findings_fail = bool(not strict_fail and args["fail"] and outcome["threshold_reached"])
         if args["summary_lines"] > 0:
-            result["msg"] = self._print_summary(host, outcome, task_vars, args["summary_lines"])
-        if args["strict"] and outcome["errors"]:
+            result["msg"] = self._print_summary(host, outcome, task_vars, args["summary_lines"], findings_fail)
+        if strict_fail:
             result["failed"] = True
             result["msg"] = "%d configuration error(s): %s" % (len(outcome["errors"]), "; ".join(
                 "%s %s: %s" % (e.get("file"), e.get("path"), e.get("message")) for e in outcome["errors"]))
+        elif findings_fail:
+            # the audit role's fail-on decision, here: no task after this one on every host (each
+            # task costs Ansible a pass over the host's facts); the findings go to the report
+            for key in outcome:
+                result.pop(key, None)
+            result.update(lint.failed_at_threshold(outcome, host, args["fail_on"]))
         return result

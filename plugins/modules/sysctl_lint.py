@@ -104,10 +104,23 @@ options:
   fail_on:
     description:
       - Sets RV(threshold_reached) when a finding of this severity or worse is present. The
-        action itself never fails on findings; the C(nsguard.sysctl.audit) role does.
+        action fails on findings only with O(fail).
     type: str
     choices: [never, warning, error]
     default: never
+  fail:
+    description:
+      - Fail the task when RV(threshold_reached), with the message
+        C(HOST has N error and M warning findings (nsguard_sysctl_fail_on=error)) (the
+        C(nsguard.sysctl.audit) role's decision, made here so that no task after this one runs on
+        every host).
+      - The failed result keeps RV(counts), RV(worst), RV(threshold_reached), RV(partial),
+        RV(errors) and RV(nsguard_lint), and leaves RV(findings), RV(summary) and RV(rules) out
+        (Ansible prints a failed result whole); RV(findings_left_out) says how many findings
+        there were. M(nsguard.sysctl.sysctl_report) lints such a host again (give it the same
+        lint options in its O(nsguard.sysctl.sysctl_report#module:lint) option).
+    type: bool
+    default: false
   strict:
     description: Fail when a rule file, expectation or option is malformed.
     type: bool
@@ -170,12 +183,19 @@ EXAMPLES = r"""
       sysctl_d_dir: /etc/sysctl.d
       file_prefix: "60"
   register: lint
+
+- name: Lint, print a summary and fail the host on errors (the audit role's lint task)
+  nsguard.sysctl.sysctl_lint:
+    fail_on: error
+    fail: true
+    summary_lines: 50
+  register: nsguard_sysctl_lint_result
 """
 
 RETURN = r"""
 findings:
   description: The findings, worst first (shape in C(docs/findings.md)).
-  returned: always
+  returned: unless the task failed on them (O(fail))
   type: list
   elements: dict
   contains:
@@ -241,12 +261,12 @@ threshold_reached:
   type: bool
 summary:
   description: One line per finding (severity, rule, key, container, message).
-  returned: always
+  returned: unless the task failed on the findings (O(fail))
   type: list
   elements: str
 rules:
   description: Ids of the rules in the catalog.
-  returned: always
+  returned: unless the task failed on the findings (O(fail))
   type: list
   elements: str
 expectations:
@@ -269,8 +289,12 @@ unlintable:
   returned: when the facts are refused
   type: str
 nsguard_lint:
-  description: What the result was computed from (C(version), C(gathered_at) of the facts); the fleet report uses
-    a registered result only when it matches the facts it reports.
+  description: What the result was computed from (C(version), C(gathered_at) of the facts, C(config) a digest of
+    the lint options); the fleet report uses a registered result only when it matches the facts it reports.
   returned: always
   type: dict
+findings_left_out:
+  description: How many findings the host has; only when the task failed on them (O(fail)), which leaves them out.
+  returned: when the task failed on the findings
+  type: int
 """

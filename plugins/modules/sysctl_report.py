@@ -14,12 +14,14 @@ version_added: "0.1.0"
 description:
   - Runs on the controller, once for the whole play (set C(run_once) to V(true)). It reads each host's
     facts (C(ansible_facts.nsguard_sysctl), see R(sysctl_facts,nsguard.sysctl.sysctl_facts_module))
-    from C(hostvars), and writes, in O(dest), C(fleet.json), C(fleet.md), C(fleet.html), C(fleet.sarif),
+    from C(hostvars) (as stored, never templated), and writes, in O(dest), C(fleet.json), C(fleet.md), C(fleet.html), C(fleet.sarif),
     C(fleet.junit.xml) and C(remediation.yml).
   - Findings are computed on the controller, never taken from a target or the fact cache. A
     host's findings are the result of this run's C(nsguard.sysctl.sysctl_lint) task registered as
     O(lint_result_var) when it was computed from the facts being reported; otherwise (a fact cache,
-    a host whose lint did not run) this action lints the facts itself with O(lint).
+    a host whose lint did not run, a host whose lint task failed on its findings and so left them
+    out) this action lints the facts itself with O(lint), and warns when the registered result
+    names other lint options than O(lint).
   - Facts are validated against C(schemas/sysctl-facts.schema.json) first. A host whose facts do not
     match, or that returned other C(nsguard_sysctl_*) facts (they would shadow the audit's own
     variables), is reported as C(failed) with the JSON path or the names in every output and counts
@@ -31,6 +33,11 @@ description:
     status, never dropped. A host is C(failed) when it is in C(ansible_failed_hosts), or when it
     has no facts; C(unreachable) when Ansible removed it from the play without failing it. The
     message is Ansible's own (see O(reach_result_var)) when the role's first task recorded it.
+  - In an C(always) section (the audit role's), a host that failed in the block is not in
+    C(ansible_failed_hosts) yet. A host removed from the play whose O(lint_result_var) failed on
+    its findings (O(nsguard.sysctl.sysctl_lint#module:fail)) is C(ok), with those findings; one
+    with a registered O(reach_result_var) or O(lint_result_var) that did not reach or failed
+    otherwise is C(failed); one with neither is C(unreachable).
   - Every file is written atomically (a temporary file in O(dest), fsync, rename), so an interrupted
     run leaves the previous report whole. A format that cannot be written fails the task after
     the other formats are written.
@@ -86,6 +93,7 @@ options:
       - Options of C(nsguard.sysctl.sysctl_lint) that shape findings (C(knowledge_dirs),
         C(rules_dirs), C(profiles), C(expectations), C(expectation_files), C(rule_params),
         C(rule_overrides), C(skip_rules), C(remediation)), for the hosts this action lints itself.
+      - The audit role gives the options of its lint task.
     type: dict
     default: {}
   facts_var:

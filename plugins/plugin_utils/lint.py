@@ -28,12 +28,20 @@ from .facts_schema import LINT_RESULT_VAR, facts_problem, partial_gather, shadow
 from .remediation import RemediationOptions
 from .vocabulary import fail_on_reached
 
-__all__ = ["LINT_RESULT_VAR", "RESULT_MARK", "LintConfig", "load_config", "lint_host",
-           "summary_lines", "result_is_current", "preload", "playbook_resolver"]
+__all__ = ["LINT_RESULT_VAR", "RESULT_MARK", "LINT_OPTIONS", "LintConfig", "load_config", "config_fingerprint",
+           "lint_host", "summary_lines", "failed_at_threshold", "failed_on_findings", "result_is_current",
+           "preload", "playbook_resolver"]
 
-# Key of the lint result that names what it was computed from: {"version", "gathered_at"}.
+# Key of the lint result that names what it was computed from: {"version", "gathered_at",
+# "config"} (config: config_fingerprint of the options).
 RESULT_MARK = "nsguard_lint"
 RESULT_VERSION = 1
+# The options of the lint action that shape findings (the report action's ``lint`` option takes these).
+LINT_OPTIONS = frozenset({"knowledge_dirs", "rules_dirs", "profiles", "expectations", "expectation_files",
+                          "rule_params", "rule_overrides", "skip_rules", "remediation"})
+# What a result that failed at fail_on keeps (failed_at_threshold): the rest is the reports' (the
+# callback prints a failed result whole, and findings carry their remediation tasks)
+_FAILED_KEEPS = ("changed", "counts", "worst", "threshold_reached", "expectations", "errors", "partial", RESULT_MARK)
 
 
 def preload() -> None:
@@ -65,6 +73,7 @@ class LintConfig:
     skip: List[str]
     options: RemediationOptions
     errors: List[Dict[str, Any]] = field(default_factory=list)   # configuration errors, each named
+    fingerprint: Optional[str] = None   # config_fingerprint of the options it was loaded from
     # classify.classification_key -> classify_host's answer, for the hosts of a fleet that share
     # kernel, probe and key set (the report lints thousands in one process); read-only, shared
     _classified: Dict[Any, Dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -112,6 +121,17 @@ def playbook_resolver(loader: Any) -> Callable[[str], str]:
     return resolve
 
 
+def config_fingerprint(args: Mapping[str, Any]) -> str:
+    """A short digest of the lint options in ``args`` (:data:`LINT_OPTIONS`; an option left out
+    and one given empty or as its default are the same), so the report can tell whether it lints a host with the
+    options the host's lint task had."""
+    import hashlib
+    given = {name: args[name] for name in sorted(LINT_OPTIONS)
+             if args.get(name) not in (None, [], {}, "") and not (name == "profiles" and args[name] == "all")}
+    text = json.dumps(plain(given), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def load_config(args: Mapping[str, Any], resolve: Callable[[str], str] = lambda p: p) -> LintConfig:
     """A :class:`LintConfig` from the lint action's options (``knowledge_dirs``, ``rules_dirs``,
     ``profiles``, ``expectations``, ``expectation_files``, ``rule_params``, ``rule_overrides``,
@@ -136,7 +156,7 @@ def load_config(args: Mapping[str, Any], resolve: Callable[[str], str] = lambda 
     errors.extend(problems)
     return LintConfig(kb=kb, catalog=catalog, expectations=found, params=plain(args.get("rule_params") or {}),
                       overrides=plain(args.get("rule_overrides") or {}), skip=list(args.get("skip_rules") or []),
-                      options=options, errors=errors)
+                      options=options, errors=errors, fingerprint=config_fingerprint(args))
 
 
 def summary_lines(findings: List[Mapping[str, Any]], width: int = 200) -> List[str]:
@@ -149,13 +169,13 @@ def summary_lines(findings: List[Mapping[str, Any]], width: int = 200) -> List[s
     return lines
 
 
-def _refused(host: str, message: str, fail_on: str) -> Dict[str, Any]:
+def _refused(host: str, message: str, fail_on: str, fingerprint: Optional[str]) -> Dict[str, Any]:
     """A host whose facts cannot be linted: failed, whatever fail_on says (its state is unknown)."""
     return {"changed": False, "failed": True, "msg": "%s: %s" % (host, message), "findings": [],
             "counts": {"error": 0, "warning": 0, "info": 0}, "worst": None,
             "threshold_reached": fail_on_reached({}, fail_on, incomplete=True),
             "summary": [], "errors": [], "partial": None, "unlintable": message,
-            RESULT_MARK: {"version": RESULT_VERSION, "gathered_at": None}}
+            RESULT_MARK: {"version": RESULT_VERSION, "gathered_at": None, "config": fingerprint}}
 
 
 def lint_host(facts: Any, host: str, config: LintConfig, *, ansible_facts: Optional[Mapping[str, Any]] = None,
@@ -166,17 +186,19 @@ def lint_host(facts: Any, host: str, config: LintConfig, *, ansible_facts: Optio
     result naming why; nothing of them is linted. ``plain_facts``: the facts are plain JSON data
     already (decoded by the caller), not Ansible's wrapped values, and need no copy."""
     if facts is None:
-        return _refused(host, "no nsguard_sysctl facts: run nsguard.sysctl.sysctl_facts first", fail_on)
+        return _refused(host, "no nsguard_sysctl facts: run nsguard.sysctl.sysctl_facts first", fail_on,
+                        config.fingerprint)
     shadows = shadowing_facts(ansible_facts)
     if shadows:
         return _refused(host, "the target returned facts named %s: these names belong to the audit's own "
                               "variables (a fact would shadow them), so this host's result is not trusted"
-                        % ", ".join(shadows[:5]), fail_on)
+                        % ", ".join(shadows[:5]), fail_on, config.fingerprint)
     if not plain_facts:
         facts = plain(facts)
     problem = facts_problem(facts)
     if problem:
-        return _refused(host, "facts do not match schemas/sysctl-facts.schema.json at %s" % problem, fail_on)
+        return _refused(host, "facts do not match schemas/sysctl-facts.schema.json at %s" % problem, fail_on,
+                        config.fingerprint)
     errors: List[Dict[str, Any]] = list(config.errors)
     try:
         if classification is None:
@@ -185,7 +207,8 @@ def lint_host(facts: Any, host: str, config: LintConfig, *, ansible_facts: Optio
             facts, classification, config.catalog, config.expectations, host=host, params=config.params,
             overrides=config.overrides, skip=config.skip, options=config.options, kb=config.kb, errors=errors)
     except Exception as exc:  # facts that pass the schema yet break the engine fail this host only
-        return _refused(host, "facts cannot be linted: %s: %s" % (type(exc).__name__, str(exc)[:300]), fail_on)
+        return _refused(host, "facts cannot be linted: %s: %s" % (type(exc).__name__, str(exc)[:300]), fail_on,
+                        config.fingerprint)
     counts = evaluator.count_by_severity(findings)
     partial = partial_gather(facts)
     return {
@@ -200,16 +223,38 @@ def lint_host(facts: Any, host: str, config: LintConfig, *, ansible_facts: Optio
         "expectations": len(config.expectations),
         "errors": errors,
         "partial": partial,
-        RESULT_MARK: {"version": RESULT_VERSION, "gathered_at": facts.get("gathered_at")},
+        RESULT_MARK: {"version": RESULT_VERSION, "gathered_at": facts.get("gathered_at"),
+                      "config": config.fingerprint},
     }
 
 
-def result_is_current(result: Any, facts: Any) -> Tuple[bool, str]:
-    """Whether a registered lint result was computed by :func:`lint_host` from these facts
-    (same ``gathered_at``): a result older than the facts it would describe is never used."""
-    if not isinstance(result, Mapping) or not isinstance(result.get(RESULT_MARK), Mapping):
+def failed_at_threshold(outcome: Mapping[str, Any], host: str, fail_on: str) -> Dict[str, Any]:
+    """The failed task result of a host whose findings reach ``fail_on`` (``outcome``: its
+    :func:`lint_host` result): the message the audit role printed, the counts and the mark,
+    without the findings and their summary (already printed; a failed result is printed whole).
+    The report lints such a host again (:func:`result_is_current` says so)."""
+    counts = outcome["counts"]
+    partial = outcome.get("partial")
+    result = {key: outcome[key] for key in _FAILED_KEEPS if key in outcome}
+    result.update(failed=True, findings_left_out=len(outcome.get("findings") or []), msg=(
+        "%s has %d error and %d warning findings%s (nsguard_sysctl_fail_on=%s)" % (
+            host, counts["error"], counts["warning"], "; the audit is partial: %s" % partial if partial else "",
+            fail_on)))
+    return result
+
+
+def failed_on_findings(result: Any, facts: Any) -> bool:
+    """Whether ``result`` is a :func:`failed_at_threshold` result of these facts: the host left
+    the play on its findings, not on an error (its findings belong in the report)."""
+    return (isinstance(result, Mapping) and result.get("failed") is True and result.get("threshold_reached") is True
+            and "findings_left_out" in result and not result.get("unlintable")
+            and _marks(result, facts)[0])
+
+
+def _marks(result: Mapping[str, Any], facts: Any) -> Tuple[bool, str]:
+    mark = result.get(RESULT_MARK)
+    if not isinstance(mark, Mapping):
         return False, "no lint result of this run"
-    mark = result[RESULT_MARK]
     if mark.get("version") != RESULT_VERSION:
         return False, "lint result of another version"
     if result.get("unlintable"):
@@ -218,3 +263,14 @@ def result_is_current(result: Any, facts: Any) -> Tuple[bool, str]:
     if mark.get("gathered_at") != gathered:
         return False, "lint result predates the facts (gathered %s, linted %s)" % (gathered, mark.get("gathered_at"))
     return True, ""
+
+
+def result_is_current(result: Any, facts: Any) -> Tuple[bool, str]:
+    """Whether a registered lint result was computed by :func:`lint_host` from these facts
+    (same ``gathered_at``): a result older than the facts it would describe is never used."""
+    if not isinstance(result, Mapping):
+        return False, "no lint result of this run"
+    current, why = _marks(result, facts)
+    if current and "findings_left_out" in result:
+        return False, "the host failed at fail_on and its result leaves the findings out"
+    return current, why
