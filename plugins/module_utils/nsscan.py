@@ -193,6 +193,20 @@ def gather_worker_of(pid, stat, host_ns, proc="/proc", depth=3):
     return None
 
 
+def _gone_or_zombie(pid, proc):
+    # type: (int, str) -> bool
+    """The process has exited or is exiting: no entry, a zombie, or no executable any more (a
+    task drops its memory, and its ``exe`` link with it, before it turns zombie; a live user
+    process always has one). No member of any set, whatever its name."""
+    try:
+        if read_stat(pid, proc)["state"] in ("Z", "X"):
+            return True
+        os.stat("%s/%d/exe" % (proc, pid))
+    except (OSError, ValueError, IndexError):
+        return True
+    return False
+
+
 def _root_same_interpreter(pid, proc):
     # type: (int, str) -> bool
     """Real and effective uid 0 as this (the initial) user namespace sees them -- ``status``, not
@@ -250,6 +264,8 @@ def scan(host_ns, proc="/proc", max_pids=20, own_pids=()):
             if owner != self_pid:
                 others.append(pid)
             continue
+        if stats[pid]["comm"] == WORKER_COMM and _gone_or_zombie(pid, proc):
+            continue  # a gather's worker that exited while its proof was read (it lives ~20 ms)
         group = groups.setdefault(key, {"ns": ns, "pids": []})
         group["pids"].append(pid)
     errors = []
