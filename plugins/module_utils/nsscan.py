@@ -15,6 +15,8 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo
+
 COMPARED_TYPES = ("net", "ipc", "uts", "user", "pid")
 # The name every process the facts module forks gives itself (nsenter.name_worker): the probe's
 # throwaway namespaces and the readers that enter sets. The scan leaves out its own module's
@@ -214,10 +216,10 @@ def _root_same_interpreter(pid, proc):
     and the same executable file as this process."""
     try:
         with open("%s/%d/status" % (proc, pid), "rb") as handle:
-            uids = [line.split()[1:3] for line in handle.read().split(b"\n") if line.startswith(b"Uid:")]
+            uid = procinfo.parse_status(handle.read().decode("utf-8", "backslashreplace")).get("Uid", "")
     except OSError:
         return False
-    if not uids or uids[0] != [b"0", b"0"]:
+    if procinfo.int_field(uid, 0) != 0 or procinfo.int_field(uid, 1) != 0:  # real, effective
         return False
     return _same_file("%s/%d/exe" % (proc, pid), "/proc/self/exe")
 
