@@ -11,7 +11,9 @@ One run of this script measures both, on the same tree, and prints the ratios:
 
 Both wall-clock and CPU time (the process and everything it waited for) are printed. The machine
 is shared, so wall clock moves with other people's load; CPU time does much less, and the ratio
-checked against the target (less than 10 % added) is the CPU one. Runs alternate their order
+checked against the target is the CPU one: less than 10 % added on 500 playbooks (issue 6), less
+than 5 % on a small tree of 30 (issue 15, where fixed costs such as loading the knowledge base
+weigh most). The time inside the nsguard rules is judged against the same target. Runs alternate their order
 between repetitions so that cache warm-up and drift do not favour one side.
 
     .venv/bin/python bench/bench_ansible_lint.py [--playbooks 500] [--repeat 1] [--keep DIR]
@@ -34,7 +36,13 @@ from typing import Dict
 
 REPO = Path(__file__).resolve().parent.parent
 RULESDIR = REPO / "rules" / "ansible_lint"
-TARGET = 0.10
+# (fewest playbooks, added-CPU target, issue): a tree at least this large is held to that target.
+TARGETS = ((100, 0.10, "issue 6"), (0, 0.05, "issue 15"))
+
+
+def target_for(playbooks: int):
+    """The added-CPU target a tree of ``playbooks`` is held to, and the issue that set it."""
+    return next((limit, issue) for least, limit, issue in TARGETS if playbooks >= least)
 
 # Realistic task shapes: most tasks are ordinary, some start containers with sysctls.
 PLAIN_TASKS = [
@@ -247,6 +255,7 @@ def main() -> None:
     tree = args.keep or Path(tempfile.mkdtemp(prefix="nsguard-bench-"))
     if tree.exists() and any(tree.iterdir()):
         sys.exit(f"{tree} is not empty")
+    target, target_issue = target_for(args.playbooks)
     try:
         counts = generate(tree, args.playbooks)
         print(f"tree: {counts['playbooks']} playbooks, {counts['tasks']} tasks ({counts['container_tasks']} "
@@ -279,9 +288,11 @@ def main() -> None:
         print(f"ansible-lint CLI: default rules {base['seconds']:.1f} s wall / {base['cpu']:.1f} s CPU,"
               f" with nsguard rules {with_ours['seconds']:.1f} s / {with_ours['cpu']:.1f} s"
               f" -> ratio wall {with_ours['seconds'] / base['seconds']:.3f}, CPU {ratio:.3f}"
-              f" ({ratio - 1:+.1%} added CPU; target < +{TARGET:.0%}); {runs[True][0]['nsguard']} nsguard findings,"
+              f" ({ratio - 1:+.1%} added CPU; target < +{target:.0%}, {target_issue}); {runs[True][0]['nsguard']} nsguard findings,"
               f" exit codes {runs[False][0]['rc']}/{runs[True][0]['rc']}")
-        print("PASS" if ratio - 1 < TARGET else "OVER TARGET")
+        inside = in_rules / med[False]["cpu"]
+        print(f"target < +{target:.0%} ({target_issue}): CLI {ratio - 1:+.1%}, inside the rules {inside:+.1%}")
+        print("PASS" if ratio - 1 < target and inside < target else "OVER TARGET")
     finally:
         if not args.keep:
             shutil.rmtree(tree, ignore_errors=True)

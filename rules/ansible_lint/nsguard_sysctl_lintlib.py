@@ -418,6 +418,26 @@ def _maybe_container_task(raw: Any) -> bool:
     return any(key in raw for key in _ACTION_KEYS)
 
 
+def _may_hold_container_task(data: Any) -> bool:
+    """Whether any mapping anywhere in a file's raw data passes :func:`_maybe_container_task`.
+
+    ansible-lint's ``task_in_list`` normalizes every task it yields (a deep copy of each), which
+    was two thirds of the time inside these rules on small playbooks that start no container.
+    Every task it yields is one of the file's mappings, so a file where no mapping passes the
+    cheap test has no container task, and is not normalized at all.
+    """
+    pending = [data]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Mapping):
+            if _maybe_container_task(node):
+                return True
+            pending.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            pending.extend(node)
+    return False
+
+
 def container_tasks(file: Any) -> List[Tuple[Any, List[Item]]]:
     """``(task, items)`` for every container task of a tasks/playbook file, once per file content.
 
@@ -430,7 +450,9 @@ def container_tasks(file: Any) -> List[Tuple[Any, List[Item]]]:
         if key in _TASK_CACHE:
             return _TASK_CACHE[key]
     found: List[Tuple[Any, List[Item]]] = []
-    for task in task_in_list(data=file.data, kind=file.kind, file=file):
+    data = file.data
+    tasks = task_in_list(data=data, kind=file.kind, file=file) if _may_hold_container_task(data) else ()
+    for task in tasks:
         if task.error is not None or not _maybe_container_task(task.raw_task):
             continue
         action = task.normalized_task.get("action")

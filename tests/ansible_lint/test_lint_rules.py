@@ -135,6 +135,64 @@ def test_every_task_target(runner):
     ]
 
 
+def test_container_tasks_deep_in_blocks_and_action_forms(runner):
+    # The rules skip ansible-lint's task normalization for files whose raw data holds no
+    # container task anywhere; these forms are each the file's only container task.
+    nested = dedent("""
+        ---
+        - name: Nested
+          hosts: all
+          tasks:
+            - name: Plain
+              ansible.builtin.debug: {msg: x}
+            - name: Outer
+              block:
+                - name: Inner
+                  block:
+                    - name: Deep container
+                      community.docker.docker_container:
+                        name: a
+                        image: busybox:1.36
+                        sysctls: {vm.swappiness: 1}
+              rescue:
+                - name: Nothing here
+                  ansible.builtin.debug: {msg: y}
+        """)
+    assert found(runner.run_playbook(nested)) == [("sysctl-global-in-container[vm.swappiness]", 15)]
+    action = dedent("""
+        ---
+        - name: Action form
+          hosts: all
+          tasks:
+            - name: Old style  # noqa: fqcn[action]
+              action:
+                module: community.docker.docker_container
+                name: a
+                image: busybox:1.36
+                sysctls: {vm.swappiness: 1}
+        """)
+    assert found(runner.run_playbook(action)) == [("sysctl-global-in-container[vm.swappiness]", 10)]
+    shell = dedent("""
+        ---
+        - name: Command line
+          hosts: all
+          tasks:
+            - name: Docker CLI
+              ansible.builtin.command: docker run --sysctl vm.swappiness=1 busybox:1.36 true
+              changed_when: false
+        """)
+    assert [rule for rule, _line in found(runner.run_playbook(shell))] == ["sysctl-global-in-container[vm.swappiness]"]
+    none = dedent("""
+        ---
+        - name: No container
+          hosts: all
+          tasks:
+            - name: Plain
+              ansible.builtin.debug: {msg: "--sysctl vm.swappiness=1"}
+        """)
+    assert runner.run_playbook(none) == []
+
+
 def test_noqa_targets_one_key(runner):
     play = ES_PLAY.replace("vm.max_map_count: 262144", "vm.max_map_count: 262144\n          vm.swappiness: 1") \
         .replace("- name: Elasticsearch", "- name: Elasticsearch  # noqa: sysctl-global-in-container[vm.max_map_count]")
