@@ -47,7 +47,7 @@ from ansible_collections.nsguard.sysctl.plugins.module_utils.probe_facts import 
 def differences(host, keys, unreadable):
     # type: (dict, dict, dict) -> dict
     """What a throwaway namespace's read (``keys, unreadable`` of ``read_tree(with_inodes=True)``)
-    shows otherwise than ``host`` does, for the keys of ``host`` only (the comparison reads no
+    shows otherwise than ``host`` does, for the keys of ``host`` only (the comparison looks at no
     other): ``{"absent": [key, ...], "differs": {key: [mode, ino, value or None]}}``.
 
     A key of ``host`` listed in neither is seen exactly as the host sees it: the same mode, the

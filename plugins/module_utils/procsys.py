@@ -182,8 +182,8 @@ def _walk(root, subdir):
     ``files`` are the directory's non-directory entries (``os.DirEntry``), for the caller to
     look up relative to ``dir_fd`` by ``.name`` and to name ``key_prefix + file_key_part(name)``
     (their ``.inode()`` is the listing's ``d_ino``, :func:`tree_inodes`). The order is the keys'
-    order in every result: a directory's own entries (by name, descending), then its subdirectories
-    (ascending), depth first. Each subdirectory is opened relative to its parent's descriptor:
+    order in every result: a directory's own entries (by name, descending), then its
+    subdirectories (ascending), depth first. Each subdirectory is opened relative to its parent's descriptor:
     one lookup per directory instead of a walk from ``/proc/sys`` (with many namespaces the
     dentry hash chains of ``net`` and ``kernel`` are long, one entry per namespace), and
     at most one descriptor per level is held. The kind of an entry comes from the directory
@@ -374,7 +374,8 @@ def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
 
 def stat_keys(root=PROC_SYS, wanted=None):
     # type: (str, callable) -> dict
-    """``{key: (mode, inode)}`` for every key: the cheap half of the probe (no reads)."""
+    """``{key: (mode, inode)}`` for every key, a ``stat`` each (no reads): the kernel-truth
+    harness's second look at the host (the probe's, which needs no mode, is :func:`tree_inodes`)."""
     out = {}
     lstat, modes = os.stat, _MODE_STRINGS
     for dir_fd, key_prefix, files in _walk(root, ""):
