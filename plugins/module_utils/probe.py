@@ -203,7 +203,7 @@ class Probe:
             if answer.get("ok"):
                 seen[nstype] = answer["value"]
             else:
-                why = ("not started within the probe's %.1f s" % self.timeout if answer.get("stage") == "schedule"
+                why = ("not started within the probe's %.3g s" % self.timeout if answer.get("stage") == "schedule"
                        else answer.get("error", "no answer"))
                 errors.append({"stage": "probe", "namespace": nstype,
                                "message": "throwaway %s namespace: %s" % (nstype, why)})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import time
 
 import pytest
 
@@ -229,3 +230,33 @@ def test_a_real_probe_in_a_private_netns_with_devices_made_again():
     # Seen with other inodes by the ipc, uts, user and pid readers, but the host's inode moved too:
     # no owner (and, absent in a fresh netns, not unknown either).
     assert not set(bridge) & {k for keys in result["owner"].values() for k in keys}
+
+
+@root
+def test_the_probe_keeps_to_its_timeout():
+    """Each type's reader is killed at ``timeout``; a type not started within ``timeout`` of the
+    probe's start is reported, not started: the probe ends within twice ``timeout``."""
+    keys, unreadable = procsys.read_tree(with_inodes=True)
+    started = time.monotonic()
+    result = probe.run_probe(dict(keys, **unreadable), parallel=2, timeout=0.001)
+    assert time.monotonic() - started < 1.0
+    messages = {e["namespace"]: e["message"] for e in result["errors"]}
+    assert set(messages) == set(probe.PROBE_TYPES) and result["namespaces"] == []
+    killed = [t for t, m in messages.items() if "no answer within" in m and "the reader was killed" in m]
+    not_started = [t for t, m in messages.items() if m.endswith("not started within the probe's 0.001 s")]
+    # the first two types start at once (unless the machine held the process past the deadline)
+    assert len(killed) <= 2 and sorted(killed + not_started) == sorted(probe.PROBE_TYPES)
+    assert not [pid for pid in _children() if _named_reader(pid)]  # every reader killed and reaped
+
+
+def _children():
+    with open("/proc/self/task/%d/children" % os.getpid()) as handle:
+        return [int(pid) for pid in handle.read().split()]
+
+
+def _named_reader(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as handle:
+            return handle.read().strip() == "nsguard-sysctl"
+    except OSError:
+        return False
