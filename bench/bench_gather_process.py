@@ -8,7 +8,10 @@ process: interpreter start, imports, argument parsing, the probe, the JSON out. 
 
 (a) host only: ``sysctl -a >/dev/null`` against the module run as a process,
     ``python -m ansible_collections.nsguard.sysctl.plugins.modules.sysctl_facts ARGS.json``
-    (``containers: false``; probe on, the default, and off);
+    (``containers: false``; probe on, the default, and off), and the module's own share over
+    the floor ``python -c "import ansible.module_utils.basic"`` (same interpreter and
+    environment: under AnsiballZ the loader imports ``basic`` before the module runs, so nothing
+    of ours can go below it; the host-only target sits near it on a 2-CPU VM);
 (b) host + N sets made by this script (bench_gather's sets: net+ipc+uts+pid each), for each N:
     the loop ``for p in PIDS; do nsenter -t $p -n -i -u sysctl -a >/dev/null; done`` against the
     module process with its defaults; the process's result is checked (every set found, its
@@ -67,6 +70,15 @@ def module_process(args: dict, workdir: Path):
     return run
 
 
+def import_basic():
+    """The floor under every module run: the interpreter and ``ansible.module_utils.basic``, which
+    AnsiballZ's loader imports before our module runs (same interpreter and environment as
+    :func:`module_process`)."""
+    env = dict(os.environ, PYTHONPATH=str(DEV))
+    argv = [sys.executable, "-c", "import ansible.module_utils.basic"]
+    return lambda: subprocess.run(argv, env=env, capture_output=True, check=True)
+
+
 def adhoc(module: str, args: dict, workdir: Path):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(DEV), ANSIBLE_NOCOLOR="1", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
                ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_PYTHON_INTERPRETER=sys.executable,
@@ -108,12 +120,16 @@ def _run(args: argparse.Namespace, summary: dict, workdir: Path) -> int:
     print("\n(a) host only")
     base = best(lambda: bg.shell("sysctl -a >/dev/null"), repeat)
     line("baseline: sysctl -a >/dev/null", base[0], base[1])
-    summary["host"] = {"sysctl_a": base[0]}
+    floor = best(import_basic(), repeat)
+    line("floor: python -c 'import ansible.module_utils.basic'", floor[0], floor[1])
+    summary["host"] = {"sysctl_a": base[0], "import_basic": floor[0]}
     for probe in (True, False):
         wall, cpu, dummy = best(module_process({"containers": False, "probe": probe}, workdir), repeat)
         line("module process, containers off, probe %s" % ("on" if probe else "off"), wall, cpu,
-             "  %.1fx sysctl -a" % (wall / base[0]))
+             "  %.1fx sysctl -a; %+.3f s (cpu %+.3f s) over the floor" % (wall / base[0], wall - floor[0],
+                                                                         cpu - floor[1]))
         summary["host"]["probe_%s" % probe] = wall
+        summary["host"]["probe_%s_over_floor" % probe] = wall - floor[0]
         if probe:
             verdict = wall < TARGET_HOST
             met = met and verdict

@@ -75,11 +75,14 @@ def test_bench_gather_process_runs_and_finds_its_sets(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
     out = proc.stdout
     assert proc.returncode in (0, 1), out + proc.stderr
-    assert len(re.findall(r"module process, containers off, probe (on|off) .*x sysctl -a", out)) == 2
+    assert len(re.findall(r"module process, containers off, probe (on|off) .*x sysctl -a; [-+][0-9.]+ s "
+                          r"\(cpu [-+][0-9.]+ s\) over the floor", out)) == 2
+    assert re.search(r"floor: python -c 'import ansible.module_utils.basic' +[0-9.]+ s", out), out
     assert re.search(r"N=2 module process \(defaults\).*faster than the loop; verified 2/2 sets", out), out
     assert re.search(r"sysctl_facts, host \+ 2 sets \(defaults\).*over ping; verified 2/2", out), out
     summary = json.loads(summary_file.read_text())
     assert summary["left_behind"] == 0 and summary["sets"]["2"]["verified"] == 2
+    assert 0 < summary["host"]["import_basic"] and "probe_True_over_floor" in summary["host"]
     assert summary["ansiballz"]["ping"] > 0 and summary["ansiballz"]["n"] == 2
 
 

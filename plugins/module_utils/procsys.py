@@ -177,12 +177,13 @@ _O_PATH_DIR = (os.O_PATH | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)) if hasa
 
 def _walk(root, subdir):
     # type: (str, str) -> iter
-    """Yield ``(dir_fd, key_prefix, names)`` for every directory under ``root/subdir``.
+    """Yield ``(dir_fd, key_prefix, files)`` for every directory under ``root/subdir``.
 
-    ``names`` are the directory's non-directory entries, for the caller to look up relative to
-    ``dir_fd`` and to name ``key_prefix + file_key_part(name)``. The order is the keys' order
-    in every result: a directory's own entries (by name, descending), then its subdirectories
-    (ascending), depth first. Each subdirectory is opened relative to its parent's descriptor:
+    ``files`` are the directory's non-directory entries (``os.DirEntry``), for the caller to
+    look up relative to ``dir_fd`` by ``.name`` and to name ``key_prefix + file_key_part(name)``
+    (their ``.inode()`` is the listing's ``d_ino``, :func:`tree_inodes`). The order is the keys'
+    order in every result: a directory's own entries (by name, descending), then its
+    subdirectories (ascending), depth first. Each subdirectory is opened relative to its parent's descriptor:
     one lookup per directory instead of a walk from ``/proc/sys`` (with many namespaces the
     dentry hash chains of ``net`` and ``kernel`` are long, one entry per namespace), and
     at most one descriptor per level is held. The kind of an entry comes from the directory
@@ -206,14 +207,17 @@ def _walk_fd(dir_fd, rel, key_prefix):
             entries = sorted(os.scandir(dir_fd), key=_entry_name, reverse=True)
         except OSError:
             return
-        names, subdirs = [], []
+        files, subdirs = [], []
         for entry in entries:
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 continue  # vanished (an interface went away) between listing and looking
-            (subdirs if is_dir else names).append(entry.name)
-        yield dir_fd, key_prefix, names
+            if is_dir:
+                subdirs.append(entry.name)
+            else:
+                files.append(entry)
+        yield dir_fd, key_prefix, files
         prefix = rel + "/" if rel else ""
         for name in reversed(subdirs):
             if prefix + name in SKIP_DIRS:
@@ -330,8 +334,9 @@ def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
     open_, fstat, read, close = os.open, os.fstat, os.read, os.close
     modes = _MODE_STRINGS
     for sub in (subdirs or [""]):
-        for dir_fd, key_prefix, names in _walk(root, sub):
-            for name in names:
+        for dir_fd, key_prefix, files in _walk(root, sub):
+            for entry in files:
+                name = entry.name
                 key = key_prefix + file_key_part(name)
                 if wanted is not None and not wanted(key):
                     continue
@@ -369,11 +374,13 @@ def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
 
 def stat_keys(root=PROC_SYS, wanted=None):
     # type: (str, callable) -> dict
-    """``{key: (mode, inode)}`` for every key: the cheap half of the probe (no reads)."""
+    """``{key: (mode, inode)}`` for every key, a ``stat`` each (no reads): the kernel-truth
+    harness's second look at the host (the probe's, which needs no mode, is :func:`tree_inodes`)."""
     out = {}
     lstat, modes = os.stat, _MODE_STRINGS
-    for dir_fd, key_prefix, names in _walk(root, ""):
-        for name in names:
+    for dir_fd, key_prefix, files in _walk(root, ""):
+        for entry in files:
+            name = entry.name
             try:
                 st = lstat(name, dir_fd=dir_fd, follow_symlinks=False)
             except OSError:
@@ -383,6 +390,27 @@ def stat_keys(root=PROC_SYS, wanted=None):
                 key = key_prefix + file_key_part(name)
                 if wanted is None or wanted(key):
                     out[key] = (modes.get(st_mode) or mode_string(st_mode), st.st_ino)
+    return out
+
+
+def tree_inodes(root=PROC_SYS):
+    # type: (str) -> dict
+    """``{key: inode}`` for every regular file, from the directory listings alone (no ``stat``).
+
+    procfs fills a sysctl directory's listing from the dentries it looks up (or makes) for
+    each entry, so an entry's ``d_ino`` and ``d_type`` are those of the inode a ``stat`` of
+    the same name would find then: this is :func:`stat_keys` without its mode, at the cost of
+    the walk (the probe's second look at the host needs only the inodes).
+    """
+    out = {}
+    for dummy, key_prefix, files in _walk(root, ""):
+        for entry in files:
+            try:
+                if not entry.is_file(follow_symlinks=False):
+                    continue  # a FIFO or device planted in a recorded tree: not a sysctl
+            except OSError:
+                continue
+            out[key_prefix + file_key_part(entry.name)] = entry.inode()
     return out
 
 

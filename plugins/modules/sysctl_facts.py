@@ -311,15 +311,20 @@ def gather(params):
     # namespace, a sandboxed init), and the module runs where Ansible put it.
     host_ns = nsscan.read_ns("self")
     parallel = params["parallel"] or cpu_count()
-    # The probe's throwaway namespaces are forked first and read while this process reads the
-    # host, the sysctl.d files and /proc (one worker per namespace type: five short snapshots
-    # that would otherwise wait for each other and for the host read).
+    keys, unreadable = procsys.read_tree(wanted=wanted, with_inodes=True)
+    # The probe's readers are forked as soon as the host is read: each inherits the host's keys,
+    # compares its throwaway namespace with them and sends back only what differs, while this
+    # process reads the sysctl.d files and /proc. One reader per CPU, each taking the next type
+    # when done: five readers on two CPUs cost a fork each and finish no sooner.
     running_probe = None
     if params["probe"]:
-        running_probe = probe_mod.start_probe(types=probe_mod.PROBE_TYPES, parallel=len(probe_mod.PROBE_TYPES),
+        probe_input = dict(keys)
+        probe_input.update(unreadable)
+        running_probe = probe_mod.start_probe(probe_input, types=probe_mod.PROBE_TYPES,
+                                              parallel=min(cpu_count(), len(probe_mod.PROBE_TYPES)),
                                               timeout=max(params["timeout"], 10.0))
     try:
-        keys, unreadable, persisted_facts, sets = _read_host_and_sets(params, wanted, host_ns, errors)
+        persisted_facts, sets = _read_persisted_and_sets(params, keys, host_ns, errors)
     except BaseException:
         if running_probe is not None:
             running_probe.abandon()
@@ -327,9 +332,7 @@ def gather(params):
 
     probe_facts = {"enabled": False}
     if running_probe is not None:
-        probe_input = dict(keys)
-        probe_input.update(unreadable)
-        probe_facts = running_probe.finish(probe_input)
+        probe_facts = running_probe.finish()
         errors.extend(probe_facts["errors"])
 
     if sets:
@@ -352,11 +355,10 @@ def gather(params):
     }
 
 
-def _read_host_and_sets(params, wanted, host_ns, errors):
-    # type: (dict, object, dict, list) -> tuple
-    """The host's keys and unreadable keys, its persisted settings, and the namespace sets
-    found on it with their runtime identity (no view yet)."""
-    keys, unreadable = procsys.read_tree(wanted=wanted, with_inodes=True)
+def _read_persisted_and_sets(params, keys, host_ns, errors):
+    # type: (dict, dict, dict, list) -> tuple
+    """The host's persisted settings (``keys``: the host's readable keys), and the namespace
+    sets found on it with their runtime identity (no view yet)."""
     persisted_facts = persisted.read_persisted(tuple(params["sysctl_d_dirs"]), params["sysctl_conf"] or None, keys,
                                                runtime_paths=params.get("runtime_paths"))
     sets = []
@@ -375,7 +377,7 @@ def _read_host_and_sets(params, wanted, host_ns, errors):
             identify_set(index, ns_set, host_ns, host_bounding)
         # Runtime metadata that was malformed but belonged to no set is still worth a message.
         errors.extend(index.unreported_errors())
-    return keys, unreadable, persisted_facts, sets
+    return persisted_facts, sets
 
 
 def identify_set(index, ns_set, host_ns, host_bounding=None):

@@ -2,6 +2,10 @@
 recorded tree."""
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from ansible_collections.nsguard.sysctl.plugins.module_utils import procsys
 
 
@@ -34,3 +38,29 @@ def test_read_tree_over_a_recorded_tree(tmp_path):
     keys, unreadable = procsys.read_tree(str(tmp_path))
     assert keys == {"net.core.somaxconn": {"value": "4096", "mode": "0644"}}
     assert unreadable["vm.drop_caches"]["reason"] == "write-only"
+
+
+def test_tree_inodes_are_the_inodes_stat_finds(tmp_path):
+    """The probe's second look at the host: inodes from the listings, no stat; only regular files."""
+    (tmp_path / "net/ipv4/conf/eth0.100").mkdir(parents=True)
+    (tmp_path / "net/ipv4/conf/eth0.100/rp_filter").write_text("1\n")
+    (tmp_path / "vm").mkdir()
+    (tmp_path / "vm/swappiness").write_text("60\n")
+    os.mkfifo(tmp_path / "vm/planted")
+    inodes = procsys.tree_inodes(str(tmp_path))
+    assert inodes == {"net.ipv4.conf.eth0/100.rp_filter": (tmp_path / "net/ipv4/conf/eth0.100/rp_filter").stat().st_ino,
+                      "vm.swappiness": (tmp_path / "vm/swappiness").stat().st_ino}
+    assert inodes == {k: ino for k, (_mode, ino) in procsys.stat_keys(str(tmp_path)).items()}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/sys/kernel"), reason="needs Linux procfs")
+def test_tree_inodes_of_the_real_proc_sys_match_stat_keys():
+    # procfs fills a sysctl listing's d_ino from the dentry a lookup of the name finds: the same
+    # inode. Taken between two stat walks that agree (an interface may come or go meanwhile).
+    for _attempt in range(5):
+        stat_before = {k: ino for k, (_mode, ino) in procsys.stat_keys().items()}
+        inodes = procsys.tree_inodes()
+        if stat_before == {k: ino for k, (_mode, ino) in procsys.stat_keys().items()}:
+            break
+    assert len(inodes) > 500 and "kernel.ostype" in inodes
+    assert inodes == stat_before
