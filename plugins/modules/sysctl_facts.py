@@ -65,7 +65,8 @@ options:
   view:
     description:
       - V(diff) returns only what differs from the host (small enough for a fleet).
-      - V(full) also returns every key and value each set sees (about 60 KiB per set).
+      - V(full) also returns every key each set sees, its value in C(view.keys) and its mode in C(view.modes)
+        (about 60 KiB per set).
     type: str
     choices: [diff, full]
     default: diff
