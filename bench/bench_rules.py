@@ -23,20 +23,22 @@ from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import lo
 
 
 def host_keys():
-    keys = {}
+    """``(keys, modes)`` of this host as facts have them: ``{key: value}``, ``{key: mode}``."""
+    keys, modes = {}, {}
     for root, dummy, files in os.walk("/proc/sys"):
         for name in files:
             path = os.path.join(root, name)
             key = path[len("/proc/sys/"):].replace(".", "/").replace("/", ".")
             try:
                 with open(path) as handle:
-                    keys[key] = {"value": handle.read().strip(), "mode": "%04o" % (os.stat(path).st_mode & 0o777)}
+                    keys[key] = handle.read().strip()
+                modes[key] = "%04o" % (os.stat(path).st_mode & 0o777)
             except OSError:
-                pass
-    return keys
+                keys.pop(key, None)
+    return keys, modes
 
 
-def facts_with(n, keys):
+def facts_with(n, keys, modes):
     sets = []
     images = ["elasticsearch:8", "redis:7", "nginx:1", "sonarqube:10"]
     for i in range(n):
@@ -44,7 +46,7 @@ def facts_with(n, keys):
                      "ns": {"net": 5000 + i}, "requested": {"net.core.somaxconn": "1024", "vm.max_map_count": "262144"},
                      "privileges": {"privileged": i % 10 == 0, "userns_is_host": True},
                      "view": {"differs": {"net.core.somaxconn": {"host": "4096", "container": "1024"}}}})
-    return rule_catalog.example_facts({"host": {"keys": keys, "cpus": 2}, "namespace_sets": sets,
+    return rule_catalog.example_facts({"host": {"keys": keys, "modes": modes, "cpus": 2}, "namespace_sets": sets,
                             "conntrack": {"loaded": True, "max": 262144, "buckets": 65536,
                                           "per_netns": [{"net": 5000 + i, "count": i * 10, "host": False,
                                                          "sets": ["s%d" % i]} for i in range(n)]}})
@@ -61,11 +63,11 @@ def main():
     kb = load_knowledge()
     catalog = rule_catalog.load_catalog()
     profiles, dummy = ex.load_profiles()
-    keys = host_keys()
-    classes = classify_host(kb, rule_catalog.example_facts({"host": {"keys": keys}}))
+    keys, modes = host_keys()
+    classes = classify_host(kb, rule_catalog.example_facts({"host": {"keys": keys, "modes": modes}}))
     small, large = 10, 400
-    t_small, n_small = timed(facts_with(small, keys), classes, catalog, profiles, kb, 20)
-    t_large, n_large = timed(facts_with(large, keys), classes, catalog, profiles, kb, 2)
+    t_small, n_small = timed(facts_with(small, keys, modes), classes, catalog, profiles, kb, 20)
+    t_large, n_large = timed(facts_with(large, keys, modes), classes, catalog, profiles, kb, 2)
     print("keys on the host: %d" % len(keys))
     print("%4d sets: %7.1f ms, %5d findings, %.3f ms per set" % (small, t_small * 1e3, n_small, t_small * 1e3 / small))
     print("%4d sets: %7.1f ms, %5d findings, %.3f ms per set" % (large, t_large * 1e3, n_large, t_large * 1e3 / large))

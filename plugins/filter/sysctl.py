@@ -11,6 +11,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.classify import classify_host, scope
+from ansible_collections.nsguard.sysctl.plugins.plugin_utils.facts_schema import upgrade_facts
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.knowledge import KnowledgeError, load_knowledge
 from ansible_collections.nsguard.sysctl.plugins.plugin_utils.versions import KernelVersionError, parse_kernel
 
@@ -33,6 +34,9 @@ def sysctl_classify(facts: Mapping[str, Any], extra_dirs: Optional[Union[str, Se
     if not isinstance(facts.get("host"), Mapping):
         raise AnsibleFilterError("sysctl_classify: the facts have no 'host' mapping; pass ansible_facts.nsguard_sysctl "
                                  "as returned by nsguard.sysctl.sysctl_facts")
+    facts, problem = upgrade_facts(facts)   # facts of an earlier schema_version (a fact cache) read as well
+    if problem:
+        raise AnsibleFilterError(f"sysctl_classify: the facts do not have the shape of docs/facts.md: {problem}")
     return classify_host(_knowledge(extra_dirs), facts)
 
 

@@ -65,7 +65,8 @@ options:
   view:
     description:
       - V(diff) returns only what differs from the host (small enough for a fleet).
-      - V(full) also returns every key and value each set sees (about 60 KiB per set).
+      - V(full) also returns every key each set sees, its value in C(view.keys) and its mode in C(view.modes)
+        (about 60 KiB per set).
     type: str
     choices: [diff, full]
     default: diff
@@ -193,9 +194,12 @@ ansible_facts:
       type: complex
       contains:
         schema_version:
-          description: Version of this layout.
+          description: >-
+            Version of this layout: 2. C(host.keys) maps each key to its value and
+            C(host.modes) each key to its mode (1 had one C({value, mode}) mapping per key); the controller still
+            reads version 1.
           type: int
-          sample: 1
+          sample: 2
         gathered_at:
           description: UTC time of the gather, ISO 8601.
           type: str
@@ -206,7 +210,9 @@ ansible_facts:
           description: The options the module ran with.
           type: dict
         host:
-          description: Kernel, namespaces, keys (value and mode), unreadable keys with the reason, persisted settings.
+          description: >-
+            Kernel, namespaces, C(keys) (every readable key and its value), C(modes) (the same keys and their file
+            modes), C(unreadable) (keys that exist but could not be read, with mode and reason), persisted settings.
           type: dict
         namespace_sets:
           description: >-
@@ -239,7 +245,7 @@ from ansible_collections.nsguard.sysctl.plugins.module_utils import (
 from ansible_collections.nsguard.sysctl.plugins.module_utils.procinfo import host_bounding_set, read_privileges
 from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_paths import DEFAULT_PATHS as DEFAULT_RUNTIME_PATHS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # An upper bound for timeout and gather_timeout (one day).
 MAX_SECONDS = 86400
 
@@ -254,6 +260,7 @@ def cpu_count():
 
 def host_section(keys, unreadable, host_ns, persisted_facts):
     # type: (dict, dict, dict, dict) -> dict
+    names = sorted(keys)
     uname = os.uname()  # gethostname(2) is uname's nodename: no socket module to import (4 ms compiled)
     return {
         "kernel": {"release": uname.release, "version": uname.version, "machine": uname.machine},
@@ -262,7 +269,11 @@ def host_section(keys, unreadable, host_ns, persisted_facts):
         # who gathered: without root most namespace sets cannot be entered (a partial audit)
         "euid": os.geteuid(),
         "ns": host_ns,
-        "keys": {k: {"value": v["value"], "mode": v["mode"]} for k, v in sorted(keys.items())},
+        # two flat tables, not one {value, mode} mapping per key: Ansible's controller handles a
+        # result and copies a host's facts at a cost per container (dict), and ~1,300 of them
+        # were most of a host's (docs/facts.md, schema_version 2)
+        "keys": {k: keys[k]["value"] for k in names},
+        "modes": {k: keys[k]["mode"] for k in names},
         "unreadable": {k: {f: v[f] for f in ("mode", "reason", "message")} for k, v in sorted(unreadable.items())},
         "persisted": persisted_facts,
     }

@@ -307,12 +307,12 @@ def _decide_own_entry(known: Mapping[str, Any], entry: Optional[Entry], probe: M
 
 
 def host_keys(facts: Mapping[str, Any]) -> Dict[str, Optional[str]]:
-    """Every key the facts know of on the host, with its host mode (None when unknown)."""
+    """Every key the facts know of on the host, with its host mode (None when unknown).
+    ``facts`` are of the current ``schema_version`` (``facts_schema.read_facts``)."""
     host = facts.get("host") or {}
-    keys: Dict[str, Optional[str]] = {}
-    for section in ("keys", "unreadable"):
-        for key, record in (host.get(section) or {}).items():
-            keys[key] = (record or {}).get("mode")
+    keys: Dict[str, Optional[str]] = dict(host.get("modes") or {})   # every readable key's mode
+    for key, record in (host.get("unreadable") or {}).items():
+        keys[key] = (record or {}).get("mode")
     probe = facts.get("probe") or {}
     for key in (probe.get("keys") or {}):  # the per-key probe form also names keys
         keys.setdefault(key, None)
@@ -345,7 +345,8 @@ def probe_reader(probe: Optional[Mapping[str, Any]]):
 
 
 def classify_host(kb: Knowledge, facts: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """Class, namespace, evidence, decided_by and conflict for every key of one host's facts."""
+    """Class, namespace, evidence, decided_by and conflict for every key of one host's facts
+    (of the current ``schema_version``: facts_schema.upgrade_facts converts an earlier one)."""
     host = facts.get("host") or {}
     release = ((host.get("kernel") or {}).get("release"))
     version = try_parse_kernel(release)

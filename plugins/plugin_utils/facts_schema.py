@@ -7,8 +7,10 @@ A module result is the target's word: a host an attacker has taken over, or a te
 containers and writes sysctl.d files, decides every byte of it (docs/reliability.md, threat
 model). Two checks run on the controller, once per host, before classification and lint:
 
-- :func:`facts_problem` validates ``ansible_facts.nsguard_sysctl`` against
-  ``schemas/sysctl-facts.schema.json``. Facts that do not validate are never linted: the host is
+- :func:`read_facts` converts facts of an earlier ``schema_version`` to the current shape
+  (:func:`upgrade_facts`, the one place that knows version 1) and validates them against
+  ``schemas/sysctl-facts.schema.json``, plus what the schema cannot say (``host.modes`` names
+  exactly the keys of ``host.keys``). Facts that do not validate are never linted: the host is
   reported ``failed`` with the JSON path that is wrong, so ``{}`` or ``host.keys: []`` can no
   longer pass as a clean host.
 - :func:`shadowing_facts` lists facts whose names belong to the audit's own variables
@@ -17,7 +19,7 @@ model). Two checks run on the controller, once per host, before classification a
   ``nsguard_sysctl_skip_rules`` or ``nsguard_sysctl_lint_result`` would switch the audit off or
   stand in for its result.
 
-The fast path is fastjsonschema (the schema compiled to Python once per process: ~3 ms for a
+The fast path is fastjsonschema (the schema compiled to Python once per process: a few ms for a
 host with 9 sets, against ~80 ms for jsonschema); when it reports a failure, or is not
 installed, jsonschema names the path (expectations.schema_errors, the one schema reporter).
 Plain Python, no Ansible import.
@@ -27,15 +29,19 @@ from __future__ import annotations
 import copy
 import functools
 import os
-from typing import Any, Callable, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from .expectations import load_json_schema, schema_errors
+from .expectations import _json_path, load_json_schema, schema_errors
 
-__all__ = ["SCHEMA_PATH", "FACTS_VAR", "LINT_RESULT_VAR", "facts_problem", "shadowing_facts", "partial_gather"]
+__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "FACTS_VAR", "LINT_RESULT_VAR", "read_facts", "upgrade_facts", "facts_problem",
+           "shadowing_facts", "partial_gather"]
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                            "schemas", "sysctl-facts.schema.json")
 FACTS_VAR = "nsguard_sysctl"
+# The facts version the engine reads (docs/facts.md); version 1 is converted (upgrade_facts).
+SCHEMA_VERSION = 2
+READ_VERSIONS = (1, SCHEMA_VERSION)
 # The audit role registers the lint action's result under this name; the report reads it only
 # when no fact of the same name exists (a registered variable outranks a fact, but a host whose
 # lint never ran would otherwise show the forged one).
@@ -46,98 +52,85 @@ _RESERVED_PREFIX = FACTS_VAR + "_"
 
 @functools.lru_cache(maxsize=None)
 def _fast_validator() -> Optional[Callable[[Any], Any]]:
-    """The schema compiled to Python (once per process), or None without fastjsonschema.
-
-    The key tables (``host.keys``, each set's ``view.keys``: ~1,300 entries a host, most of the
-    validation's time through the compiled schema) are checked by :func:`_key_tables_problem`
-    instead, exactly as the schema's ``key_table`` says, when the schema has them only there."""
+    """The schema compiled to Python (once per process), or None without fastjsonschema."""
     try:
         import fastjsonschema
     except ImportError:
         return None
     # a copy: fastjsonschema rewrites the $refs of what it compiles, and the loaded schema is
     # shared (jsonschema names the path from it)
-    schema = copy.deepcopy(load_json_schema(SCHEMA_PATH))
-    lenient = _without_key_tables(schema)
-    if lenient is None:
-        return fastjsonschema.compile(schema)
-    compiled = fastjsonschema.compile(lenient)
-
-    def validate(facts: Any) -> None:
-        compiled(facts)
-        if _key_tables_problem(facts):
-            raise ValueError("a key table does not match the schema")  # the caller names the path
-    return validate
+    return fastjsonschema.compile(copy.deepcopy(load_json_schema(SCHEMA_PATH)))
 
 
-# What _key_tables_problem checks, as the schema says it: where key tables are, and their shape.
-_KEY_TABLE = {"type": "object", "additionalProperties": {"$ref": "#/definitions/key_entry"}}
-_KEY_ENTRY = {"type": "object", "required": ["value"],
-              "properties": {"value": {"type": "string"}, "mode": {"type": ["string", "null"]}}}
-_KEY_TABLE_REFS = {"definitions/host/properties/keys", "definitions/view/properties/keys"}
-_PLACES = {"#/definitions/host": {"properties/host"}, "#/definitions/view": {"definitions/namespace_set/properties/view"},
-           "#/definitions/namespace_set": {"properties/namespace_sets/items"}}
+# --------------------------------------------------------------------------- earlier versions
+
+_V1_ENTRY = "a schema_version 1 key entry ({value: string, mode: string or null})"
 
 
-def _refs(node: Any, path: str, found: dict) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                found.setdefault(value, set()).add(path)
-            else:
-                _refs(value, "%s/%s" % (path, key) if path else key, found)
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            _refs(value, "%s/%d" % (path, index), found)
+def _split_v1_table(table: Any, path: List[Any]) -> Tuple[Optional[Tuple[Dict[str, Any], Dict[str, Any]]], Optional[str]]:
+    """A version 1 key table ``{key: {value, mode}}`` as ``({key: value}, {key: mode})``, or the
+    problem of its first entry that is not what version 1's schema said (``value`` a string,
+    ``mode`` a string, null or left out; other properties ignored, as they were)."""
+    if not isinstance(table, Mapping):
+        return None, "%s: %s is not of type 'object'" % (_json_path(path), _shown(table))
+    values: Dict[str, Any] = {}
+    modes: Dict[str, Any] = {}
+    for key, entry in table.items():
+        value = entry.get("value") if isinstance(entry, Mapping) else None
+        mode = entry.get("mode") if isinstance(entry, Mapping) else None
+        if not isinstance(value, str) or not (mode is None or isinstance(mode, str)):
+            return None, "%s: %s is not %s" % (_json_path(path + [key]), _shown(entry), _V1_ENTRY)
+        values[key] = value
+        modes[key] = mode
+    return (values, modes), None
 
 
-def _without_key_tables(schema: Mapping[str, Any]) -> Optional[dict]:
-    """The schema with ``key_table`` relaxed to "an object", or None when the schema's key
-    tables are not exactly where and what :func:`_key_tables_problem` checks (a changed schema
-    is then validated whole, never less)."""
-    definitions = schema.get("definitions") or {}
-    if definitions.get("key_table") != _KEY_TABLE or definitions.get("key_entry") != _KEY_ENTRY:
-        return None
-    found: dict = {}
-    _refs(schema, "", found)
-    if found.get("#/definitions/key_table") != _KEY_TABLE_REFS or found.get("#/definitions/key_entry") != {
-            "definitions/key_table/additionalProperties"}:
-        return None
-    if any(found.get(ref) != places for ref, places in _PLACES.items()):
-        return None
-    if (definitions.get("namespace_set") or {}).get("type") != "object":
-        return None
-    lenient = dict(schema, definitions=dict(definitions, key_table={"type": "object"}))
-    return lenient
+def _shown(value: Any) -> str:
+    return repr(value)[:120]
 
 
-def _key_table_problem(table: Any) -> bool:
-    if not isinstance(table, dict):
-        return True
-    for entry in table.values():
-        if not isinstance(entry, dict) or not isinstance(entry.get("value", None), str):
-            return True   # "value" is required and a string
-        mode = entry.get("mode")
-        if mode is not None and not isinstance(mode, str):
-            return True
-    return False
-
-
-def _key_tables_problem(facts: Mapping[str, Any]) -> bool:
-    """Whether a key table of facts that passed the rest of the schema breaks ``key_table``."""
+def upgrade_facts(facts: Any) -> Tuple[Any, Optional[str]]:
+    """``(facts in the current shape, None)``, or ``(None, problem)`` for version 1 facts whose key
+    tables are not version 1's. The one place an earlier ``schema_version`` is read: facts of
+    version 1 (a fact cache written before version 2, tests/kernels/truth/*.json) have one
+    ``{value, mode}`` mapping per key in ``host.keys`` and a full view's ``view.keys``; they come
+    back as version 2 (``keys: {key: value}`` and ``modes: {key: mode}``), new mappings where
+    they differ, the given ones untouched. Version 2, and anything without a version, come back as
+    they are, for the schema to judge; an unknown version is the problem."""
+    if not isinstance(facts, Mapping) or "schema_version" not in facts:
+        return facts, None   # the schema names what is missing
+    version = facts["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version not in READ_VERSIONS:
+        # named first: the rest of a document of another version is wrong everywhere
+        return None, "$.schema_version: %s is not a facts version this controller reads (%s)" % (
+            _shown(version), ", ".join(str(v) for v in READ_VERSIONS))
+    if version == SCHEMA_VERSION:
+        return facts, None
+    out = dict(facts, schema_version=SCHEMA_VERSION)
     host = facts.get("host")
-    if isinstance(host, dict) and "keys" in host and _key_table_problem(host["keys"]):
-        return True
-    for nset in facts.get("namespace_sets") or []:
-        view = nset.get("view") if isinstance(nset, dict) else None
-        if isinstance(view, dict) and "keys" in view and _key_table_problem(view["keys"]):
-            return True
-    return False
+    if isinstance(host, Mapping) and "keys" in host:
+        split, problem = _split_v1_table(host["keys"], ["host", "keys"])
+        if split is None:
+            return None, problem
+        out["host"] = dict(host, keys=split[0], modes=split[1])
+    sets = facts.get("namespace_sets")
+    if isinstance(sets, list):
+        upgraded = []
+        for index, nset in enumerate(sets):
+            view = nset.get("view") if isinstance(nset, Mapping) else None
+            if isinstance(view, Mapping) and "keys" in view:
+                split, problem = _split_v1_table(view["keys"], ["namespace_sets", index, "view", "keys"])
+                if split is None:
+                    return None, problem
+                nset = dict(nset, view=dict(view, keys=split[0], modes=split[1]))
+            upgraded.append(nset)
+        out["namespace_sets"] = upgraded
+    return out, None
 
 
-def facts_problem(facts: Any) -> Optional[str]:
-    """``None`` when ``facts`` have the shape of docs/facts.md, else one line naming the JSON
-    path that is wrong (``$.namespace_sets[3].identity: [1] is not of type 'object', 'null'``)."""
+# --------------------------------------------------------------------------- validation
+
+def _schema_problem(facts: Any) -> Optional[str]:
     validate = _fast_validator()
     if validate is not None:
         try:
@@ -151,6 +144,47 @@ def facts_problem(facts: Any) -> Optional[str]:
     first = errors[0]
     more = " (and %d more)" % (len(errors) - 1) if len(errors) > 1 else ""
     return "%s: %s%s" % (first["path"], first["message"][:300], more)
+
+
+def _modes_problem(values: Mapping[str, Any], modes: Mapping[str, Any], path: List[Any]) -> Optional[str]:
+    """Whether a mode table names exactly the keys of its value table (JSON Schema cannot say it)."""
+    if values.keys() == modes.keys():
+        return None
+    missing = sorted(set(values) - set(modes))
+    if missing:
+        return "%s: %d key(s) of keys have no mode here (%s): every key has its mode" % (
+            _json_path(path), len(missing), ", ".join(missing[:5]))
+    stray = sorted(set(modes) - set(values))
+    return "%s: %d mode(s) name no key of keys (%s)" % (_json_path(path), len(stray), ", ".join(stray[:5]))
+
+
+def _tables_problem(facts: Mapping[str, Any]) -> Optional[str]:
+    """The modes of valid facts: ``host.modes`` for every key of ``host.keys``, and a view's
+    ``modes`` for every key of its ``keys`` (either left out: none)."""
+    host = facts["host"]
+    problem = _modes_problem(host["keys"], host["modes"], ["host", "modes"])
+    for index, nset in enumerate(facts["namespace_sets"]):
+        view = nset.get("view")
+        if problem is None and view and ("keys" in view or "modes" in view):
+            problem = _modes_problem(view.get("keys") or {}, view.get("modes") or {},
+                                     ["namespace_sets", index, "view", "modes"])
+    return problem
+
+
+def read_facts(facts: Any) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """What the controller's engine reads of a host: ``(facts, None)`` when they have the shape of
+    docs/facts.md (an earlier version converted, :func:`upgrade_facts`), else ``(None, problem)``,
+    one line naming the JSON path that is wrong
+    (``$.namespace_sets[3].identity: [1] is not of type 'object', 'null'``)."""
+    current, problem = upgrade_facts(facts)
+    if problem is None:
+        problem = _schema_problem(current) or _tables_problem(current)
+    return (None, problem) if problem else (current, None)
+
+
+def facts_problem(facts: Any) -> Optional[str]:
+    """``None`` when ``facts`` can be read (:func:`read_facts`), else the problem."""
+    return read_facts(facts)[1]
 
 
 def shadowing_facts(ansible_facts: Any) -> List[str]:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import expectations as expect_mod
 from . import evaluator, rule_catalog
-from .facts_schema import LINT_RESULT_VAR, facts_problem, partial_gather, shadowing_facts
+from .facts_schema import LINT_RESULT_VAR, partial_gather, read_facts, shadowing_facts
 from .remediation import RemediationOptions
 from .vocabulary import fail_on_reached
 
@@ -195,7 +195,7 @@ def lint_host(facts: Any, host: str, config: LintConfig, *, ansible_facts: Optio
                         % ", ".join(shadows[:5]), fail_on, config.fingerprint)
     if not plain_facts:
         facts = plain(facts)
-    problem = facts_problem(facts)
+    facts, problem = read_facts(facts)   # an earlier schema_version comes back in the current shape
     if problem:
         return _refused(host, "facts do not match schemas/sysctl-facts.schema.json at %s" % problem, fail_on,
                         config.fingerprint)

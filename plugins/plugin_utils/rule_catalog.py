@@ -31,6 +31,7 @@ import yaml
 from .datacache import load_data, memoized
 from .datafile import DataFileError
 from .expectations import ConstraintError, Selector, load_json_schema, parse_constraint, schema_errors
+from .facts_schema import SCHEMA_VERSION, upgrade_facts
 from .rules_builtin import BUILTIN_CHECKS
 from .vocabulary import GLOBAL_CLASSES, data_dir
 
@@ -270,7 +271,7 @@ def _build_catalog(extra_dirs: Sequence[Union[str, Path]], include_builtin: bool
 # --------------------------------------------------------------------------- catalog examples
 
 _BASE_FACTS: Dict[str, Any] = {
-    "schema_version": 1,
+    "schema_version": SCHEMA_VERSION,
     "host": {
         "kernel": {"release": "6.18.44", "version": "#1 SMP", "machine": "x86_64"},
         "hostname": "example",
@@ -278,6 +279,7 @@ _BASE_FACTS: Dict[str, Any] = {
         "ns": {"net": 4026531833, "ipc": 4026531839, "uts": 4026531838, "user": 4026531837,
                "pid": 4026531836, "mnt": 4026531832, "cgroup": 4026531835},
         "keys": {},
+        "modes": {},
         "unreadable": {},
         "persisted": {"files": [], "keys": {}, "errors": []},
     },
@@ -321,8 +323,16 @@ def _merge(base: Any, extra: Any) -> Any:
 
 
 def example_facts(partial: Mapping[str, Any]) -> Dict[str, Any]:
-    """A catalog example's partial facts on a minimal host (each set on a minimal set)."""
+    """A catalog example's partial facts on a minimal host (each set on a minimal set), in the
+    current shape. ``partial`` is of the current ``schema_version`` unless it names another
+    (``schema_version: 1``: an example written for version 1, converted by
+    ``facts_schema.upgrade_facts`` like any other facts of that version)."""
     partial = copy.deepcopy(dict(partial))
+    if partial.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        upgraded, problem = upgrade_facts(partial)
+        if problem:
+            raise ValueError("example facts: %s" % problem)
+        partial = upgraded
     sets = partial.pop("namespace_sets", [])
     facts = _merge(copy.deepcopy(_BASE_FACTS), partial)
     facts["namespace_sets"] = []

@@ -49,7 +49,8 @@ _RUNTIME_KB = {"docker": "docker-api", "podman": "podman", "lxc": "lxc", "runc":
 
 @dataclass
 class Context:
-    """Everything a check reads, computed once per evaluation."""
+    """Everything a check reads, computed once per evaluation. ``facts`` are of the current
+    ``schema_version`` (docs/facts.md; ``facts_schema.read_facts`` converts an earlier one)."""
 
     facts: Mapping[str, Any]
     classification: Mapping[str, Mapping[str, Any]]
@@ -78,15 +79,14 @@ class Context:
         return self.host_facts.get("persisted") or {}
 
     def host_value(self, key: str) -> Optional[str]:
-        record = (self.host_facts.get("keys") or {}).get(key)
-        return record.get("value") if isinstance(record, Mapping) else None
+        return (self.host_facts.get("keys") or {}).get(key)
 
     def host_mode(self, key: str) -> Optional[str]:
-        for section in ("keys", "unreadable"):
-            record = (self.host_facts.get(section) or {}).get(key)
-            if isinstance(record, Mapping):
-                return record.get("mode")
-        return None
+        modes = self.host_facts.get("modes") or {}
+        if key in modes:
+            return modes[key]
+        record = (self.host_facts.get("unreadable") or {}).get(key)
+        return record.get("mode") if isinstance(record, Mapping) else None
 
     def persisted_entry(self, key: str) -> Optional[Mapping[str, Any]]:
         entry = (self.persisted.get("keys") or {}).get(key)
@@ -136,9 +136,8 @@ class Context:
         """The set's value of ``key`` and how it is known: ``differs`` (own value), ``same``
         (the host's), ``absent`` (the key does not exist there), ``unknown``."""
         view = nset.get("view") or {}
-        if key in (view.get("keys") or {}):
-            record = view["keys"][key]
-            return (record.get("value") if isinstance(record, Mapping) else record), "differs"
+        if key in (view.get("keys") or {}):   # the full view
+            return view["keys"][key], "differs"
         differs = view.get("differs") or {}
         if key in differs:
             return (differs[key] or {}).get("container"), "differs"

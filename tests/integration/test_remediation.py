@@ -84,7 +84,7 @@ def constructed(work):
                   {"runtime": "netns", "netns_name": "blue"}]
     for identity in identities:
         facts = rule_catalog.example_facts({
-            "host": {"keys": {"net.core.somaxconn": {"value": "8192", "mode": "0644"}},
+            "host": {"keys": {"net.core.somaxconn": "8192"}, "modes": {"net.core.somaxconn": "0644"},
                      "persisted": {"keys": {"net.core.somaxconn": {"value": "8192", "file": "/etc/sysctl.conf",
                                                                    "line": 1}}}},
             "namespace_sets": [{"identity": identity, "privileges": {"privileged": True, "userns_is_host": True},

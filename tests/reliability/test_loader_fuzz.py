@@ -315,8 +315,8 @@ def test_a_bad_site_knowledge_file_through_a_real_playbook(tmp_path):
     (rules / "NSG902-bad.yml").write_bytes(b"id: NSG902\xff\ncheck: [\n")
     expect = tmp_path / "expect.yml"
     expect.write_bytes(HOSTILE["deep nesting"])
-    facts = {"schema_version": 1, "host": {"kernel": {"release": "6.18.0"}, "hostname": "h", "cpus": 2,
-                                           "keys": {"vm.max_map_count": {"value": "65530", "mode": "0644"}}},
+    facts = {"schema_version": 2, "host": {"kernel": {"release": "6.18.0"}, "hostname": "h", "cpus": 2,
+                                           "keys": {"vm.max_map_count": "65530"}, "modes": {"vm.max_map_count": "0644"}},
              "namespace_sets": [], "probe": {"enabled": False}}
     out = tmp_path / "lint.json"
     book = write_playbook(tmp_path / "lint.yml", [

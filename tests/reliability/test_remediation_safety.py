@@ -118,7 +118,7 @@ def _classification(kb, keys: Iterable[str], kernel: str) -> Dict[str, Dict]:
 def _facts(keys: List[str], shared_net: bool) -> Dict:
     """A host that has and persists every key in ``keys``; a set of each runtime that asks for
     all of them (and the anchor), sees its own value of each, and is privileged."""
-    host_keys_ = {k: {"value": "100", "mode": "0644"} for k in keys + [ANCHOR]}
+    host_keys_ = {k: "100" for k in keys + [ANCHOR]}
     persisted = {k: {"value": "100", "file": "/etc/sysctl.d/99-x.conf", "line": i + 1}
                  for i, k in enumerate(keys + [ANCHOR])}
     sets = []
@@ -138,7 +138,8 @@ def _facts(keys: List[str], shared_net: bool) -> Dict:
                          "shares_host": ["net", "user", "cgroup"]})
             nset["ns"]["net"] = 4026531833
         sets.append(nset)
-    return rule_catalog.example_facts({"host": {"keys": host_keys_, "persisted": {"keys": persisted}},
+    return rule_catalog.example_facts({"host": {"keys": host_keys_, "modes": {k: "0644" for k in host_keys_},
+                                                "persisted": {"keys": persisted}},
                             "namespace_sets": sets})
 
 
@@ -325,8 +326,8 @@ def scene_findings(scene: Scene, kb, catalog, host: str = "localhost", engines: 
                      "ns": {"net": 4026532100 + index, "ipc": 4026533100 + index, "uts": 4026534100 + index,
                             "user": 4026531837, "pid": 4026535100 + index},
                      "view": {"differs": {ANCHOR: {"host": read_sysctl(ANCHOR), "container": value}}}})
-    facts = rule_catalog.example_facts({"host": {"keys": {HOST_KEY: {"value": str(current), "mode": "0644"},
-                                               ANCHOR: {"value": read_sysctl(ANCHOR), "mode": "0644"}}},
+    facts = rule_catalog.example_facts({"host": {"keys": {HOST_KEY: str(current), ANCHOR: read_sysctl(ANCHOR)},
+                                                "modes": {HOST_KEY: "0644", ANCHOR: "0644"}},
                              "namespace_sets": sets})
     facts["host"]["kernel"]["release"] = os.uname().release
     classes = _classification(kb, [HOST_KEY, ANCHOR], os.uname().release.split("-")[0])

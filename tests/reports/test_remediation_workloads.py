@@ -42,8 +42,8 @@ def _facts():
         sets.append({"id": "net:%d/%s" % (4026532900 + index, kind),
                      "identity": dict(identity, runtime="containerd", name="main", pod_namespace="apps"),
                      "requested": {"vm.max_map_count": "262144", "net.core.somaxconn": "4096"}})
-    return rule_catalog.example_facts({"host": {"keys": {"vm.max_map_count": {"value": "65530", "mode": "0644"},
-                                              "net.core.somaxconn": {"value": "4096", "mode": "0644"}}},
+    return rule_catalog.example_facts({"host": {"keys": {"vm.max_map_count": "65530", "net.core.somaxconn": "4096"},
+                                                "modes": {"vm.max_map_count": "0644", "net.core.somaxconn": "0644"}},
                             "namespace_sets": sets})
 
 

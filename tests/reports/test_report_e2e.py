@@ -262,3 +262,35 @@ def test_action_reports_bad_input_and_keeps_going(tmp_path):
     ghost = next(h for h in doc["hosts"] if h["name"] == "ghost")
     assert ghost["message"] == "not in the inventory"
     assert "ghost" in (tmp_path / "r" / "fleet.md").read_text()
+
+
+def test_report_playbook_reads_a_cache_of_an_earlier_facts_version(tmp_path, monkeypatch):
+    """A jsonfile cache holding a real facts document of schema_version 1 (written before
+    version 2), one of the current version and a version 1 document with a malformed key entry:
+    the report playbook reports the first two ok with their findings and fails the third alone,
+    naming the path."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ANSIBLE_CACHE_PLUGIN_CONNECTION", str(cache))
+    from ansible.plugins.loader import cache_loader
+    plugin = cache_loader.get("jsonfile", _uri=str(cache), _timeout=3600)
+    v1 = json.loads((Path(__file__).resolve().parents[1] / "unit" / "fixtures" / "facts" / "v1-full-view.json").read_text())
+    broken = json.loads(json.dumps(v1))
+    broken["host"]["keys"]["vm.swappiness"] = {"value": 60, "mode": "0644"}
+    current, dummy = make_host("new", 2)
+    for host, facts in (("old", v1), ("new", current), ("broken", broken)):
+        plugin.set(host, {"nsguard_sysctl": facts})
+    env = {"ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile", "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),
+           "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "3600"}
+    out = tmp_path / "out"
+    proc = run_playbook("nsguard.sysctl.report", "-e", "nsguard_sysctl_report_dir=%s" % out,
+                        inventory="old,new,broken,", env=env)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    doc = json.loads((out / "fleet.json").read_text())
+    assert not errors_of(fleet_validator(), doc) and doc["source"] == "cache"
+    hosts = {h["name"]: h for h in doc["hosts"]}
+    config = lint.load_config({})
+    assert hosts["old"]["status"] == "ok"
+    assert hosts["old"]["findings"]["total"] == len(lint.lint_host(v1, "old", config)["findings"]) > 0
+    assert hosts["new"]["status"] == "ok" and hosts["new"]["findings"]["total"] > 0
+    assert hosts["broken"]["status"] == "failed"
+    assert '$.host.keys["vm.swappiness"]' in hosts["broken"]["message"] and "schema_version 1" in hosts["broken"]["message"]

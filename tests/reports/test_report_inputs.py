@@ -81,6 +81,31 @@ def test_cached_entry_validates_and_lints(jsonfile):
     assert none["status"] == "unreachable" and "facts" not in none
 
 
+def test_a_cache_written_by_an_earlier_version_is_read(jsonfile):
+    """A fact cache entry of facts schema_version 1 (a real one: tests/unit/fixtures/facts) is
+    read, converted and linted like the same host gathered today; one whose version 1 key table
+    is malformed fails that host alone, with the path."""
+    from pathlib import Path
+
+    plugin, reader = jsonfile
+    config = lint.load_config({})
+    v1 = json.loads((Path(__file__).resolve().parents[1] / "unit" / "fixtures" / "facts" / "v1-full-view.json").read_text())
+    broken = json.loads(json.dumps(v1))
+    broken["host"]["keys"]["vm.swappiness"] = "60"
+    plugin.set("old", {"nsguard_sysctl": v1})
+    plugin.set("broken", {"nsguard_sysctl": broken})
+    plugin.__wrapped__._cache.clear()
+    entries = {}
+    for host in ("old", "broken"):
+        cached, problem, plain = reader(host)
+        assert problem is None and plain is True
+        entries[host] = report_inputs.cached_entry(host, cached, config, "nsguard_sysctl", plain=True)
+    assert entries["old"]["status"] == "ok" and entries["old"]["findings"]
+    assert entries["old"]["findings"] == lint.lint_host(v1, "old", config)["findings"]
+    assert entries["broken"]["status"] == "failed" and "findings" not in entries["broken"]
+    assert '$.host.keys["vm.swappiness"]: \'60\' is not a schema_version 1 key entry' in entries["broken"]["message"]
+
+
 def test_pool_gives_every_host_in_order_even_when_a_worker_dies():
     hosts = ["h%03d" % i for i in range(80)]
     parent = os.getpid()

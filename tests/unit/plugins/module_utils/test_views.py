@@ -33,6 +33,13 @@ def test_view_diff_is_compact():
     assert view["differs"] == {"net.core.somaxconn": {"host": "4096", "container": "1024"}}
     assert view["requested_values"] == {"net.core.somaxconn": "1024"}
     assert views.conntrack_count(seen) == 3
+    assert "keys" not in view and "modes" not in view
+    full = views.diff_view(seen, {}, host, {}, set(host), probe=probe, full=True)
+    # the full view in the host's shape (facts schema_version 2): two flat tables, the same keys
+    assert full["keys"] == {"net.core.rmem_max": "212992", "net.core.somaxconn": "1024",
+                            "net.ipv4.conf.lo.forwarding": "0", "net.netfilter.nf_conntrack_count": "3"}
+    assert full["modes"] == {"net.core.rmem_max": "0444", "net.core.somaxconn": "0644",
+                             "net.ipv4.conf.lo.forwarding": "0644", "net.netfilter.nf_conntrack_count": "0444"}
 
 
 def test_plan_reads_only_what_can_differ():

@@ -158,25 +158,26 @@ def test_kubelet_safe_set_with_kernel_minimums(key, kernel, safe):
 # --------------------------------------------------------------------------- probe evidence
 
 def facts(probe=None, release="6.18.44-fc-v669", keys=None):
-    host_keys = {
-        "net.core.somaxconn": {"value": "4096", "mode": "0644"},
-        "net.core.rmem_max": {"value": "4194304", "mode": "0644"},
-        "net.core.netdev_max_backlog": {"value": "1000", "mode": "0644"},
-        "net.ipv4.conf.eth0.forwarding": {"value": "0", "mode": "0644"},
-        "net.ipv4.tcp_rmem": {"value": "4096\t131072\t6291456", "mode": "0644"},
-        "net.netfilter.nf_conntrack_max": {"value": "262144", "mode": "0644"},
-        "net.netfilter.nf_hooks_lwtunnel": {"value": "0", "mode": "0644"},
-        "kernel.hostname": {"value": "vm", "mode": "0644"},
-        "kernel.shmmax": {"value": "18446744073692774399", "mode": "0644"},
-        "kernel.cad_pid": {"value": "1", "mode": "0600"},
-        "vm.max_map_count": {"value": "65530", "mode": "0644"},
-        "weird.key": {"value": "1", "mode": "0644"},
+    host_keys = {   # key: (value, mode)
+        "net.core.somaxconn": ("4096", "0644"),
+        "net.core.rmem_max": ("4194304", "0644"),
+        "net.core.netdev_max_backlog": ("1000", "0644"),
+        "net.ipv4.conf.eth0.forwarding": ("0", "0644"),
+        "net.ipv4.tcp_rmem": ("4096\t131072\t6291456", "0644"),
+        "net.netfilter.nf_conntrack_max": ("262144", "0644"),
+        "net.netfilter.nf_hooks_lwtunnel": ("0", "0644"),
+        "kernel.hostname": ("vm", "0644"),
+        "kernel.shmmax": ("18446744073692774399", "0644"),
+        "kernel.cad_pid": ("1", "0600"),
+        "vm.max_map_count": ("65530", "0644"),
+        "weird.key": ("1", "0644"),
     }
     if keys:
         host_keys.update(keys)
     return {
-        "schema_version": 1,
-        "host": {"kernel": {"release": release}, "keys": host_keys,
+        "schema_version": 2,
+        "host": {"kernel": {"release": release}, "keys": {k: value for k, (value, mode) in host_keys.items()},
+                 "modes": {k: mode for k, (value, mode) in host_keys.items()},
                  "unreadable": {"vm.drop_caches": {"mode": "0200", "reason": "write-only"}}},
         "probe": probe if probe is not None else {
             "enabled": True, "namespaces": ["net", "ipc", "uts", "user", "pid"],
@@ -355,10 +356,10 @@ def test_hosts_with_the_same_classification_key_share_one_answer():
     config = lint.load_config({})
     one = json.loads(json.dumps(make_host("a", 2)[0]))
     other_values = copy.deepcopy(one)
-    other_values["host"]["keys"]["net.core.somaxconn"]["value"] = "1"
+    other_values["host"]["keys"]["net.core.somaxconn"] = "1"
     other_values["host"]["hostname"] = "b"
     other_mode = copy.deepcopy(one)
-    other_mode["host"]["keys"]["net.core.somaxconn"]["mode"] = "0444"
+    other_mode["host"]["modes"]["net.core.somaxconn"] = "0444"
     other_kernel = copy.deepcopy(one)
     other_kernel["host"]["kernel"]["release"] = "5.4.0"
     other_probe = copy.deepcopy(one)

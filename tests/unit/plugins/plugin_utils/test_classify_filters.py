@@ -80,7 +80,20 @@ def test_filter_errors_are_clear(tmp_path):
          "vars": {"site": str(site)}, "ignore_errors": True, "register": "bad_site"},
         {"name": "not facts", "ansible.builtin.debug": {"msg": "{{ {'a': 1} | nsguard.sysctl.sysctl_classify }}"},
          "ignore_errors": True, "register": "bad_facts"},
+        {"name": "facts of version 1 with a bad key entry", "ansible.builtin.debug": {
+            "msg": "{{ {'schema_version': 1, 'host': {'kernel': {'release': '6.18.0'}, 'keys': {'vm.x': 1}}}"
+                   " | nsguard.sysctl.sysctl_classify }}"},
+         "ignore_errors": True, "register": "bad_v1"},
+        {"name": "facts of an unknown version", "ansible.builtin.debug": {
+            "msg": "{{ {'schema_version': 7, 'host': {}} | nsguard.sysctl.sysctl_classify }}"},
+         "ignore_errors": True, "register": "bad_version"},
+        {"name": "facts of version 1 are read", "ansible.builtin.set_fact": {
+            "v1_classes": "{{ {'schema_version': 1, 'host': {'kernel': {'release': '6.18.0'}, 'keys': "
+                          "{'vm.max_map_count': {'value': '65530', 'mode': '0644'}}}} | nsguard.sysctl.sysctl_classify }}"}},
         assert_task([
+            "bad_v1 is failed and '$.host.keys[\"vm.x\"]: 1 is not a schema_version 1 key entry' in bad_v1.msg",
+            "bad_version is failed and '$.schema_version: 7 is not a facts version this controller reads' in bad_version.msg",
+            "v1_classes['vm.max_map_count']['class'] == 'global'",
             "bad_kernel is failed and \"option 'kernel': not a kernel release: 'latest'\" in bad_kernel.msg",
             f"bad_site is failed and '{site}/bad.yml: $.entries[0].class' in bad_site.msg",
             "bad_facts is failed and 'no \\'host\\' mapping' in bad_facts.msg",

@@ -111,13 +111,13 @@ def test_user_rules_dir_declarative_rule(tmp_path):
     write_rule(tmp_path, "SITE001-swappiness-low.yml", USER_RULE)
     catalog = rule_catalog.load_catalog([tmp_path])
     assert catalog.errors == [] and "SITE001" in catalog and not catalog["SITE001"].builtin
-    facts = rule_catalog.example_facts({"host": {"keys": {"vm.swappiness": {"value": "60", "mode": "0644"}}}})
+    facts = rule_catalog.example_facts({"host": {"keys": {"vm.swappiness": "60"}, "modes": {"vm.swappiness": "0644"}}})
     findings = evaluator.evaluate(facts, rule_catalog.example_classification({"vm.swappiness": "global"}), catalog, host="db1")
     site = [f for f in findings if f["rule"] == "SITE001"]
     assert len(site) == 1 and site[0]["message"] == "vm.swappiness is 60, site policy wants <=10."
     task = site[0]["remediation"]["tasks"][0]
     assert task["ansible.posix.sysctl"]["value"] == "10"
-    facts["host"]["keys"]["vm.swappiness"]["value"] = "1"
+    facts["host"]["keys"]["vm.swappiness"] = "1"
     assert [f for f in evaluator.evaluate(facts, {}, catalog) if f["rule"] == "SITE001"] == []
 
 
@@ -192,7 +192,7 @@ def test_a_failing_check_does_not_cost_the_other_rules(monkeypatch):
 
 def test_findings_sorted_worst_first_and_counted():
     facts = rule_catalog.example_facts({
-        "host": {"cpus": 2, "keys": {"vm.max_map_count": {"value": "65530", "mode": "0644"}}},
+        "host": {"cpus": 2, "keys": {"vm.max_map_count": "65530"}, "modes": {"vm.max_map_count": "0644"}},
         "conntrack": {"loaded": True, "max": 1000, "buckets": 1000,
                       "per_netns": [{"net": 1, "count": 800, "host": True, "sets": []}]},
         "namespace_sets": [{"identity": {"runtime": "lxc", "name": "x"}, "requested": {"vm.max_map_count": "262144"}}],

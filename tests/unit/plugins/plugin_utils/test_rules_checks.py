@@ -28,7 +28,7 @@ def user(document):
     return found
 
 
-HOST_65530 = {"keys": {"vm.max_map_count": {"value": "65530", "mode": "0644"}}}
+HOST_65530 = {"keys": {"vm.max_map_count": "65530"}, "modes": {"vm.max_map_count": "0644"}}
 
 
 # --------------------------------------------------------------------------- NSG001
@@ -46,7 +46,7 @@ def test_nsg001_quotes_the_docker_error_from_the_knowledge_base():
 
 
 def test_nsg001_mirror_fails_with_eacces_and_privileged_writes_reach_the_host():
-    found = lint({"host": {"keys": {"net.core.rmem_max": {"value": "212992", "mode": "0644"}}}, "namespace_sets": [
+    found = lint({"host": {"keys": {"net.core.rmem_max": "212992"}, "modes": {"net.core.rmem_max": "0644"}}, "namespace_sets": [
         {"identity": {"runtime": "podman", "name": "p"}, "requested": {"net.core.rmem_max": "8388608"}}]},
         {"net.core.rmem_max": "mirror"}, rule="NSG001")
     assert "permission denied" in found[0]["message"]
@@ -58,7 +58,7 @@ def test_nsg001_mirror_fails_with_eacces_and_privileged_writes_reach_the_host():
 
 
 def test_nsg001_never_lowers_a_global_key_for_everybody():
-    found = lint({"host": {"keys": {"vm.max_map_count": {"value": "1048576", "mode": "0644"}}}, "namespace_sets": [
+    found = lint({"host": {"keys": {"vm.max_map_count": "1048576"}, "modes": {"vm.max_map_count": "0644"}}, "namespace_sets": [
         {"identity": {"runtime": "lxc", "name": "x"}, "requested": {"vm.max_map_count": "262144"}}]},
         {"vm.max_map_count": "global"}, rule="NSG001")
     tasks = found[0]["remediation"]["tasks"]
@@ -70,7 +70,7 @@ def test_nsg001_never_lowers_a_global_key_for_everybody():
 # --------------------------------------------------------------------------- NSG002
 def test_nsg002_from_the_view_when_the_class_is_unknown():
     """A key absent in the set's namespace is host-only for that set even without a class."""
-    found = lint({"host": {"keys": {"net.ipv4.tcp_syncookies": {"value": "1", "mode": "0644"}}}, "namespace_sets": [
+    found = lint({"host": {"keys": {"net.ipv4.tcp_syncookies": "1"}, "modes": {"net.ipv4.tcp_syncookies": "0644"}}, "namespace_sets": [
         {"identity": {"runtime": "runc", "name": "r"}, "requested": {"net.ipv4.tcp_syncookies": "1"},
          "view": {"absent": ["net.ipv4.tcp_syncookies"]}}]},
         {"net.ipv4.tcp_syncookies": {"class": "isolated", "namespace": "net"}}, rule="NSG002")
@@ -110,7 +110,7 @@ def test_nsg003_one_host_value_satisfies_every_workload():
 
 
 def test_nsg003_severity_of_the_failed_expectation_only():
-    host = {"keys": {"vm.max_map_count": {"value": "262144", "mode": "0644"}}}
+    host = {"keys": {"vm.max_map_count": "262144"}, "modes": {"vm.max_map_count": "0644"}}
     found = lint({"host": host, "namespace_sets": sets_es_and_sonar()[:1]}, {"vm.max_map_count": "global"},
                  PROFILES, rule="NSG003")
     assert [(f["severity"], f["values"]["expected"]) for f in found] == [("warning", ">=1048576")]
@@ -120,7 +120,7 @@ def test_nsg003_conflicting_workloads_get_no_host_task():
     redis = {"id": "r", "identity": {"runtime": "podman", "name": "cache", "image": "docker.io/library/redis:7"}}
     pg = {"id": "p", "identity": {"runtime": "podman", "name": "pg-main", "image": "postgres:16"}}
     site = user({"profile": "pg-strict", "match": {"name": "pg-*"}, "expect": {"vm.overcommit_memory": "==2"}})
-    found = lint({"host": {"keys": {"vm.overcommit_memory": {"value": "0", "mode": "0644"}}},
+    found = lint({"host": {"keys": {"vm.overcommit_memory": "0"}, "modes": {"vm.overcommit_memory": "0644"}},
                   "namespace_sets": [redis, pg]}, {"vm.overcommit_memory": "global"}, PROFILES + site, rule="NSG003")
     assert len(found) == 2
     for finding in found:
@@ -139,7 +139,7 @@ def test_nsg003_user_expectation_on_an_unidentified_process():
 
 
 # --------------------------------------------------------------------------- NSG004
-SOMAXCONN_TUNED = {"keys": {"net.core.somaxconn": {"value": "8192", "mode": "0644"}}}
+SOMAXCONN_TUNED = {"keys": {"net.core.somaxconn": "8192"}, "modes": {"net.core.somaxconn": "0644"}}
 NS_SOMAX = {"net.core.somaxconn": {"class": "isolated", "namespace": "net"}}
 
 
@@ -161,8 +161,8 @@ def test_nsg004_not_for_sets_sharing_the_hosts_netns_or_only_probe_through_a_use
 
 
 def test_nsg004_inherited_keys_are_info_and_engine_keys_ignored():
-    host = {"keys": {"net.ipv4.tcp_rmem": {"value": "4096 131072 6291456", "mode": "0644"},
-                     "net.ipv4.ping_group_range": {"value": "0 10", "mode": "0644"}},
+    host = {"keys": {"net.ipv4.tcp_rmem": "4096 131072 6291456", "net.ipv4.ping_group_range": "0 10"},
+            "modes": {"net.ipv4.tcp_rmem": "0644", "net.ipv4.ping_group_range": "0644"},
             "persisted": {"keys": {"net.ipv4.tcp_rmem": {"value": "4096 131072 6291456", "file": "/etc/sysctl.conf",
                                                          "line": 1},
                                    "net.ipv4.ping_group_range": {"value": "0 10", "file": "/etc/sysctl.conf",
@@ -213,8 +213,8 @@ def test_nsg005_sizing_parameters_and_cap():
 
 # --------------------------------------------------------------------------- NSG006
 def test_nsg006_net_admin_alone_is_a_warning_naming_leaking_keys():
-    facts = {"host": {"keys": {"net.netfilter.nf_hooks_lwtunnel": {"value": "0", "mode": "0644"},
-                               "vm.max_map_count": {"value": "65530", "mode": "0644"}}},
+    facts = {"host": {"keys": {"net.netfilter.nf_hooks_lwtunnel": "0", "vm.max_map_count": "65530"},
+                      "modes": {"net.netfilter.nf_hooks_lwtunnel": "0644", "vm.max_map_count": "0644"}},
              "namespace_sets": [{"identity": {"runtime": "docker", "name": "cni"},
                                  "privileges": {"capabilities": ["CAP_NET_ADMIN"], "userns_is_host": True}}]}
     classes = {"net.netfilter.nf_hooks_lwtunnel": {"class": "leaking", "namespace": "net"},
@@ -229,7 +229,7 @@ def test_nsg006_net_admin_alone_is_a_warning_naming_leaking_keys():
 
 # --------------------------------------------------------------------------- NSG007
 def test_nsg007_host_ipc_quotes_runc():
-    found = lint({"host": {"keys": {"kernel.shmmax": {"value": "1", "mode": "0644"}}}, "namespace_sets": [
+    found = lint({"host": {"keys": {"kernel.shmmax": "1"}, "modes": {"kernel.shmmax": "0644"}}, "namespace_sets": [
         {"identity": {"runtime": "docker", "name": "shm"}, "host_ipc": True, "differs_from_host": ["net", "uts", "pid"],
          "requested": {"kernel.shmmax": "1073741824"}}]},
         {"kernel.shmmax": {"class": "isolated", "namespace": "ipc"}}, rule="NSG007")
@@ -239,8 +239,8 @@ def test_nsg007_host_ipc_quotes_runc():
 
 # --------------------------------------------------------------------------- NSG008
 def test_nsg008_names_writers_and_skips_isolated_by_default():
-    host = {"keys": {"vm.swappiness": {"value": "10", "mode": "0644"},
-                     "net.core.somaxconn": {"value": "4096", "mode": "0644"}},
+    host = {"keys": {"vm.swappiness": "10", "net.core.somaxconn": "4096"},
+            "modes": {"vm.swappiness": "0644", "net.core.somaxconn": "0644"},
             "persisted": {"keys": {"vm.swappiness": {"value": "60", "file": "/run/sysctl.d/a.conf", "line": 3},
                                    "net.core.somaxconn": {"value": "1024", "file": "/etc/sysctl.conf", "line": 1},
                                    "net.ipv4.conf.*.rp_filter": {"value": "2", "file": "/etc/sysctl.conf", "line": 2}}}}
@@ -265,7 +265,7 @@ def test_nsg008_names_writers_and_skips_isolated_by_default():
     ("podman", "containers.podman.podman_container", "sysctl"),
 ])
 def test_nsg009_sets_the_key_in_the_containers_spec(runtime, module, option):
-    found = lint({"host": {"keys": {"net.core.somaxconn": {"value": "4096", "mode": "0644"}}}, "namespace_sets": [
+    found = lint({"host": {"keys": {"net.core.somaxconn": "4096"}, "modes": {"net.core.somaxconn": "0644"}}, "namespace_sets": [
         {"identity": {"runtime": runtime, "name": "cache", "image": "valkey/valkey:8"},
          "requested": {"net.ipv4.tcp_keepalive_time": "60"},
          "view": {"differs": {"net.core.somaxconn": {"host": "4096", "container": "128"}}}}]},
@@ -280,7 +280,7 @@ def test_nsg009_sets_the_key_in_the_containers_spec(runtime, module, option):
 def test_nsg009_on_the_hosts_network_says_to_set_it_on_the_host():
     """A container on the host's network: its somaxconn is the host's, so no spec task is given,
     and the note says so instead of blaming the runtime."""
-    found = lint({"host": {"keys": {"net.core.somaxconn": {"value": "128", "mode": "0644"}}}, "namespace_sets": [
+    found = lint({"host": {"keys": {"net.core.somaxconn": "128"}, "modes": {"net.core.somaxconn": "0644"}}, "namespace_sets": [
         {"identity": {"runtime": "docker", "name": "cache", "image": "valkey/valkey:8"},
          "host_network": True, "differs_from_host": ["ipc", "uts", "pid"], "shares_host": ["net", "user"],
          "view": {"differs": {}}}]},
@@ -316,12 +316,12 @@ def test_nsg010_and_the_static_judge_decide_a_name_alike():
 def test_a_slash_spelled_request_is_judged_by_its_dotted_name():
     """Bug (issue 13): net/ipv4/ip_forward, accepted by the Docker Engine API and runc, was
     classified as an unknown global key and reported as refused (NSG001)."""
-    found = lint({"host": {"keys": {"net.ipv4.ip_forward": {"value": "1", "mode": "0644"}}}, "namespace_sets": [
+    found = lint({"host": {"keys": {"net.ipv4.ip_forward": "1"}, "modes": {"net.ipv4.ip_forward": "0644"}}, "namespace_sets": [
         {"identity": {"runtime": "docker", "name": "vpn"}, "requested": {"net/ipv4/ip_forward": "1"}}]},
         {"net.ipv4.ip_forward": {"class": "isolated", "namespace": "net"}})
     assert [f["rule"] for f in found if f.get("key") in ("net/ipv4/ip_forward", "net.ipv4.ip_forward")] == []
     # podman refuses the '/' spelling itself: the facts rule says so, and the fix is the dotted name
-    found = lint({"host": {"keys": {"net.ipv4.ip_forward": {"value": "1", "mode": "0644"}}}, "namespace_sets": [
+    found = lint({"host": {"keys": {"net.ipv4.ip_forward": "1"}, "modes": {"net.ipv4.ip_forward": "0644"}}, "namespace_sets": [
         {"identity": {"runtime": "podman", "name": "vpn"}, "requested": {"net/ipv4/ip_forward": "1"}}]},
         {"net.ipv4.ip_forward": {"class": "isolated", "namespace": "net"}}, rule="NSG010")
     [finding] = found
