@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .expectations import _json_path, load_json_schema, schema_errors
 
-__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "FACTS_VAR", "LINT_RESULT_VAR", "read_facts", "upgrade_facts", "facts_problem",
+__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "FACTS_VAR", "LINT_RESULT_VAR", "read_facts", "upgrade_facts",
            "shadowing_facts", "partial_gather"]
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -180,11 +180,6 @@ def read_facts(facts: Any) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
     if problem is None:
         problem = _schema_problem(current) or _tables_problem(current)
     return (None, problem) if problem else (current, None)
-
-
-def facts_problem(facts: Any) -> Optional[str]:
-    """``None`` when ``facts`` can be read (:func:`read_facts`), else the problem."""
-    return read_facts(facts)[1]
 
 
 def shadowing_facts(ansible_facts: Any) -> List[str]:

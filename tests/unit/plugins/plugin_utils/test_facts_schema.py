@@ -34,7 +34,7 @@ def _v1():
 def test_current_facts_are_read_as_they_are():
     facts = _facts()
     assert facts_schema.read_facts(facts) == (facts, None)
-    assert facts_schema.facts_problem(facts) is None and not _jsonschema_says(facts)
+    assert facts_schema.read_facts(facts)[1] is None and not _jsonschema_says(facts)
 
 
 @pytest.mark.parametrize("where, keys, modes, words", [
@@ -68,7 +68,7 @@ def test_every_key_has_exactly_its_mode(change, words):
     (no implied default) and no more."""
     facts = _facts()
     change(facts)
-    assert facts_schema.facts_problem(facts) == words
+    assert facts_schema.read_facts(facts)[1] == words
 
 
 @pytest.mark.parametrize("change", [
@@ -81,7 +81,7 @@ def test_good_tables_pass(change):
     facts = _facts()
     change(facts)
     assert not _jsonschema_says(facts)
-    assert facts_schema.facts_problem(facts) is None
+    assert facts_schema.read_facts(facts)[1] is None
 
 
 def test_real_version_1_facts_are_converted_at_the_boundary():
