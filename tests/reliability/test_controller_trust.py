@@ -85,7 +85,8 @@ def _wrapper(tmp: Path, mode: str) -> str:
 
 @pytest.fixture(scope="module")
 def hostile_netns():
-    name = "nsg-{{ lookup('pipe', 'touch %s-netns') }}" % MARK
+    # A module fixture is set up once per xdist worker: the pid keeps two workers' names apart.
+    name = "nsg%d-{{ lookup('pipe', 'touch %s-netns') }}" % (os.getpid(), MARK)
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         yield name
