@@ -4,10 +4,11 @@
 """A non-destructive probe: what a fresh namespace of each type does to every sysctl.
 
 For each namespace type (net, ipc, uts, user, pid) a forked reader unshares a throwaway
-namespace of that type alone and stats and reads every key of the host through the host's
-procfs (the pid namespace's reader through a further fork: only a process created after the
-unshare lives in it). Compared with the host's read just before, which each reader inherits
-through ``fork``, this shows, per key:
+namespace of that type alone and reads every key of the host through the host's procfs, with
+a ``stat`` only where the listing shows another inode than the host's (the pid namespace's
+reader through a further fork: only a process created after the unshare lives in it).
+Compared with the host's read just before, which each reader inherits through ``fork``, this
+shows, per key:
 
 - absent in a fresh namespace (registered on the initial namespace only: host-only);
 - a different mode there (a read-only mirror of a global value);
@@ -44,11 +45,15 @@ from ansible_collections.nsguard.sysctl.plugins.module_utils.probe_facts import 
     PROBE_TYPES, ProbeIndex, probe_evidence, value_differs_by_type, value_differs_keys)
 
 
-def differences(host, keys, unreadable):
-    # type: (dict, dict, dict) -> dict
+def differences(host, keys, unreadable, absent=None):
+    # type: (dict, dict, dict, list) -> dict
     """What a throwaway namespace's read (``keys, unreadable`` of ``read_tree(with_inodes=True)``)
     shows otherwise than ``host`` does, for the keys of ``host`` only (the comparison looks at no
     other): ``{"absent": [key, ...], "differs": {key: [mode, ino, value or None]}}``.
+
+    ``absent`` is given when the read left out keys it saw as ``host`` does
+    (:func:`procsys.read_tree_changes`): then a key missing from ``keys`` and ``unreadable`` is
+    not absent for that alone.
 
     A key of ``host`` listed in neither is seen exactly as the host sees it: the same mode, the
     same inode and the same value (or no value on both sides). So the throwaway namespace's
@@ -66,16 +71,17 @@ def differences(host, keys, unreadable):
         if own is not None and (item.get("ino") != own.get("ino") or item["mode"] != own["mode"]
                                 or own.get("value") is not None):
             differs[key] = [item["mode"], item.get("ino"), None]
-    absent = [key for key in host if key not in keys and key not in unreadable]
-    return {"absent": absent, "differs": differs}
+    if absent is None:
+        absent = [key for key in host if key not in keys and key not in unreadable]
+    return {"absent": list(absent), "differs": differs}
 
 
 def _read_differences(root, host):
     # type: (str, dict) -> dict
     """This process's view of every key of ``host``, as :func:`differences` (keys ``host`` lacks
-    are not read: the comparison iterates the host's keys only)."""
-    keys, unreadable = procsys.read_tree(root, wanted=host.__contains__, with_inodes=True)
-    return differences(host, keys, unreadable)
+    are not read: the comparison iterates the host's keys only; keys seen through the host's
+    own inode with the host's value are read but not kept)."""
+    return differences(host, *procsys.read_tree_changes(root, host))
 
 
 def _probe_target(nstype, root, host):

@@ -64,3 +64,54 @@ def test_tree_inodes_of_the_real_proc_sys_match_stat_keys():
             break
     assert len(inodes) > 500 and "kernel.ostype" in inodes
     assert inodes == stat_before
+
+
+def test_read_tree_changes_leaves_out_what_it_sees_as_known(tmp_path):
+    """The probe's reader: a key with the known inode and value is left out, a value changed in
+    place keeps the known mode, a file made anew is read whole, a removed one is absent."""
+    for rel, text in (("kernel/ostype", "Linux\n"), ("kernel/pid_max", "4194304\n"),
+                      ("net/core/somaxconn", "4096\n"), ("net/core/gone", "1\n"), ("vm/drop_caches", "")):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    (tmp_path / "vm/drop_caches").chmod(0o200)
+    keys, unreadable = procsys.read_tree(str(tmp_path), with_inodes=True)
+    known = dict(keys, **unreadable)
+    (tmp_path / "kernel/pid_max").write_text("32768\n")  # same inode, another value
+    (tmp_path / "net/core/made").write_text("4096\n")  # another inode (and mode) under the same name,
+    (tmp_path / "net/core/made").chmod(0o444)  # made while the old one exists: no inode reused
+    os.replace(tmp_path / "net/core/made", tmp_path / "net/core/somaxconn")
+    (tmp_path / "net/core/gone").unlink()
+    (tmp_path / "net/core/new").write_text("7\n")  # not known: not read
+    changed, refused, absent = procsys.read_tree_changes(str(tmp_path), known)
+    somaxconn = tmp_path / "net/core/somaxconn"
+    assert changed == {
+        "kernel.pid_max": {"value": "32768", "mode": "0644", "ino": known["kernel.pid_max"]["ino"]},
+        "net.core.somaxconn": {"value": "4096", "mode": "0444", "ino": somaxconn.stat().st_ino},
+    }
+    assert list(refused) == ["vm.drop_caches"] and refused["vm.drop_caches"]["reason"] == "write-only"
+    assert absent == ["net.core.gone"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="unshares a throwaway network namespace")
+def test_read_tree_changes_in_a_fresh_netns_matches_a_whole_read():
+    """Through the real kernel: in a throwaway network namespace, what the shortcut keeps is what a
+    whole read shows otherwise than the host (values that change by themselves aside)."""
+    from ansible_collections.nsguard.sysctl.plugins.module_utils import nsenter, probe
+
+    def fresh_view():
+        nsenter.unshare(nsenter.NS_FLAGS["net"])
+        whole = probe.differences(known, *procsys.read_tree(wanted=known.__contains__, with_inodes=True))
+        short = probe.differences(known, *procsys.read_tree_changes(procsys.PROC_SYS, known))
+        return [{"absent": sorted(d["absent"]),
+                 "differs": {k: v for k, v in d["differs"].items() if k not in procsys.VOLATILE_KEYS}}
+                for d in (whole, short)]
+
+    for _attempt in range(3):  # an interface may come or go between the reads
+        keys, unreadable = procsys.read_tree(with_inodes=True)
+        known = dict(keys, **unreadable)
+        whole, short = nsenter.run_in_grandchild(fresh_view)
+        if whole == short:
+            break
+    assert whole == short
+    assert "net.core.somaxconn" in short["differs"] and "net.core.somaxconn" not in short["absent"]
+    assert short["absent"] and "kernel.ostype" not in short["differs"]
