@@ -82,6 +82,7 @@ def host_facts(name: str, sets: int, real: Dict[str, Any]) -> Dict[str, Any]:
     facts, dummy = make_host(name, containers=sets)
     if real:
         facts["host"]["keys"] = dict(real["host"]["keys"], **facts["host"]["keys"])
+        facts["host"]["default_mode"] = real["host"]["default_mode"]  # this host's: "0644" as the synthetic one's
         facts["host"]["modes"] = dict(real["host"]["modes"], **facts["host"]["modes"])
         facts["host"]["unreadable"] = real["host"].get("unreadable", {})
         facts["probe"] = real.get("probe") or facts["probe"]

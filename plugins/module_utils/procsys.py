@@ -372,6 +372,31 @@ def read_tree(root=PROC_SYS, wanted=None, subdirs=None, with_inodes=False):
     return keys, unreadable
 
 
+def key_tables(keys):
+    # type: (dict) -> dict
+    """A read's readable keys (``{key: {"value", "mode", ...}}``) as the facts carry them
+    (docs/facts.md, schema_version 3): ``keys`` ``{key: value}``, ``default_mode`` the mode
+    most keys have (the lowest of equally common ones; None for no keys) and ``modes``
+    ``{key: mode}`` for the keys whose mode is another.
+
+    Flat tables, and one mode for most keys: Ansible's controller handles a module result, and
+    copies a host's facts for every task, at a cost per mapping and per entry; ~1,300
+    ``{value, mode}`` mappings were most of a host's (version 1), and a mode per key, nearly all
+    ``0644``, half of what was left (version 2).
+    """
+    names = sorted(keys)
+    counts = {}
+    for key in names:
+        mode = keys[key]["mode"]
+        counts[mode] = counts.get(mode, 0) + 1
+    default = min(counts, key=lambda mode: (-counts[mode], mode)) if counts else None
+    return {
+        "keys": {k: keys[k]["value"] for k in names},
+        "default_mode": default,
+        "modes": {k: keys[k]["mode"] for k in names if keys[k]["mode"] != default},
+    }
+
+
 def read_tree_changes(root, known):
     # type: (str, dict) -> tuple
     """The keys of ``known`` as this process sees them, less those it sees exactly as ``known``

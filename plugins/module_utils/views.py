@@ -210,10 +210,7 @@ def diff_view(keys, unreadable, host_keys, host_unreadable, scope, probe=None, r
         "unreadable": {k: v for k, v in sorted(unreadable.items()) if k not in host_unreadable},
     }
     if full:
-        # the host's shape (docs/facts.md, schema_version 2): values and modes as two flat tables
-        names = sorted(keys)
-        view["keys"] = {k: keys[k]["value"] for k in names}
-        view["modes"] = {k: keys[k]["mode"] for k in names}
+        view.update(procsys.key_tables(keys))  # the host's shape (docs/facts.md, schema_version 3)
     return view
 
 

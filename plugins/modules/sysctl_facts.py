@@ -65,8 +65,8 @@ options:
   view:
     description:
       - V(diff) returns only what differs from the host (small enough for a fleet).
-      - V(full) also returns every key each set sees, its value in C(view.keys) and its mode in C(view.modes)
-        (about 60 KiB per set).
+      - V(full) also returns every key each set sees, its value in C(view.keys), the mode of most of them in
+        C(view.default_mode) and any other mode in C(view.modes) (about 30 KiB per set).
     type: str
     choices: [diff, full]
     default: diff
@@ -195,11 +195,11 @@ ansible_facts:
       contains:
         schema_version:
           description: >-
-            Version of this layout: 2. C(host.keys) maps each key to its value and
-            C(host.modes) each key to its mode (1 had one C({value, mode}) mapping per key); the controller still
-            reads version 1.
+            Version of this layout: 3. C(host.keys) maps each key to its value, C(host.default_mode) is the mode of
+            most keys and C(host.modes) maps each key with another mode to it. Version 2 listed every key's mode in
+            C(host.modes); version 1 had one C({value, mode}) mapping per key. The controller still reads both.
           type: int
-          sample: 2
+          sample: 3
         gathered_at:
           description: UTC time of the gather, ISO 8601.
           type: str
@@ -211,8 +211,9 @@ ansible_facts:
           type: dict
         host:
           description: >-
-            Kernel, namespaces, C(keys) (every readable key and its value), C(modes) (the same keys and their file
-            modes), C(unreadable) (keys that exist but could not be read, with mode and reason), persisted settings.
+            Kernel, namespaces, C(keys) (every readable key and its value), C(default_mode) (the file mode of most
+            of them), C(modes) (the keys whose mode is another, with it), C(unreadable) (keys that exist but could
+            not be read, with mode and reason), persisted settings.
           type: dict
         namespace_sets:
           description: >-
@@ -245,7 +246,7 @@ from ansible_collections.nsguard.sysctl.plugins.module_utils import (
 from ansible_collections.nsguard.sysctl.plugins.module_utils.procinfo import host_bounding_set, read_privileges
 from ansible_collections.nsguard.sysctl.plugins.module_utils.runtime_paths import DEFAULT_PATHS as DEFAULT_RUNTIME_PATHS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # An upper bound for timeout and gather_timeout (one day).
 MAX_SECONDS = 86400
 
@@ -260,23 +261,19 @@ def cpu_count():
 
 def host_section(keys, unreadable, host_ns, persisted_facts):
     # type: (dict, dict, dict, dict) -> dict
-    names = sorted(keys)
     uname = os.uname()  # gethostname(2) is uname's nodename: no socket module to import (4 ms compiled)
-    return {
+    host = {
         "kernel": {"release": uname.release, "version": uname.version, "machine": uname.machine},
         "hostname": uname.nodename,
         "cpus": cpu_count(),
         # who gathered: without root most namespace sets cannot be entered (a partial audit)
         "euid": os.geteuid(),
         "ns": host_ns,
-        # two flat tables, not one {value, mode} mapping per key: Ansible's controller handles a
-        # result and copies a host's facts at a cost per container (dict), and ~1,300 of them
-        # were most of a host's (docs/facts.md, schema_version 2)
-        "keys": {k: keys[k]["value"] for k in names},
-        "modes": {k: keys[k]["mode"] for k in names},
-        "unreadable": {k: {f: v[f] for f in ("mode", "reason", "message")} for k, v in sorted(unreadable.items())},
-        "persisted": persisted_facts,
     }
+    host.update(procsys.key_tables(keys))  # keys, default_mode, modes (docs/facts.md, schema_version 3)
+    host["unreadable"] = {k: {f: v[f] for f in ("mode", "reason", "message")} for k, v in sorted(unreadable.items())}
+    host["persisted"] = persisted_facts
+    return host
 
 
 def conntrack_section(host_keys, sets, host_ns):

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from . import acceptance
+from .facts_schema import key_modes
 from .knowledge import Entry, Gate, Knowledge, RuntimeSpec
 from .versions import KernelVersion, format_kernel, gate_reached, parse_kernel, try_parse_kernel
 from .vocabulary import PER_NAMESPACE_CLASSES, key_to_path, writable
@@ -310,7 +311,7 @@ def host_keys(facts: Mapping[str, Any]) -> Dict[str, Optional[str]]:
     """Every key the facts know of on the host, with its host mode (None when unknown).
     ``facts`` are of the current ``schema_version`` (``facts_schema.read_facts``)."""
     host = facts.get("host") or {}
-    keys: Dict[str, Optional[str]] = dict(host.get("modes") or {})   # every readable key's mode
+    keys: Dict[str, Optional[str]] = key_modes(host)   # every readable key's mode
     for key, record in (host.get("unreadable") or {}).items():
         keys[key] = (record or {}).get("mode")
     probe = facts.get("probe") or {}

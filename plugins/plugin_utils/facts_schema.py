@@ -10,7 +10,7 @@ model). Two checks run on the controller, once per host, before classification a
 - :func:`read_facts` converts facts of an earlier ``schema_version`` to the current shape
   (:func:`upgrade_facts`, the one place that knows version 1) and validates them against
   ``schemas/sysctl-facts.schema.json``, plus what the schema cannot say (``host.modes`` names
-  exactly the keys of ``host.keys``). Facts that do not validate are never linted: the host is
+  only keys of ``host.keys``, and every one of them when there is no ``host.default_mode``). Facts that do not validate are never linted: the host is
   reported ``failed`` with the JSON path that is wrong, so ``{}`` or ``host.keys: []`` can no
   longer pass as a clean host.
 - :func:`shadowing_facts` lists facts whose names belong to the audit's own variables
@@ -34,14 +34,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from .expectations import _json_path, load_json_schema, schema_errors
 
 __all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "FACTS_VAR", "LINT_RESULT_VAR", "read_facts", "upgrade_facts",
-           "shadowing_facts", "partial_gather"]
+           "key_mode", "key_modes", "shadowing_facts", "partial_gather"]
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                            "schemas", "sysctl-facts.schema.json")
 FACTS_VAR = "nsguard_sysctl"
-# The facts version the engine reads (docs/facts.md); version 1 is converted (upgrade_facts).
-SCHEMA_VERSION = 2
-READ_VERSIONS = (1, SCHEMA_VERSION)
+# The facts version the engine reads (docs/facts.md); versions 1 and 2 are converted (upgrade_facts).
+SCHEMA_VERSION = 3
+READ_VERSIONS = (1, 2, SCHEMA_VERSION)
 # The audit role registers the lint action's result under this name; the report reads it only
 # when no fact of the same name exists (a registered variable outranks a fact, but a host whose
 # lint never ran would otherwise show the forged one).
@@ -91,12 +91,17 @@ def _shown(value: Any) -> str:
 
 def upgrade_facts(facts: Any) -> Tuple[Any, Optional[str]]:
     """``(facts in the current shape, None)``, or ``(None, problem)`` for version 1 facts whose key
-    tables are not version 1's. The one place an earlier ``schema_version`` is read: facts of
-    version 1 (a fact cache written before version 2, tests/kernels/truth/*.json) have one
-    ``{value, mode}`` mapping per key in ``host.keys`` and a full view's ``view.keys``; they come
-    back as version 2 (``keys: {key: value}`` and ``modes: {key: mode}``), new mappings where
-    they differ, the given ones untouched. Version 2, and anything without a version, come back as
-    they are, for the schema to judge; an unknown version is the problem."""
+    tables are not version 1's. The one place an earlier ``schema_version`` is read (a fact cache
+    written by an earlier module):
+
+    - version 1 has one ``{value, mode}`` mapping per key in ``host.keys`` and a full view's
+      ``view.keys``; they come back split (``keys: {key: value}`` and ``modes: {key: mode}``);
+    - version 2 has those two tables with every key's mode and no ``default_mode``, which is
+      version 3 with no default (:func:`key_modes`): only its number changes.
+
+    New mappings where they differ, the given ones untouched. The current version, and anything
+    without a version, come back as they are, for the schema to judge; an unknown version is the
+    problem."""
     if not isinstance(facts, Mapping) or "schema_version" not in facts:
         return facts, None   # the schema names what is missing
     version = facts["schema_version"]
@@ -107,6 +112,8 @@ def upgrade_facts(facts: Any) -> Tuple[Any, Optional[str]]:
     if version == SCHEMA_VERSION:
         return facts, None
     out = dict(facts, schema_version=SCHEMA_VERSION)
+    if version == 2:
+        return out, None
     host = facts.get("host")
     if isinstance(host, Mapping) and "keys" in host:
         split, problem = _split_v1_table(host["keys"], ["host", "keys"])
@@ -146,29 +153,46 @@ def _schema_problem(facts: Any) -> Optional[str]:
     return "%s: %s%s" % (first["path"], first["message"][:300], more)
 
 
-def _modes_problem(values: Mapping[str, Any], modes: Mapping[str, Any], path: List[Any]) -> Optional[str]:
-    """Whether a mode table names exactly the keys of its value table (JSON Schema cannot say it)."""
-    if values.keys() == modes.keys():
-        return None
-    missing = sorted(set(values) - set(modes))
-    if missing:
-        return "%s: %d key(s) of keys have no mode here (%s): every key has its mode" % (
-            _json_path(path), len(missing), ", ".join(missing[:5]))
-    stray = sorted(set(modes) - set(values))
-    return "%s: %d mode(s) name no key of keys (%s)" % (_json_path(path), len(stray), ", ".join(stray[:5]))
+def _modes_problem(section: Mapping[str, Any], path: List[Any]) -> Optional[str]:
+    """Whether a mode table names only keys of its value table, and all of them when there is no
+    ``default_mode`` (JSON Schema cannot say it): every key has exactly one mode."""
+    values, modes = section.get("keys") or {}, section.get("modes") or {}
+    stray = [key for key in modes if key not in values]
+    if stray:
+        return "%s: %d mode(s) name no key of keys (%s)" % (_json_path(path), len(stray), ", ".join(sorted(stray)[:5]))
+    if section.get("default_mode") is None:
+        missing = [key for key in values if key not in modes]
+        if missing:
+            return "%s: %d key(s) of keys have no mode here (%s), and there is no default_mode" % (
+                _json_path(path), len(missing), ", ".join(sorted(missing)[:5]))
+    return None
 
 
 def _tables_problem(facts: Mapping[str, Any]) -> Optional[str]:
-    """The modes of valid facts: ``host.modes`` for every key of ``host.keys``, and a view's
-    ``modes`` for every key of its ``keys`` (either left out: none)."""
-    host = facts["host"]
-    problem = _modes_problem(host["keys"], host["modes"], ["host", "modes"])
+    """The modes of valid facts: ``host.modes`` and ``host.default_mode`` give every key of
+    ``host.keys`` one mode, and a view's its ``keys`` (a view's tables left out: none)."""
+    problem = _modes_problem(facts["host"], ["host", "modes"])
     for index, nset in enumerate(facts["namespace_sets"]):
         view = nset.get("view")
         if problem is None and view and ("keys" in view or "modes" in view):
-            problem = _modes_problem(view.get("keys") or {}, view.get("modes") or {},
-                                     ["namespace_sets", index, "view", "modes"])
+            problem = _modes_problem(view, ["namespace_sets", index, "view", "modes"])
     return problem
+
+
+def key_mode(section: Mapping[str, Any], key: str) -> Optional[str]:
+    """The mode of ``key`` of ``section`` (``host``, or a full ``view``, of facts :func:`read_facts`
+    read): its entry in ``modes``, else ``default_mode`` when ``keys`` has it; None for a key the
+    value table does not hold (an unreadable key's mode is in ``unreadable``)."""
+    modes = section.get("modes") or {}
+    if key in modes:
+        return modes[key]
+    return section.get("default_mode") if key in (section.get("keys") or {}) else None
+
+
+def key_modes(section: Mapping[str, Any]) -> Dict[str, Optional[str]]:
+    """``{key: mode}`` for every key of ``section``'s value table (:func:`key_mode` of each)."""
+    default, modes = section.get("default_mode"), section.get("modes") or {}
+    return {key: modes.get(key, default) for key in section.get("keys") or {}}
 
 
 def read_facts(facts: Any) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:

@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterable, List, Optional, Protocol, Sequence, Tupl
 
 from . import remediation as rem
 from .expectations import Expectation
+from .facts_schema import key_mode
 from .vocabulary import set_label
 
 __all__ = ["Context", "RuleLike", "ceil_to", "container_of", "glob_any", "make_finding"]
@@ -82,9 +83,9 @@ class Context:
         return (self.host_facts.get("keys") or {}).get(key)
 
     def host_mode(self, key: str) -> Optional[str]:
-        modes = self.host_facts.get("modes") or {}
-        if key in modes:
-            return modes[key]
+        mode = key_mode(self.host_facts, key)
+        if mode is not None:
+            return mode
         record = (self.host_facts.get("unreadable") or {}).get(key)
         return record.get("mode") if isinstance(record, Mapping) else None
 

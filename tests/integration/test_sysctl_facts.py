@@ -54,13 +54,16 @@ def test_gather_real_namespaces_through_playbook(tmp_path, distinctive_sets):
     facts = gather_facts_via_playbook(tmp_path)
 
     # The host, as sysctl prints it.
-    assert facts["schema_version"] == 2
+    assert facts["schema_version"] == 3
     assert facts["host"]["kernel"]["release"] == platform.release()
     assert facts["host"]["keys"]["net.core.somaxconn"] == before["net.core.somaxconn"]
     assert facts["host"]["keys"]["net.ipv4.ip_local_port_range"] == before["net.ipv4.ip_local_port_range"]
     assert "\t" in facts["host"]["keys"]["net.ipv4.tcp_rmem"]
-    assert facts["host"]["modes"]["kernel.pid_max"] == "0644"
-    assert facts["host"]["modes"].keys() == facts["host"]["keys"].keys()   # every readable key has its mode
+    # one mode for most keys, the others listed (read-only ones such as kernel.osrelease)
+    assert facts["host"]["default_mode"] == "0644" and "kernel.pid_max" not in facts["host"]["modes"]
+    assert facts["host"]["modes"]["kernel.osrelease"] == "0444"
+    assert facts["host"]["modes"].keys() <= facts["host"]["keys"].keys()
+    assert "0644" not in facts["host"]["modes"].values()
     unreadable = facts["host"]["unreadable"]
     assert unreadable["net.ipv6.conf.all.stable_secret"]["reason"] == "EIO"
     assert unreadable["net.ipv4.route.flush"]["reason"] == "write-only"

@@ -43,7 +43,7 @@ def _slim_facts(facts: Mapping[str, Any]) -> Dict[str, Any]:
     """What a table keeps of the guest's facts: what the classifier reads (kernel, every key's
     mode, the probe), no values. The table's own form, whatever the facts' schema_version: a
     key's mode is ``host.keys.<key>.mode``, as the tables made before facts version 2 have it."""
-    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.facts_schema import upgrade_facts
+    from ansible_collections.nsguard.sysctl.plugins.plugin_utils.facts_schema import key_modes, upgrade_facts
 
     facts, problem = upgrade_facts(facts)
     if problem:
@@ -52,7 +52,7 @@ def _slim_facts(facts: Mapping[str, Any]) -> Dict[str, Any]:
     return {
         "schema_version": facts.get("schema_version"),
         "host": {"kernel": host.get("kernel"),
-                 "keys": {k: {"mode": mode} for k, mode in sorted((host.get("modes") or {}).items())},
+                 "keys": {k: {"mode": mode} for k, mode in sorted(key_modes(host).items())},
                  "unreadable": {k: {"mode": r.get("mode"), "reason": r.get("reason")}
                                 for k, r in sorted((host.get("unreadable") or {}).items())}},
         "probe": facts.get("probe"),
@@ -154,12 +154,15 @@ def classifier_score(kb: Any, table: Mapping[str, Any]):
 
 def classifier_facts(table: Mapping[str, Any]) -> Dict[str, Any]:
     """The table's slim facts (:func:`_slim_facts`) as the classifier reads facts (docs/facts.md):
-    the modes in ``host.modes``. The slim form has no values (the classifier never reads one), so
-    it is no facts document of any schema_version and is not read as one."""
+    the keys in ``host.keys``, each mode in ``host.modes`` (no ``default_mode``). The slim form has
+    no values (the classifier never reads one: each is None here), so it is no facts document of
+    any schema_version and is not read as one."""
     slim = table["facts"]
     host = slim.get("host") or {}
+    table_keys = host.get("keys") or {}
     return dict(slim, host={"kernel": host.get("kernel"), "unreadable": host.get("unreadable") or {},
-                            "modes": {k: (r or {}).get("mode") for k, r in (host.get("keys") or {}).items()}})
+                            "keys": dict.fromkeys(table_keys),
+                            "modes": {k: (r or {}).get("mode") for k, r in table_keys.items()}})
 
 
 def knowledge_score(kb: Any, table: Mapping[str, Any]) -> Tuple[int, int, List[Tuple[str, str, str]]]:

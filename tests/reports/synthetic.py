@@ -105,13 +105,13 @@ def make_host(name: str, containers: int = 5, seed: int = 0, hostile: bool = Fal
                                  "host-only", "none", "net.core.netdev_max_backlog does not exist in the container's netns",
                                  "none", []))
     facts = {
-        "schema_version": 2, "gathered_at": "2026-11-29T01:50:03Z", "duration_ms": 412, "options": {},
+        "schema_version": 3, "gathered_at": "2026-11-29T01:50:03Z", "duration_ms": 412, "options": {},
         "host": {"kernel": {"release": "6.18.%d-synthetic" % rng.randrange(1, 50), "version": "#1 SMP", "machine": "x86_64"},
                  "hostname": name, "cpus": 2,
                  "ns": {"net": host_net, "ipc": 4026531839, "uts": 4026531838, "user": 4026531837, "pid": 4026531836,
                         "mnt": 4026531841, "cgroup": 4026531835},
                  "keys": {"net.core.somaxconn": "4096", "vm.max_map_count": "65530"},
-                 "modes": {"net.core.somaxconn": "0644", "vm.max_map_count": "0644"},
+                 "default_mode": "0644", "modes": {},
                  "unreadable": {}, "persisted": {"files": [], "keys": {}, "errors": []}},
         "namespace_sets": sets,
         "conntrack": ({"loaded": True, "max": ct_max, "buckets": 65536, "expect_max": 1024, "per_netns": per_netns}

@@ -35,11 +35,12 @@ def test_view_diff_is_compact():
     assert views.conntrack_count(seen) == 3
     assert "keys" not in view and "modes" not in view
     full = views.diff_view(seen, {}, host, {}, set(host), probe=probe, full=True)
-    # the full view in the host's shape (facts schema_version 2): two flat tables, the same keys
+    # the full view in the host's shape (facts schema_version 3): flat tables, one default mode
+    # (of two equally common modes the lower) and the keys with another
     assert full["keys"] == {"net.core.rmem_max": "212992", "net.core.somaxconn": "1024",
                             "net.ipv4.conf.lo.forwarding": "0", "net.netfilter.nf_conntrack_count": "3"}
-    assert full["modes"] == {"net.core.rmem_max": "0444", "net.core.somaxconn": "0644",
-                             "net.ipv4.conf.lo.forwarding": "0644", "net.netfilter.nf_conntrack_count": "0444"}
+    assert full["default_mode"] == "0444"
+    assert full["modes"] == {"net.core.somaxconn": "0644", "net.ipv4.conf.lo.forwarding": "0644"}
 
 
 def test_plan_reads_only_what_can_differ():

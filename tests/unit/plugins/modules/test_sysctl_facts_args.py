@@ -101,7 +101,7 @@ def test_good_arguments_gather_the_host_in_check_mode(capsys):
     # include then exclude: only kernel.hostname is left, with the kernel's own answer
     assert list(facts["host"]["keys"]) == ["kernel.hostname"]
     assert facts["host"]["keys"]["kernel.hostname"] == socket.gethostname()
-    assert facts["host"]["modes"] == {"kernel.hostname": "0644"}
+    assert facts["host"]["default_mode"] == "0644" and facts["host"]["modes"] == {}
     assert facts["host"]["kernel"]["release"] == os.uname().release
     assert facts["namespace_sets"] == []
     assert facts["probe"] == {"enabled": False}
