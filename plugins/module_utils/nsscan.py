@@ -16,8 +16,11 @@ __metaclass__ = type
 import os
 
 from ansible_collections.nsguard.sysctl.plugins.module_utils import procinfo
+from ansible_collections.nsguard.sysctl.plugins.module_utils.probe_facts import PROBE_TYPES
 
-COMPARED_TYPES = ("net", "ipc", "uts", "user", "pid")
+# A set is compared with the host on the types whose sysctls a namespace can own: the types the
+# probe makes throwaway namespaces of.
+COMPARED_TYPES = PROBE_TYPES
 # The name every process the facts module forks gives itself (nsenter.name_worker): the probe's
 # throwaway namespaces and the readers that enter sets. The scan leaves out its own module's
 # such processes, and those of another gather running at the same time (two audits of a host,

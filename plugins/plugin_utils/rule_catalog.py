@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 
+from ..module_utils.probe_facts import PROBE_TYPES
 from .datacache import load_data, memoized
 from .datafile import DataFileError
 from .expectations import ConstraintError, Selector, load_json_schema, parse_constraint, schema_errors
@@ -48,7 +49,6 @@ __all__ = [
 
 CATALOG_DIR = data_dir("rules", "catalog")
 SCHEMA_FILE = CATALOG_DIR / "catalog.schema.json"
-_NS_TYPES = ("net", "ipc", "uts", "user", "pid")
 
 
 # --------------------------------------------------------------------------- the catalog
@@ -285,7 +285,7 @@ _BASE_FACTS: Dict[str, Any] = {
     },
     "namespace_sets": [],
     "conntrack": {"loaded": False},
-    "probe": {"enabled": True, "namespaces": list(_NS_TYPES), "absent": [], "mode_differs": {},
+    "probe": {"enabled": True, "namespaces": list(PROBE_TYPES), "absent": [], "mode_differs": {},
               "value_differs": [], "owner": {}, "unknown": [], "errors": []},
     "errors": [],
 }
