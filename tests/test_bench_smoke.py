@@ -1,9 +1,9 @@
-"""Keep ``bench/bench_gather.py`` from rotting: run it with tiny sizes through the real kernel.
+"""Keep the benches from rotting: run them with tiny sizes, through the real kernel where they need it.
 
 No timing is asserted (performance is judged from the bench's own output, never in tests). What
-is asserted: the bench prints every ratio line of issue 2, the gather found and read every set
-the bench made (their distinctive somaxconn and hostname), the facts sizes are reported, and no
-process is left in the bench's namespaces afterwards.
+is asserted: each bench prints its ratio lines; the gather benches found and read every set they
+made (their distinctive somaxconn and hostname), report the facts sizes and leave no process in
+their namespaces; the fleet bench reports every host; the ansible-lint bench ran both sides.
 """
 from __future__ import annotations
 
@@ -116,3 +116,23 @@ def test_bench_fleet_controller_distinct_kernels(tmp_path):
     model = json.loads((keep / "reports" / "fleet.json").read_text())
     releases = {row["name"]: row["kernel"] for row in model["hosts"]}
     assert len(set(releases.values())) == 3 and all(rel.endswith("-" + host) for host, rel in releases.items())
+
+
+def test_bench_ansible_lint_runs_both_sides(tmp_path):
+    """bench_ansible_lint.py (issues 6 and 15) on 5 playbooks: both sides of the Runner and of
+    the CLI ran, the nsguard rules found the tree's container task, the verdict line is there."""
+    keep = tmp_path / "tree"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "bench_ansible_lint.py"), "--playbooks", "5",
+                           "--repeat", "1", "--keep", str(keep)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO, check=False)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr[-2000:]
+    assert re.search(r"^tree: 5 playbooks, \d+ tasks \(1 container tasks\)", out, re.M), out
+    assert re.search(r"^bytecode cache: (on|OFF \(PYTHONDONTWRITEBYTECODE)", out, re.M), out
+    assert re.search(r"^rules only \(Runner, syntax check skipped\): default [0-9.]+ s wall / [0-9.]+ s CPU, "
+                     r"with nsguard [0-9.]+ s / [0-9.]+ s -> ratio wall [0-9.]+, CPU [0-9.]+$", out, re.M), out
+    assert re.search(r"^CPU time inside the nsguard rules: [0-9.]+ s = [-+][0-9.]+% .*; [1-9]\d* findings$", out, re.M), out
+    # the default rules exit 0 on the generated tree; the nsguard rules' findings make the CLI exit 2
+    assert re.search(r"^ansible-lint CLI: .* [1-9]\d* nsguard findings, exit codes 0/2$", out, re.M), out
+    assert re.search(r"^(PASS|OVER TARGET)$", out, re.M), out
+    assert len(list((keep / "playbooks").glob("*.yml"))) == 5
