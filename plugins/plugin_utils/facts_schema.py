@@ -10,9 +10,9 @@ model). Two checks run on the controller, once per host, before classification a
 - :func:`read_facts` converts facts of an earlier ``schema_version`` to the current shape
   (:func:`upgrade_facts`, the one place that knows version 1) and validates them against
   ``schemas/sysctl-facts.schema.json``, plus what the schema cannot say (``host.modes`` names
-  only keys of ``host.keys``, and every one of them when there is no ``host.default_mode``). Facts that do not validate are never linted: the host is
-  reported ``failed`` with the JSON path that is wrong, so ``{}`` or ``host.keys: []`` can no
-  longer pass as a clean host.
+  only keys of ``host.keys``, and every one of them when there is no ``host.default_mode``).
+  Facts that do not validate are never linted: the host is reported ``failed`` with the JSON
+  path that is wrong, so ``{}`` or ``host.keys: []`` can no longer pass as a clean host.
 - :func:`shadowing_facts` lists facts whose names belong to the audit's own variables
   (``nsguard_sysctl_*``). With ``INJECT_FACTS_AS_VARS`` (Ansible's default) a fact becomes a
   variable that outranks role defaults and inventory variables, so a forged
