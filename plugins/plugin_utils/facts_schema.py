@@ -8,7 +8,7 @@ containers and writes sysctl.d files, decides every byte of it (docs/reliability
 model). Two checks run on the controller, once per host, before classification and lint:
 
 - :func:`read_facts` converts facts of an earlier ``schema_version`` to the current shape
-  (:func:`upgrade_facts`, the one place that knows version 1) and validates them against
+  (:func:`upgrade_facts`, the one place that knows versions 1 and 2) and validates them against
   ``schemas/sysctl-facts.schema.json``, plus what the schema cannot say (``host.modes`` names
   only keys of ``host.keys``, and every one of them when there is no ``host.default_mode``).
   Facts that do not validate are never linted: the host is reported ``failed`` with the JSON
